@@ -1,0 +1,3 @@
+from neurofl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""CLI command modules; each exposes click commands that `neurofl.cli` registers."""

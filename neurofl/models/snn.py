@@ -1,0 +1,64 @@
+"""SLAYER spiking networks (lava-dl CUBA Dense blocks) constrained by a hardware profile."""
+
+from __future__ import annotations
+
+import torch
+from lava.lib.dl import slayer
+
+from neurofl.data.encoding import encode
+from neurofl.errors import UserError
+from neurofl.models.factory import Architecture
+from neurofl.profiles import HardwareProfile
+
+# SLAYER's CUBA neuron is hard-wired to Loihi's grids; a profile must agree with them.
+SLAYER_DECAY_BITS = 12
+SLAYER_THRESHOLD_SCALE = 64
+
+
+class SpikingMLP(torch.nn.Module):
+    """CUBA LIF network of ``slayer.block.cuba.Dense`` blocks.
+
+    Weights pass through the profile's quantizer (a straight-through pre-hook); each block
+    delays its output by one step (``delay_shift``), as Lava's Dense does.
+
+    forward: x (batch, *input_shape) -> logits (batch, classes) = output spike counts over T steps.
+    """
+
+    def __init__(self, arch: Architecture, profile: HardwareProfile):
+        super().__init__()
+        if profile.neuron.decay_bits != SLAYER_DECAY_BITS or profile.neuron.threshold_scale != SLAYER_THRESHOLD_SCALE:
+            raise UserError(
+                f"profile '{profile.name}': SLAYER CUBA neurons need neuron.decay_bits = {SLAYER_DECAY_BITS} "
+                f"and neuron.threshold_scale = {SLAYER_THRESHOLD_SCALE}"
+            )
+        self.arch = arch
+        self.profile = profile
+        self.time_steps = profile.simulation.time_steps
+        self.encoding = profile.spikes.input_encoding
+        widths = arch.widths
+        self.blocks = torch.nn.ModuleList(
+            slayer.block.cuba.Dense(
+                arch.neuron.as_slayer(),
+                a,
+                b,
+                weight_scale=arch.weight_scale,
+                weight_norm=False,
+                pre_hook_fx=profile.quantize_weight,
+                delay_shift=True,
+            )
+            for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+
+    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
+        s = encode(x, self.encoding, self.time_steps, generator)
+        for block in self.blocks:
+            s = block(s)
+        return s
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.spikes(x, generator).sum(-1)
+
+    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
+        """(parameter name, synapse module) of every block, for per-sample gradients."""
+        return [(f"blocks.{i}.synapse.weight", b.synapse) for i, b in enumerate(self.blocks)]
