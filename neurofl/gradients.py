@@ -60,12 +60,20 @@ def per_sample_gradients(
         elif a.dim() == 3:  # SLAYER Dense synapse over time: (n, in, T), (n, out, T)
             w = torch.einsum("not,nit->noi", g, a)
         else:
-            raise NotImplementedError(f"per-sample gradients for {type(module).__name__} inputs of shape {tuple(a.shape)}")
-        w = w.reshape((w.shape[0], *module.weight.shape))
-        if group > 1:
-            w = w.reshape(w.shape[0] // group, group, *w.shape[1:]).mean(1)
-        grads[name] = w
+            kind = type(module).__name__
+            raise NotImplementedError(f"per-sample gradients for {kind} inputs of shape {tuple(a.shape)}")
+        grads[name] = _group_mean(w.reshape((w.shape[0], *module.weight.shape)), group)
+        if getattr(module, "bias", None) is not None:  # per-sample bias gradient: dz summed over all but channels
+            gb = g.reshape(g.shape[0], g.shape[1], -1).sum(-1)
+            grads[name.rsplit(".", 1)[0] + ".bias"] = _group_mean(gb.reshape((gb.shape[0], *module.bias.shape)), group)
     return grads
+
+
+def _group_mean(w: torch.Tensor, group: int) -> torch.Tensor:
+    """(n, ...) -> (n // group, ...): each client's mean over its ``group`` samples."""
+    if group == 1:
+        return w
+    return w.reshape(w.shape[0] // group, group, *w.shape[1:]).mean(1)
 
 
 def flatten(grads: dict[str, torch.Tensor]) -> torch.Tensor:

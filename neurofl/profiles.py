@@ -158,9 +158,7 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     return from_table(HardwareProfile, table, path)
 
 
-def quantize_update(
-    tensor: torch.Tensor, fmt: UpdateFormat, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def quantize_update(tensor: torch.Tensor, fmt: UpdateFormat, generator: torch.Generator | None = None) -> torch.Tensor:
     """Quantize an update the way a device uploads it, and return what the server reconstructs.
 
     Parameters

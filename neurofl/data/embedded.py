@@ -18,4 +18,6 @@ def load_digits(data_dir: Path | None = None, download: bool = False) -> Dataset
 
     d = sk_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]
-    return Dataset("digits", x, d.target.astype(np.int64), 10, "image", "scikit-learn load_digits (UCI ML hand-written digits)")
+    return Dataset(
+        "digits", x, d.target.astype(np.int64), 10, "image", "scikit-learn load_digits (UCI ML hand-written digits)"
+    )

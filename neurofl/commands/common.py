@@ -1,0 +1,35 @@
+"""Shared CLI pieces: the --json option, result output, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+stderr = Console(stderr=True)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+
+
+def emit(result: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    """Print ``result`` as JSON on stdout, or call ``human`` to print it for people."""
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        human()
+
+
+def progress() -> Progress:
+    """A rich progress bar on stderr (stdout stays clean for --json)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=False,
+    )

@@ -1,0 +1,89 @@
+"""`neurofl evaluate`: leakage of ANN vs SNN updates under hardware profiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from neurofl.commands.common import emit, json_option, progress
+
+
+@click.command()
+@click.option(
+    "--profile",
+    "profile",
+    default="loihi2",
+    show_default=True,
+    help="Hardware profile name or TOML path; a comma-separated list compares several.",
+)
+@click.option("--dataset", default="digits", show_default=True, help="Dataset name (see `neurofl datasets list`).")
+@click.option("--attack", default="inverting_gradients", show_default=True, help="Attack recipe name or TOML path.")
+@click.option(
+    "--clients", default=8, show_default=True, type=click.IntRange(1), help="Clients in the round (IID split)."
+)
+@click.option("--victims", default=32, show_default=True, type=click.IntRange(1), help="Client updates attacked.")
+@click.option(
+    "--batch-size", default=1, show_default=True, type=click.IntRange(1), help="Private samples per update (FedSGD)."
+)
+@click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's attack iterations.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=lambda: os.environ.get("NEUROFL_DATA"),
+    help="Folder with on-disk datasets [env NEUROFL_DATA].",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("runs/evaluate"),
+    show_default=True,
+    help="Run folder; rerun with the same --out to resume.",
+)
+@json_option
+def evaluate(
+    profile: str,
+    dataset: str,
+    attack: str,
+    clients: int,
+    victims: int,
+    batch_size: int,
+    iterations: int | None,
+    seed: int,
+    data_dir: Path | None,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """One federated round; the server inverts each victim's (quantized) update; ANN vs SNN leakage."""
+    from neurofl.evaluate import EvaluateConfig, run_evaluate
+    from neurofl.report import markdown
+
+    cfg = EvaluateConfig(
+        profiles=tuple(p.strip() for p in profile.split(",") if p.strip()),
+        dataset=dataset,
+        attack=attack,
+        clients=clients,
+        victims=victims,
+        batch_size=batch_size,
+        seed=seed,
+        out=out,
+        data_dir=Path(data_dir) if data_dir else None,
+        iterations=iterations,
+    )
+    with progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(row: str, done: int, total: int) -> None:
+            if row not in tasks:
+                tasks[row] = bar.add_task(f"attack {row}", total=total)
+            bar.update(tasks[row], completed=done)
+
+        report = run_evaluate(cfg, on_progress)
+
+    def human() -> None:
+        click.echo(markdown(report))
+        click.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'reconstructions.png'}")
+
+    emit(report, as_json, human)

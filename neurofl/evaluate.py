@@ -1,0 +1,296 @@
+"""`neurofl evaluate`: one federated round, the server inverts each victim's shared update, and
+leakage is compared between the float ANN, the float SNN and the SNN under each hardware profile.
+
+Each result row is computed in chunks of victims; every finished chunk is saved under
+``OUT/rows/`` so an interrupted run resumes where it stopped and gives the same report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurofl import __version__
+from neurofl.attacks import idlg_labels, invert, load_recipe
+from neurofl.data import load_dataset, split_dataset
+from neurofl.errors import UserError
+from neurofl.gradients import per_sample_gradients
+from neurofl.metrics import Oracle, Rate, attack_success, l2, mse, psnr, ssim
+from neurofl.models import Architecture, build_model
+from neurofl.profiles import HardwareProfile, load_profile, quantize_update
+from neurofl.report import atomic_write_bytes, markdown, reconstructions_png, write_json
+
+CHUNK = 16  # victims optimized together; also the resume granularity
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of one evaluation (everything that determines its results)."""
+
+    profiles: tuple[str, ...] = ("loihi2",)
+    dataset: str = "digits"
+    attack: str = "inverting_gradients"
+    clients: int = 8
+    victims: int = 32
+    batch_size: int = 1
+    seed: int = 0
+    out: Path = Path("runs/evaluate")
+    data_dir: Path | None = None
+    iterations: int | None = None  # overrides the recipe's (for quick runs and tests)
+
+    def fingerprint(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("out")
+        return json.loads(json.dumps(d, default=str))  # the form it takes in config.json
+
+
+@dataclass(frozen=True)
+class Victims:
+    """The private batches whose updates the server attacks.
+
+    x: (victims * batch, *input_shape), y: (victims * batch,), client: (victims,) the owning client.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    client: np.ndarray
+
+
+ProgressFn = Callable[[str, int, int], None]  # (row name, victims done, victims total)
+
+
+def iid_partition(n: int, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Split indices ``range(n)`` into ``clients`` disjoint IID shards of near-equal size."""
+    return [np.sort(s) for s in np.array_split(rng.permutation(n), clients)]
+
+
+def draw_victims(x: np.ndarray, y: np.ndarray, cfg: EvaluateConfig) -> Victims:
+    """Victim v belongs to client ``v % clients`` and holds ``batch_size`` samples of its shard."""
+    rng = np.random.default_rng(cfg.seed)
+    shards = iid_partition(len(x), cfg.clients, rng)
+    per_client = -(-cfg.victims // cfg.clients) * cfg.batch_size
+    if min(len(s) for s in shards) < per_client:
+        raise UserError(
+            f"--victims {cfg.victims} x --batch-size {cfg.batch_size} needs {per_client} samples per client, "
+            f"but {cfg.clients} clients hold only {min(len(s) for s in shards)} each; use fewer victims or clients"
+        )
+    picks = [rng.permutation(s)[:per_client] for s in shards]
+    idx, owner = [], []
+    for v in range(cfg.victims):
+        c = v % cfg.clients
+        k = v // cfg.clients
+        idx.extend(picks[c][k * cfg.batch_size : (k + 1) * cfg.batch_size])
+        owner.append(c)
+    idx = np.asarray(idx)
+    return Victims(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), np.asarray(owner))
+
+
+def shared_updates(
+    model: torch.nn.Module, victims: Victims, profile: HardwareProfile, cfg: EvaluateConfig
+) -> dict[str, torch.Tensor]:
+    """What each victim client uploads: its FedSGD gradient, quantized as ``profile.update`` says.
+
+    Returns name -> (victims, *weight_shape).
+    """
+    enc = torch.Generator().manual_seed(cfg.seed + 1000)  # the clients' private encoding randomness
+    rnd = torch.Generator().manual_seed(cfg.seed + 2000)  # stochastic rounding
+    grads = per_sample_gradients(model, victims.x, victims.y, generator=enc, group=cfg.batch_size)
+    return {k: quantize_update(v.detach(), profile.update, rnd) for k, v in grads.items()}
+
+
+def _rows(profiles: list[HardwareProfile]) -> list[tuple[str, HardwareProfile]]:
+    f32 = load_profile("float32")
+    rows = [("ann", f32), ("snn", f32)]
+    rows += [("snn", p) for p in profiles if p.name != "float32"]
+    return rows
+
+
+class RowStore:
+    """Per-row chunk results on disk (``OUT/rows/<model>@<profile>/chunk_<k>.npz``)."""
+
+    def __init__(self, out: Path, row: str):
+        self.dir = out / "rows" / row
+
+    def path(self, k: int) -> Path:
+        return self.dir / f"chunk_{k:04d}.npz"
+
+    def load(self, k: int) -> dict[str, np.ndarray] | None:
+        p = self.path(k)
+        if not p.is_file():
+            return None
+        with np.load(p) as z:
+            return {name: z[name] for name in z.files}
+
+    def save(self, k: int, arrays: dict[str, np.ndarray]) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.path(k), buf.getvalue())
+
+
+def _check_out(cfg: EvaluateConfig) -> None:
+    """A run directory belongs to one configuration: refuse to mix results."""
+    cfg_path = cfg.out / "config.json"
+    mine = {"neurofl_version": __version__, **cfg.fingerprint()}
+    if cfg_path.is_file():
+        try:
+            theirs = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise UserError(f"{cfg_path}: unreadable; remove it or use another --out") from None
+        if theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise UserError(f"{cfg.out} holds a run with different settings ({', '.join(diff)}); use another --out")
+    else:
+        write_json(cfg_path, mine)
+
+
+def run_row(
+    kind: str,
+    profile: HardwareProfile,
+    arch: Architecture,
+    victims: Victims,
+    cfg: EvaluateConfig,
+    store: RowStore,
+    on_chunk: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Attack every victim's update for one (model, profile) row, resuming from saved chunks."""
+    recipe = load_recipe(cfg.attack)
+    if cfg.iterations is not None:
+        recipe = dataclasses.replace(recipe, iterations=cfg.iterations)
+    model = build_model(kind, arch, profile, seed=cfg.seed)
+    target = shared_updates(model, victims, profile, cfg)
+    last = list(target)[-1]
+    if recipe.labels == "idlg" and cfg.batch_size == 1:
+        labels = idlg_labels(target[last])
+    else:
+        labels = victims.y
+    b = cfg.batch_size
+    chunks = []
+    for k, start in enumerate(range(0, cfg.victims, CHUNK)):
+        done = store.load(k)
+        if done is None:
+            stop = min(start + CHUNK, cfg.victims)
+            t0 = time.perf_counter()
+            inv = invert(
+                model,
+                {n: t[start:stop] for n, t in target.items()},
+                labels[start * b : stop * b],
+                tuple(arch.input_shape),
+                recipe,
+                seed=cfg.seed + 1 + 7919 * k,
+                batch=b,
+            )
+            done = {
+                "images": inv.images.numpy().astype(np.float32),
+                "loss": inv.loss.numpy(),
+                "labels": labels[start * b : stop * b].numpy(),
+                "seconds": np.float64(time.perf_counter() - t0),
+            }
+            store.save(k, done)
+        chunks.append(done)
+        if on_chunk is not None:
+            on_chunk(min(start + CHUNK, cfg.victims))
+    return {
+        "images": np.concatenate([c["images"] for c in chunks]),
+        "loss": np.concatenate([c["loss"] for c in chunks]),
+        "labels": np.concatenate([c["labels"] for c in chunks]),
+        "seconds": np.float64(sum(float(c["seconds"]) for c in chunks)),
+    }
+
+
+def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Victims, oracle: Oracle) -> dict[str, Any]:
+    """Leakage metrics of one row. Victims whose attack diverged count as failures for ASR and are
+    left out of the image metrics (their number is reported as ``failed``)."""
+    truth = victims.x.numpy()
+    rec = res["images"]
+    ok = np.isfinite(rec.reshape(len(rec), -1)).all(1) & np.isfinite(res["loss"]).repeat(len(rec) // len(res["loss"]))
+    asr: Rate = attack_success(
+        oracle, np.where(ok.reshape((-1,) + (1,) * (rec.ndim - 1)), rec, np.nan), victims.y.numpy()
+    )
+    label_acc = float((res["labels"] == victims.y.numpy()).mean())
+
+    def mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
+        return float(np.mean(f(rec[ok], truth[ok]))) if ok.any() else None
+
+    return {
+        "model": kind,
+        "profile": profile,
+        "victims": int(len(res["loss"])),
+        "asr": asr.value,
+        "asr_ci95": list(asr.ci95),
+        "asr_successes": asr.successes,
+        "psnr": mean(psnr),
+        "ssim": mean(ssim),
+        "mse": mean(mse),
+        "l2": mean(l2),
+        "label_accuracy": label_acc,
+        "failed": int((~ok).sum()),
+        "seconds": float(res["seconds"]),
+    }
+
+
+def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run the evaluation and write report.json, report.md and reconstructions.png into ``cfg.out``.
+
+    Returns the report (report.json's content).
+    """
+    if cfg.victims < 1 or cfg.clients < 1 or cfg.batch_size < 1:
+        raise UserError("--victims, --clients and --batch-size must be >= 1")
+    profiles = [load_profile(p) for p in cfg.profiles]
+    recipe = load_recipe(cfg.attack)
+    ds = load_dataset(cfg.dataset, cfg.data_dir)
+    splits = split_dataset(ds, cfg.seed)
+    victims = draw_victims(splits.clients.x, splits.clients.y, cfg)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    _check_out(cfg)
+
+    oracle = Oracle(cfg.seed).fit(splits.oracle.x, splits.oracle.y)
+    arch = Architecture(ds.input_shape, ds.classes)
+    results, images = [], {}
+    for kind, profile in _rows(profiles):
+        name = f"{kind}@{profile.name}"
+        store = RowStore(cfg.out, name)
+        res = run_row(
+            kind,
+            profile,
+            arch,
+            victims,
+            cfg,
+            store,
+            on_chunk=(lambda done, n=name: on_progress(n, done, cfg.victims)) if on_progress else None,
+        )
+        results.append(score_row(kind, profile.name, res, victims, oracle))
+        images[name] = res["images"]
+
+    main_profile = profiles[-1].name
+    ann = next(r for r in results if r["model"] == "ann")
+    snn = next(r for r in results if r["model"] == "snn" and r["profile"] == main_profile)
+    report = {
+        "neurofl_version": __version__,
+        "dataset": cfg.dataset,
+        "attack": recipe.name,
+        "attack_iterations": cfg.iterations or recipe.iterations,
+        "profile": main_profile,
+        "profiles": [p.name for p in profiles],
+        "seed": cfg.seed,
+        "clients": cfg.clients,
+        "victims": cfg.victims,
+        "batch_size": cfg.batch_size,
+        "chance": 1.0 / ds.classes,
+        "oracle_accuracy": oracle.accuracy(victims.x.numpy(), victims.y.numpy()),
+        "oracle_test_accuracy": oracle.accuracy(splits.test.x, splits.test.y),
+        "results": results,
+        "asr_reduction": (1 - snn["asr"] / ann["asr"]) if ann["asr"] > 0 else None,
+    }
+    write_json(cfg.out / "report.json", report)
+    atomic_write_bytes(cfg.out / "report.md", markdown(report).encode())
+    reconstructions_png(cfg.out / "reconstructions.png", victims.x.numpy(), images)
+    return report

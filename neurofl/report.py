@@ -1,0 +1,112 @@
+"""Evaluation outputs: report.json, report.md, reconstructions.png (written atomically)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, non-finite floats to null."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table with its settings and how to read it."""
+    lines = [
+        f"# neurofl evaluate: {report['dataset']}, attack {report['attack']}",
+        "",
+        f"Victims: {report['victims']} (batch {report['batch_size']}, {report['clients']} clients), "
+        f"seed {report['seed']}. "
+        f"Oracle accuracy on the victims' true inputs: {_fmt(report['oracle_accuracy'])} "
+        f"(the top of the ASR scale); chance: {_fmt(report['chance'])}.",
+        "",
+        "| model | profile | ASR | ASR 95% CI | chance | PSNR dB | SSIM | MSE | l2 | label acc | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        ci = r["asr_ci95"]
+        lines.append(
+            f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])} | [{_fmt(ci[0])}, {_fmt(ci[1])}] "
+            f"| {_fmt(report['chance'])} "
+            f"| {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['mse'], 4)} | {_fmt(r['l2'])} "
+            f"| {_fmt(r['label_accuracy'])} | {_fmt(r['seconds'], 1)} |"
+        )
+    lines += [
+        "",
+        f"ASR reduction (1 - ASR(snn@{report['profile']}) / ASR(ann@float32)): {_fmt(report['asr_reduction'])}",
+        "",
+        "ASR: share of victims whose reconstruction an independent oracle classifier assigns the victim's true "
+        "label. PSNR/SSIM/MSE/l2 compare each reconstruction with the victim's true input (means over victims; "
+        "failed victims excluded and counted in `failed`). Label acc: labels recovered from the update itself (iDLG).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def reconstructions_png(path: Path, originals: np.ndarray, rows: dict[str, np.ndarray], max_cols: int = 16) -> None:
+    """Originals in the top row, one row of reconstructions per result row. Arrays: (n, C, H, W)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(len(originals), max_cols)
+    all_rows = {"original": originals, **rows}
+    fig, axes = plt.subplots(len(all_rows), n, figsize=(n * 0.9, len(all_rows) * 1.0), squeeze=False)
+    for r, (name, imgs) in enumerate(all_rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            img = np.nan_to_num(np.asarray(imgs[c], np.float64))
+            img = img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1)
+            ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
