@@ -24,8 +24,8 @@ from neurofl.attacks import idlg_labels, invert, load_recipe
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.gradients import per_sample_gradients
-from neurofl.metrics import Oracle, Rate, attack_success, l2, mse, psnr, ssim
-from neurofl.models import Architecture, build_model
+from neurofl.metrics import Oracle, Rate, attack_success, binarize_events, l2, mse, psnr, reidentification, ssim
+from neurofl.models import architecture_for, build_model
 from neurofl.profiles import HardwareProfile, load_profile, quantize_update
 from neurofl.report import atomic_write_bytes, markdown, reconstructions_png, write_json
 
@@ -46,6 +46,7 @@ class EvaluateConfig:
     out: Path = Path("runs/evaluate")
     data_dir: Path | None = None
     iterations: int | None = None  # overrides the recipe's (for quick runs and tests)
+    arch: str = "auto"  # mlp | conv | auto (see neurofl.models.architecture_for)
 
     def fingerprint(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -63,6 +64,7 @@ class Victims:
     x: torch.Tensor
     y: torch.Tensor
     client: np.ndarray
+    index: np.ndarray  # (victims * batch,) row of each sample in the clients' data
 
 
 ProgressFn = Callable[[str, int, int], None]  # (row name, victims done, victims total)
@@ -91,7 +93,7 @@ def draw_victims(x: np.ndarray, y: np.ndarray, cfg: EvaluateConfig) -> Victims:
         idx.extend(picks[c][k * cfg.batch_size : (k + 1) * cfg.batch_size])
         owner.append(c)
     idx = np.asarray(idx)
-    return Victims(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), np.asarray(owner))
+    return Victims(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), np.asarray(owner), idx)
 
 
 def shared_updates(
@@ -155,7 +157,7 @@ def _check_out(cfg: EvaluateConfig) -> None:
 def run_row(
     kind: str,
     profile: HardwareProfile,
-    arch: Architecture,
+    arch: Any,
     victims: Victims,
     cfg: EvaluateConfig,
     store: RowStore,
@@ -206,15 +208,36 @@ def run_row(
     }
 
 
-def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Victims, oracle: Oracle) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Judge:
+    """How a dataset's leakage is scored: ``oracle`` (class label) or ``reid`` (nearest neighbour in
+    the clients' data), and whether inputs are events (binarized before scoring)."""
+
+    kind: str
+    oracle: Oracle | None
+    gallery: np.ndarray | None
+    events: bool
+
+    @property
+    def top(self) -> str:
+        return "re-identification" if self.kind == "reid" else "oracle"
+
+
+def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Victims, judge: Judge) -> dict[str, Any]:
     """Leakage metrics of one row. Victims whose attack diverged count as failures for ASR and are
-    left out of the image metrics (their number is reported as ``failed``)."""
+    left out of the image metrics (their number is reported as ``failed``). Event reconstructions
+    are binarized first; PSNR and SSIM are then not defined (None) and l2 is the study's metric."""
     truth = victims.x.numpy()
     rec = res["images"]
-    ok = np.isfinite(rec.reshape(len(rec), -1)).all(1) & np.isfinite(res["loss"]).repeat(len(rec) // len(res["loss"]))
-    asr: Rate = attack_success(
-        oracle, np.where(ok.reshape((-1,) + (1,) * (rec.ndim - 1)), rec, np.nan), victims.y.numpy()
-    )
+    per_victim_ok = np.isfinite(res["loss"]).repeat(len(rec) // len(res["loss"]))
+    ok = np.isfinite(rec.reshape(len(rec), -1)).all(1) & per_victim_ok
+    rec = np.where(ok.reshape((-1,) + (1,) * (rec.ndim - 1)), rec, np.nan)
+    if judge.events:
+        rec = binarize_events(rec)
+    if judge.kind == "reid":
+        asr: Rate = reidentification(rec, judge.gallery, victims.index)
+    else:
+        asr = attack_success(judge.oracle, rec, victims.y.numpy())
     label_acc = float((res["labels"] == victims.y.numpy()).mean())
 
     def mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
@@ -227,8 +250,8 @@ def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Vict
         "asr": asr.value,
         "asr_ci95": list(asr.ci95),
         "asr_successes": asr.successes,
-        "psnr": mean(psnr),
-        "ssim": mean(ssim),
+        "psnr": None if judge.events else mean(psnr),
+        "ssim": None if judge.events else mean(ssim),
         "mse": mean(mse),
         "l2": mean(l2),
         "label_accuracy": label_acc,
@@ -252,8 +275,14 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
     cfg.out.mkdir(parents=True, exist_ok=True)
     _check_out(cfg)
 
-    oracle = Oracle(cfg.seed).fit(splits.oracle.x, splits.oracle.y)
-    arch = Architecture(ds.input_shape, ds.classes)
+    arch = architecture_for(ds.input_shape, ds.classes, cfg.arch)
+    if ds.kind == "faces":
+        judge = Judge("reid", None, splits.clients.x, events=False)
+        chance, top = 1.0 / len(splits.clients.x), 1.0
+    else:
+        oracle = Oracle(cfg.seed).fit(splits.oracle.x, splits.oracle.y)
+        judge = Judge("oracle", oracle, None, events=ds.kind == "events")
+        chance, top = 1.0 / ds.classes, oracle.accuracy(victims.x.numpy(), victims.y.numpy())
     results, images = [], {}
     for kind, profile in _rows(profiles):
         name = f"{kind}@{profile.name}"
@@ -267,7 +296,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             store,
             on_chunk=(lambda done, n=name: on_progress(n, done, cfg.victims)) if on_progress else None,
         )
-        results.append(score_row(kind, profile.name, res, victims, oracle))
+        results.append(score_row(kind, profile.name, res, victims, judge))
         images[name] = res["images"]
 
     main_profile = profiles[-1].name
@@ -284,9 +313,11 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         "clients": cfg.clients,
         "victims": cfg.victims,
         "batch_size": cfg.batch_size,
-        "chance": 1.0 / ds.classes,
-        "oracle_accuracy": oracle.accuracy(victims.x.numpy(), victims.y.numpy()),
-        "oracle_test_accuracy": oracle.accuracy(splits.test.x, splits.test.y),
+        "arch": type(arch).__name__,
+        "asr_kind": judge.top,
+        "chance": chance,
+        "oracle_accuracy": top,
+        "oracle_test_accuracy": judge.oracle.accuracy(splits.test.x, splits.test.y) if judge.oracle else None,
         "results": results,
         "asr_reduction": (1 - snn["asr"] / ann["asr"]) if ann["asr"] > 0 else None,
     }

@@ -59,6 +59,10 @@ def per_sample_gradients(
             w = torch.einsum("no,ni->noi", g, a)
         elif a.dim() == 3:  # SLAYER Dense synapse over time: (n, in, T), (n, out, T)
             w = torch.einsum("not,nit->noi", g, a)
+        elif a.dim() == 4 and isinstance(module, torch.nn.Conv2d):  # (n, C, H, W), (n, O, H', W')
+            w = _conv_weight_grad(module, a, g)
+        elif a.dim() == 5 and isinstance(module, torch.nn.Conv3d):  # SLAYER Conv synapse: (n, C, H, W, T)
+            w = _slayer_conv_weight_grad(module, a, g)
         else:
             kind = type(module).__name__
             raise NotImplementedError(f"per-sample gradients for {kind} inputs of shape {tuple(a.shape)}")
@@ -74,6 +78,35 @@ def _group_mean(w: torch.Tensor, group: int) -> torch.Tensor:
     if group == 1:
         return w
     return w.reshape(w.shape[0] // group, group, *w.shape[1:]).mean(1)
+
+
+def _conv_weight_grad(module: torch.nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per-sample Conv2d weight gradient: unfold the input into patches, correlate with ``g``.
+
+    a: (n, C, H, W), g: (n, O, H', W') -> (n, O, C * kh * kw)
+    """
+    if module.groups != 1 or isinstance(module.padding, str):
+        raise NotImplementedError("per-sample conv gradients need groups=1 and numeric padding")
+    cols = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)  # (n, C*k*k, L)
+    return torch.einsum("nol,nkl->nok", g.flatten(2), cols)
+
+
+def _slayer_conv_weight_grad(module: torch.nn.Conv3d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per-sample weight gradient of SLAYER's Conv synapse, a Conv3d with a (kh, kw, 1) kernel
+    applied to (n, C, H, W, T): a 2-D convolution per time step, summed over time.
+
+    a: (n, C, H, W, T), g: (n, O, H', W', T) -> (n, O, C * kh * kw)
+    """
+    if module.kernel_size[2] != 1 or module.stride[2] != 1 or module.padding[2] != 0 or module.dilation[2] != 1:
+        raise NotImplementedError("per-sample SLAYER conv gradients need a kernel of one time step")
+    if module.groups != 1:
+        raise NotImplementedError("per-sample SLAYER conv gradients need groups=1")
+    n, c, h, w, t = a.shape
+    frames = a.permute(0, 4, 1, 2, 3).reshape(n * t, c, h, w)
+    cols = F.unfold(frames, module.kernel_size[:2], module.dilation[:2], module.padding[:2], module.stride[:2])
+    cols = cols.reshape(n, t, cols.shape[1], cols.shape[2])  # (n, T, C*k*k, L)
+    gt = g.permute(0, 4, 1, 2, 3).reshape(n, t, g.shape[1], -1)  # (n, T, O, L)
+    return torch.einsum("ntol,ntkl->nok", gt, cols)
 
 
 def flatten(grads: dict[str, torch.Tensor]) -> torch.Tensor:

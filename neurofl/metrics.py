@@ -15,10 +15,13 @@ def mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (d**2).mean(1)
 
 
+PSNR_CAP_DB = 100.0  # an exact reconstruction would be +inf dB, which JSON cannot hold
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Peak signal-to-noise ratio in dB per sample, data range 1. (n, ...) -> (n,); inf where equal."""
-    with np.errstate(divide="ignore"):
-        return 10 * np.log10(1.0 / mse(a, b))
+    """Peak signal-to-noise ratio in dB per sample, data range 1, capped at 100 dB (exact recovery).
+    (n, ...) -> (n,)"""
+    return np.minimum(10 * np.log10(1.0 / np.maximum(mse(a, b), 1e-300)), PSNR_CAP_DB)
 
 
 def l2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,3 +96,24 @@ def attack_success(oracle: Oracle, reconstructions: np.ndarray, labels: np.ndarr
     if finite.any():
         pred[finite] = oracle.predict(rec[finite])
     return Rate(int((pred == labels).sum()), len(labels))
+
+
+def reidentification(reconstructions: np.ndarray, gallery: np.ndarray, victim_index: np.ndarray) -> Rate:
+    """Re-identification ASR (faces without class labels): a victim is re-identified when the
+    Euclidean nearest neighbour of its reconstruction in ``gallery`` is its own true image.
+
+    reconstructions: (n, ...); gallery: (g, ...) containing every victim's true image;
+    victim_index: (n,) row of each victim in ``gallery``. Chance is 1/g.
+    """
+    rec = np.asarray(reconstructions, np.float64).reshape(len(reconstructions), -1)
+    gal = np.asarray(gallery, np.float64).reshape(len(gallery), -1)
+    finite = np.isfinite(rec).all(1)
+    d = (rec**2).sum(1, keepdims=True) - 2 * rec @ gal.T + (gal**2).sum(1)[None]
+    hit = (np.nan_to_num(d, nan=np.inf).argmin(1) == victim_index) & finite
+    return Rate(int(hit.sum()), len(rec))
+
+
+def binarize_events(frames: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Relaxed event frames in [0, 1] -> binary events (1 where > threshold; NaN stays NaN)."""
+    f = np.asarray(frames, np.float64)
+    return np.where(np.isfinite(f), (f > threshold).astype(np.float64), np.nan)

@@ -26,12 +26,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe: numpy scalars to Python, non-finite floats to null."""
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -40,7 +40,7 @@ def _clean(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2) + "\n").encode())
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -58,8 +58,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Victims: {report['victims']} (batch {report['batch_size']}, {report['clients']} clients), "
         f"seed {report['seed']}. "
-        f"Oracle accuracy on the victims' true inputs: {_fmt(report['oracle_accuracy'])} "
-        f"(the top of the ASR scale); chance: {_fmt(report['chance'])}.",
+        f"ASR by {report['asr_kind']}; on the victims' true inputs it is {_fmt(report['oracle_accuracy'])} "
+        f"(the top of the scale); chance: {_fmt(report['chance'], 3)}.",
         "",
         "| model | profile | ASR | ASR 95% CI | chance | PSNR dB | SSIM | MSE | l2 | label acc | s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -77,10 +77,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"ASR reduction (1 - ASR(snn@{report['profile']}) / ASR(ann@float32)): {_fmt(report['asr_reduction'])}",
         "",
         "ASR: share of victims whose reconstruction an independent oracle classifier assigns the victim's true "
-        "label. PSNR/SSIM/MSE/l2 compare each reconstruction with the victim's true input (means over victims; "
-        "failed victims excluded and counted in `failed`). Label acc: labels recovered from the update itself (iDLG).",
+        "label (faces: whose nearest neighbour among the clients' images is the victim's own). PSNR/SSIM/MSE/l2 "
+        "compare each reconstruction with the victim's true input (means over victims; failed victims excluded "
+        "and counted in `failed`; event reconstructions are binarized first). Label acc: labels recovered from "
+        "the update itself (iDLG).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _displayable(sample: np.ndarray) -> np.ndarray:
+    """One sample as a picture: (C, H, W) image, or (C, H, W, T) event frames shown as event density."""
+    img = np.nan_to_num(np.asarray(sample, np.float64))
+    if img.ndim == 4:
+        density = img.mean(axis=(0, 3))
+        return density / density.max() if density.max() > 0 else density
+    img = img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1)
+    return np.clip(img, 0, 1)
 
 
 def reconstructions_png(path: Path, originals: np.ndarray, rows: dict[str, np.ndarray], max_cols: int = 16) -> None:
@@ -96,9 +108,7 @@ def reconstructions_png(path: Path, originals: np.ndarray, rows: dict[str, np.nd
     for r, (name, imgs) in enumerate(all_rows.items()):
         for c in range(n):
             ax = axes[r, c]
-            img = np.nan_to_num(np.asarray(imgs[c], np.float64))
-            img = img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1)
-            ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(_displayable(imgs[c]), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:

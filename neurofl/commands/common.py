@@ -18,7 +18,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
     """Print ``result`` as JSON on stdout, or call ``human`` to print it for people."""
     if as_json:
-        click.echo(json.dumps(result, default=str))
+        from neurofl.report import json_safe
+
+        click.echo(json.dumps(json_safe(result), default=str, allow_nan=False))
     else:
         human()
 

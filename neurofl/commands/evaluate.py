@@ -27,6 +27,8 @@ from neurofl.commands.common import emit, json_option, progress
 @click.option(
     "--batch-size", default=1, show_default=True, type=click.IntRange(1), help="Private samples per update (FedSGD)."
 )
+@click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
+              help="Topology: mlp (digits), conv (LeNet-style), auto picks by input size.")
 @click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's attack iterations.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
@@ -50,6 +52,7 @@ def evaluate(
     clients: int,
     victims: int,
     batch_size: int,
+    arch: str,
     iterations: int | None,
     seed: int,
     data_dir: Path | None,
@@ -71,6 +74,7 @@ def evaluate(
         out=out,
         data_dir=Path(data_dir) if data_dir else None,
         iterations=iterations,
+        arch=arch,
     )
     with progress() as bar:
         tasks: dict[str, int] = {}

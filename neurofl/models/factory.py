@@ -62,8 +62,14 @@ class Architecture:
 def build_model(kind: ModelKind, arch: Architecture, profile: HardwareProfile, seed: int) -> torch.nn.Module:
     """Build a freshly initialized model; the same ``seed`` gives the same weights.
 
-    The ANN is always float (it is the reference); the SNN follows ``profile``.
+    ``arch`` is an :class:`Architecture` (fully connected) or a
+    :class:`neurofl.models.conv.ConvArchitecture`. The ANN is always float (it is the
+    reference); the SNN follows ``profile``.
     """
+    from neurofl.models.conv import ConvArchitecture, build_conv_model
+
+    if isinstance(arch, ConvArchitecture):
+        return build_conv_model(kind, arch, profile, seed)
     torch.manual_seed(seed)
     if kind == "snn":
         from neurofl.models.snn import SpikingMLP

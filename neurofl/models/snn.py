@@ -15,6 +15,13 @@ SLAYER_DECAY_BITS = 12
 SLAYER_THRESHOLD_SCALE = 64
 
 
+def _floor_graded_input_current(module: torch.nn.Module, inputs: tuple, z: torch.Tensor) -> torch.Tensor:
+    """On the chip a graded input payload meets integer weights and the sum is shifted right by 6
+    bits, so the first layer's input current is floored to whole weight units (1/64 in SLAYER
+    units). Straight-through gradient. Without it Lava and SLAYER disagree on ~0.4% of spikes."""
+    return z + (torch.floor(z * 64) / 64 - z).detach()
+
+
 class SpikingMLP(torch.nn.Module):
     """CUBA LIF network of ``slayer.block.cuba.Dense`` blocks.
 
@@ -48,6 +55,8 @@ class SpikingMLP(torch.nn.Module):
             )
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
+        if profile.weights.quantized and self.encoding == "direct":
+            self.blocks[0].synapse.register_forward_hook(_floor_graded_input_current)
 
     def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""

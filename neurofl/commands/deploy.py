@@ -1,0 +1,199 @@
+"""`neurofl train | export | verify`: train under a profile, export to NetX, verify in Lava fixed point."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+import torch
+
+from neurofl.commands.common import emit, json_option, progress, stderr
+
+_data_dir = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="Folder of on-disk datasets."
+)
+
+
+def _splits(dataset: str, data_dir: Path | None, seed: int):
+    from neurofl.data import load_dataset, split_dataset
+
+    return split_dataset(load_dataset(dataset, data_dir), seed)
+
+
+def _check_profile(requested: str | None, actual, what: str) -> None:
+    from neurofl.errors import UserError
+    from neurofl.profiles import load_profile
+
+    if requested is None:
+        return
+    p = load_profile(requested)
+    if p != actual:
+        raise UserError(f"{what} was built for profile '{actual.name}', not the requested profile '{p.name}'")
+
+
+def _print_resources(res) -> None:
+    click.echo(f"resources under '{res.profile}' ({res.samples} inputs x {res.time_steps} steps):")
+    for f, label in (
+        (res.cores_used, "cores used"),
+        (res.synapse_memory, "synaptic memory"),
+        (res.synops_per_inference, "synaptic ops / inference"),
+        (res.neuron_updates_per_inference, "neuron updates / inference"),
+        (res.energy_per_inference, "energy / inference"),
+    ):
+        if f is not None:
+            click.echo(f"  {label:27s} {f.value:12.4g} {f.unit:8s} [{f.source}]")
+    for p in res.problems:
+        click.echo(f"  problem: {p}")
+
+
+@click.command()
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--model", "kind", type=click.Choice(["snn", "ann"]), default="snn", show_default=True)
+@click.option("--profile", "profile_name", default="loihi2", show_default=True, help="Profile name or TOML path.")
+@click.option(
+    "--arch",
+    "arch_name",
+    type=click.Choice(["auto", "mlp", "conv"]),
+    default="auto",
+    show_default=True,
+    help="auto: mlp for 8x8 images (digits), conv otherwise; NetX export takes mlp SNNs.",
+)
+@click.option("--epochs", type=int, default=15, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint file to write (.pt).")
+@_data_dir
+@json_option
+def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, as_json) -> None:
+    """Train a model under a hardware profile (quantization-aware for SNNs) and save a checkpoint."""
+    from neurofl.checkpoint import save_checkpoint
+    from neurofl.models import architecture_for
+    from neurofl.profiles import load_profile
+    from neurofl.train import train_model
+
+    profile = load_profile(profile_name)
+    splits = _splits(dataset, data_dir, seed)
+    arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
+    with progress() as bar:
+        task = bar.add_task(f"train {kind}@{profile.name}", total=epochs)
+
+        def on_epoch(s) -> None:
+            bar.update(
+                task,
+                advance=1,
+                description=f"train {kind}@{profile.name} loss {s.loss:.3f} "
+                f"train {s.train_accuracy:.1%} test {s.test_accuracy:.1%}",
+            )
+
+        result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch)
+    history = [dataclasses.asdict(h) for h in result.history]
+    header = save_checkpoint(
+        out,
+        result.model,
+        kind,
+        arch,
+        profile,
+        dataset,
+        result.accuracy,
+        extra={"seed": seed, "epochs": epochs, "split": "train on clients, test on test", "history": history},
+    )
+    summary = {
+        "out": str(out),
+        "kind": kind,
+        "profile": profile.name,
+        "dataset": dataset,
+        "test_accuracy": result.accuracy,
+        "history": history,
+        "versions": header["versions"],
+    }
+    emit(
+        summary,
+        as_json,
+        lambda: click.echo(f"{kind}@{profile.name} on {dataset}: test accuracy {result.accuracy:.1%} -> {out}"),
+    )
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="NetX HDF5 file to write (.net).")
+@click.option("--profile", "profile_name", default=None, help="Refuse unless the model was trained under this profile.")
+@_data_dir
+@json_option
+def export(checkpoint, out, profile_name, data_dir, as_json) -> None:
+    """Check a trained SNN fits its chip, then write it as a NetX HDF5 network."""
+    from neurofl.checkpoint import load_checkpoint
+    from neurofl.deploy.export import export_netx
+
+    ck = load_checkpoint(checkpoint, kind=None)
+    from neurofl.errors import UserError
+
+    if ck.kind != "snn":
+        raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to NetX")
+    _check_profile(profile_name, ck.profile, str(checkpoint))
+    seed = int(ck.header.get("seed", 0))
+    calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
+    meta = {"dataset": ck.dataset, "seed": seed, "slayer_accuracy": ck.accuracy, "checkpoint": str(checkpoint)}
+    fit = export_netx(ck.model, out, calib, meta, seed)
+    result = {"out": str(out), "profile": ck.profile.name, "fit": dataclasses.asdict(fit)}
+
+    def human() -> None:
+        click.echo(f"wrote {out} (profile '{ck.profile.name}')")
+        click.echo(
+            f"  weight mantissas in [{fit.weight_min}, {fit.weight_max}] (8-bit grid), max delay {fit.max_delay}"
+        )
+        click.echo(
+            f"  max |current| {fit.max_abs_current}, max |voltage| {fit.max_abs_voltage} "
+            f"(24-bit limit {fit.state_limit})"
+        )
+        _print_resources(fit.resources)
+
+    emit(result, as_json, human)
+
+
+@click.command()
+@click.argument("netx_file", type=click.Path(path_type=Path))
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--samples", type=int, default=100, show_default=True, help="Test samples to run.")
+@click.option("--profile", "profile_name", default=None, help="Refuse unless the network was built for this profile.")
+@click.option("--seed", type=int, default=None, help="Split / rate-code seed (default: the one in the file).")
+@_data_dir
+@json_option
+def verify(netx_file, dataset, samples, profile_name, seed, data_dir, as_json) -> None:
+    """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike."""
+    from neurofl.deploy.netx import read_netx
+    from neurofl.deploy.parity import check_dataset, reference_model, verify_netx
+    from neurofl.deploy.resources import estimate_resources
+
+    nf = read_netx(netx_file)
+    _check_profile(profile_name, nf.profile, str(netx_file))
+    seed = int(nf.header.get("seed", 0)) if seed is None else seed
+    test = _splits(dataset, data_dir, seed).test
+    check_dataset(nf, test, samples)
+    stderr.print(f"running {min(samples, len(test.y))} samples in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")
+    rep = verify_netx(nf, test, samples, seed)
+    res = estimate_resources(reference_model(nf), nf.profile, torch.from_numpy(test.x[: rep.samples]), seed)
+    result = {
+        "file": str(netx_file),
+        "profile": nf.profile.name,
+        "dataset": dataset,
+        "parity": dataclasses.asdict(rep),
+        "resources": res.as_dict(),
+    }
+
+    def human() -> None:
+        click.echo(f"{netx_file} ({nf.profile.name}) on {rep.samples} '{dataset}' test samples:")
+        click.echo(
+            f"  spike agreement          {rep.spike_agreement:.4%} "
+            f"({rep.mismatched_bins} of {rep.compared_bins} bins differ)"
+        )
+        if rep.spike_agreement_chip_grid is not None:
+            click.echo(
+                f"  vs chip-grid reference   {rep.spike_agreement_chip_grid:.4%} "
+                "(SLAYER with graded input floored as Loihi does)"
+            )
+        click.echo(f"  classification agreement {rep.classification_agreement:.2%}")
+        click.echo(f"  accuracy                 SLAYER {rep.slayer_accuracy:.2%}  Lava {rep.lava_accuracy:.2%}")
+        click.echo(f"  time                     SLAYER {rep.slayer_seconds:.2f} s  Lava {rep.lava_seconds:.2f} s")
+        _print_resources(res)
+
+    emit(result, as_json, human)

@@ -1,0 +1,152 @@
+"""`neurofl fl`: federated training of an SNN or ANN under a hardware profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from neurofl.commands.common import emit, json_option, progress, stderr
+from neurofl.errors import UserError
+
+
+def _rounds_list(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise UserError(
+            f"--capture-rounds {value!r}: expected comma-separated round numbers, e.g. 1,10,50"
+        ) from None
+
+
+@click.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "flower"]),
+    default="local",
+    show_default=True,
+    help="local: in-process engine; flower: Flower ClientApp/ServerApp on Flower's Ray simulation engine.",
+)
+@click.option("--clients", type=int, help="Number of clients (required unless in --config).")
+@click.option("--rounds", type=int, help="Communication rounds (required unless in --config).")
+@click.option("--fraction", type=float, help="Share of clients sampled per round [1.0].")
+@click.option("--profile", default="loihi2", show_default=True, help="Hardware profile name or TOML path.")
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder of on-disk datasets.")
+@click.option("--model", "model_kind", type=click.Choice(["snn", "ann"]), default="snn", show_default=True)
+@click.option("--strategy", type=click.Choice(["fedsgd", "fedavg", "fedprox"]), help="[fedsgd]")
+@click.option("--partition", type=click.Choice(["iid", "dirichlet"]), help="[iid]")
+@click.option("--alpha", type=float, help="Dirichlet concentration (smaller: more label skew) [0.5].")
+@click.option("--local-steps", type=int, help="Client SGD steps per round (fedavg/fedprox) [1].")
+@click.option("--batch", type=int, help="Samples per client step [8].")
+@click.option("--lr", type=float, help="Client learning rate (FedSGD: server step) [0.5].")
+@click.option("--mu", type=float, help="FedProx proximal weight [0.01].")
+@click.option("--defense", type=click.Choice(["none", "dp", "prune", "secagg"]), help="[none]")
+@click.option("--dp-clip", type=float, help="dp: L2 clip of each client update [1.0].")
+@click.option("--dp-noise", type=float, help="dp: noise multiplier (std / clip) [1.0].")
+@click.option("--dp-delta", type=float, help="dp: delta of the reported (epsilon, delta) [1e-5].")
+@click.option("--prune-keep", type=float, help="prune: share of entries kept per tensor [0.1].")
+@click.option("--capture-rounds", help="Rounds whose updates are recorded, e.g. 1,10,50 (needs --out).")
+@click.option("--capture-clients", type=int, help="Participants recorded per captured round [0].")
+@click.option("--seed", type=int, help="[0]")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="TOML file of these settings (command-line options override it).",
+)
+@click.option(
+    "--cpus", type=int, default=2, show_default=True, help="flower: CPUs for Ray (one per running client)."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run folder: history.json, accuracy.png, model.pt, updates/; rerunning with the same --out resumes.",
+)
+@json_option
+def fl(
+    backend: str,
+    profile: str,
+    dataset: str,
+    data_dir: Path | None,
+    model_kind: str,
+    config_file: Path | None,
+    cpus: int,
+    out: Path | None,
+    as_json: bool,
+    **settings: object,
+) -> None:
+    """Federated training with per-round test accuracy, defenses and update capture."""
+    from neurofl.config import read_toml
+    from neurofl.data import load_dataset
+    from neurofl.federated import fl_config
+    from neurofl.federated.task import make_task
+    from neurofl.profiles import load_profile
+
+    settings["capture_rounds"] = _rounds_list(settings["capture_rounds"])  # type: ignore[arg-type]
+    table = dict(read_toml(config_file)) if config_file else {}
+    table.update({k: v for k, v in settings.items() if v is not None})
+    cfg = fl_config(table, config_file or "command line")
+    if cfg.capture_rounds and cfg.capture_clients and out is None:
+        raise UserError("--capture-rounds needs --out DIR (captured updates are written to DIR/updates)")
+    if cpus < 1:
+        raise UserError(f"--cpus {cpus}: must be at least 1")
+    prof = load_profile(profile)
+    task = make_task(load_dataset(dataset, data_dir), model_kind, prof, cfg)  # type: ignore[arg-type]
+
+    with progress() as bar:
+        job = bar.add_task(f"{backend}: {model_kind} on {dataset} ({prof.name})", total=cfg.rounds)
+
+        def on_round(row: dict) -> None:
+            bar.update(
+                job,
+                completed=row["round"],
+                description=f"round {row['round']}: accuracy {row['accuracy']:.3f}",
+            )
+
+        if backend == "local":
+            from neurofl.federated.engine import run_local
+
+            result = run_local(task, out, on_round)
+        else:
+            from neurofl.federated.flower import run_flower
+
+            result = run_flower(task, out, on_round, cpus=cpus)
+        bar.update(job, completed=cfg.rounds)
+
+    last = result.rows[-1]
+    summary = {
+        "backend": backend,
+        "dataset": dataset,
+        "model": model_kind,
+        "profile": prof.name,
+        "strategy": cfg.strategy,
+        "defense": cfg.defense,
+        "clients": cfg.clients,
+        "per_round": cfg.per_round,
+        "rounds": cfg.rounds,
+        "resumed_from": result.resumed_from,
+        "final_accuracy": last["accuracy"],
+        "final_loss": last["loss"],
+        "epsilon": last.get("epsilon"),
+        "delta": last.get("delta"),
+        "out": str(out) if out else None,
+        "history": result.rows,
+    }
+
+    def human() -> None:
+        if result.resumed_from:
+            stderr.print(f"resumed after round {result.resumed_from}")
+        click.echo(
+            f"final test accuracy {last['accuracy']:.3f} (loss {last['loss']:.3f}) after {cfg.rounds} rounds"
+        )
+        if "epsilon" in last:
+            click.echo(
+                f"dp: ({last['epsilon']:.3g}, {last['delta']:g})-DP per client (Opacus RDP accountant)"
+            )
+        if out:
+            click.echo(f"wrote {out}/history.json, {out}/accuracy.png, {out}/model.pt")
+
+    emit(summary, as_json, human)

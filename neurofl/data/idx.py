@@ -1,0 +1,137 @@
+"""IDX files (the MNIST format, LeCun et al.): MNIST and Fashion-MNIST from the data dir.
+
+An IDX file is a big-endian header -- two zero bytes, a type code, the number of dimensions,
+one uint32 per dimension -- followed by the array. Files may be gzip-compressed (``.gz``).
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neurofl.data.base import Dataset
+from neurofl.data.limits import cap_per_class
+from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
+from neurofl.errors import UserError
+
+# IDX type code -> numpy dtype (big-endian)
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+SPLITS = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+
+# Debian's package dataset-fashion-mnist installs the real files here (`dpkg -L dataset-fashion-mnist`).
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) into an array of its declared type and shape.
+
+    Raises
+    ------
+    UserError
+        The file is truncated or not an IDX file.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise UserError(f"{path}: cannot read ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise UserError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    count = int(np.prod(shape)) if shape else 1
+    if len(raw) != header + count * dtype.itemsize:
+        raise UserError(f"{path}: holds {len(raw) - header} data bytes, header {shape} needs {count * dtype.itemsize}")
+    return np.frombuffer(raw, dtype, count, header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, f"{stem}.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+@dataclass(frozen=True)
+class IdxSource:
+    """An IDX dataset: where to look under the data dir, and what it is."""
+
+    name: str
+    folders: tuple[str, ...]  # relative to the data dir, tried in order
+    classes: int
+    description: str
+    torchvision: str  # the torchvision dataset class that --download runs
+    system_folder: Path | None = None  # a system-wide copy, tried last
+
+
+MNIST = IdxSource("mnist", ("mnist", "MNIST/raw"), 10, "MNIST handwritten digits (IDX)", "MNIST")
+FASHION_MNIST = IdxSource(
+    "fashion-mnist",
+    ("fashion-mnist", "FashionMNIST/raw"),
+    10,
+    "Fashion-MNIST (Xiao et al. 2017, IDX)",
+    "FashionMNIST",
+    DEBIAN_FASHION_MNIST,
+)
+
+
+def idx_folder(src: IdxSource, data_dir: Path | None) -> Path | None:
+    """The first candidate folder holding all four files, or None."""
+    candidates = [data_dir / f for f in src.folders] if data_dir is not None else []
+    if src.system_folder is not None:
+        candidates.append(src.system_folder)
+    for folder in candidates:
+        if all(_find(folder, stem) for pair in SPLITS for stem in pair):
+            return folder
+    return None
+
+
+def idx_available(src: IdxSource, data_dir: Path | None) -> bool:
+    return idx_folder(src, optional_data_dir(data_dir)) is not None
+
+
+def load_idx_dataset(
+    src: IdxSource, data_dir: Path | None, download: bool, max_per_class: int | None = None
+) -> Dataset:
+    """Train and test files concatenated, scaled to [0, 1].
+
+    Returns x: (N, 1, 28, 28) float32, y: (N,) int64; ``max_per_class`` keeps the first
+    images of each class (file order) to bound memory.
+    """
+    root = optional_data_dir(data_dir)
+    folder = idx_folder(src, root)
+    if folder is None and download:
+        root = resolve_data_dir(data_dir, src.name)
+        import torchvision.datasets as tvd
+
+        for train in (True, False):
+            getattr(tvd, src.torchvision)(str(root), train=train, download=True)
+        folder = idx_folder(src, root)
+    if folder is None:
+        if root is None and src.system_folder is None:
+            resolve_data_dir(None, src.name)  # raises the "pass --data-dir" error
+        where = root / src.folders[0] if root is not None else src.system_folder
+        raise UserError(missing_message(src.name, where, [f"{s}[.gz]" for pair in SPLITS for s in pair]))
+    xs, ys = [], []
+    for images_stem, labels_stem in SPLITS:
+        images, labels = read_idx(_find(folder, images_stem)), read_idx(_find(folder, labels_stem))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"{folder}: {images_stem} {images.shape} does not match {labels_stem} {labels.shape}")
+        xs.append(images)
+        ys.append(labels)
+    x = np.concatenate(xs)[:, None].astype(np.float32) / 255.0
+    y = np.concatenate(ys).astype(np.int64)
+    if y.min() < 0 or y.max() >= src.classes:
+        raise UserError(f"{folder}: labels outside 0..{src.classes - 1}")
+    keep = cap_per_class(y, max_per_class)
+    return Dataset(src.name, x[keep], y[keep], src.classes, "image", f"{src.description} from {folder}")

@@ -1,0 +1,168 @@
+"""Export a trained :class:`~neurofl.models.snn.SpikingMLP` as a NetX HDF5 network.
+
+NetX (``lava.lib.dl.netx.hdf5.Network``) reads ``/layer/{i}`` groups. lava-dl has no network-level
+exporter, so this module writes:
+
+* ``/layer/0``: ``type = input`` with only a ``shape`` (C, H, W; NetX reads it reversed). Without a
+  ``neuron`` group NetX creates no input process, so the encoded input enters the first Dense block
+  directly, as it does in the SLAYER model.
+* ``/layer/{1..L}``: each ``slayer.block.cuba.Dense`` block, written by the block's own
+  ``export_hdf5`` (weights descaled to integer mantissas by ``profile.quantize_weight``; neuron
+  ``iDecay``, ``vDecay``, ``vThMant``).
+* ``/neurofl``: metadata NetX ignores (a JSON ``header`` attribute: model, profile, input encoding,
+  time steps, dataset, SLAYER accuracy) so that ``neurofl verify`` can feed the same inputs.
+
+Before writing, :func:`check_fits` proves the model fits the profile's chip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from neurofl.checkpoint import arch_to_dict, atomic_write, profile_to_dict, versions
+from neurofl.deploy.resources import ResourceReport, estimate_resources
+from neurofl.deploy.trace import STATE_BITS_LAVA, state_ranges
+from neurofl.errors import UserError
+
+NETX_FORMAT = "neurofl-netx/1"
+# Graded input payloads carry 6 fractional bits (NetX's default spike_exp = 6).
+INPUT_FRAC_BITS = 6
+# Lava DelayDense / NetX clamp synaptic delays at 62 steps.
+MAX_DELAY = 62
+# Lava's bit-accurate LIF: 17-bit threshold mantissa.
+VTH_BITS = 17
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What :func:`check_fits` measured (all integers in hardware units)."""
+
+    weight_min: int
+    weight_max: int
+    max_delay: int
+    max_abs_current: int
+    max_abs_voltage: int
+    state_limit: int
+    resources: ResourceReport
+
+
+def _descaled_weights(block: Any) -> np.ndarray:
+    return (
+        block.synapse.pre_hook_fx(block.synapse.weight, descale=True)
+        .detach()
+        .reshape(block.synapse.weight.shape[:2])
+        .numpy()
+    )
+
+
+def check_fits(model: Any, x_calib: torch.Tensor, seed: int = 0) -> FitReport:
+    """Check that ``model`` runs on its profile's chip; raise :class:`UserError` naming the first violation.
+
+    Checks: integer weight mantissas on the 8-bit grid (even, in [-256, 254]); synaptic delays
+    <= 62; threshold mantissa < 2**17; current and voltage within 24-bit signed range on the
+    calibration inputs ``x_calib`` (N, *input_shape); neurons, axons and synaptic memory within the
+    profile's per-core limits and core count; graded input needs graded spikes.
+    """
+    from neurofl.models.snn import SpikingMLP
+
+    if not isinstance(model, SpikingMLP):
+        raise UserError(f"only fully connected SNNs (SpikingMLP) can be exported to NetX, not {type(model).__name__}")
+    profile = model.profile
+    name = profile.name
+    if not profile.weights.quantized or profile.weights.bits != 8:
+        raise UserError(
+            f"profile '{name}': weights are not 8-bit quantized (weights.quantized = {profile.weights.quantized}, "
+            f"bits = {profile.weights.bits}); Lava/Loihi Dense synapses need 8-bit weight mantissas"
+        )
+    if profile.resources is None:
+        raise UserError(f"profile '{name}' has no [resources] section, so the per-core fit cannot be checked")
+    wmin, wmax, dmax = 0, 0, 1
+    for i, block in enumerate(model.blocks):
+        w = _descaled_weights(block)
+        if not np.all(w == np.round(w)) or np.any(np.round(w).astype(np.int64) % 2):
+            raise UserError(f"layer {i}: weights are not on the 8-bit grid (even integer mantissas)")
+        if w.min() < -256 or w.max() > 254:
+            raise UserError(f"layer {i}: weight mantissa range [{w.min():.0f}, {w.max():.0f}] exceeds [-256, 254]")
+        wmin, wmax = min(wmin, int(w.min())), max(wmax, int(w.max()))
+        if block.delay is not None:
+            d = int(torch.floor(block.delay.delay).max())
+            if d > MAX_DELAY:
+                raise UserError(f"layer {i}: synaptic delay {d} exceeds Lava's maximum of {MAX_DELAY} steps")
+            dmax = max(dmax, d + 1)
+        vth = block.neuron.v_th_mant
+        if not 0 < vth < (1 << VTH_BITS):
+            raise UserError(
+                f"layer {i}: threshold mantissa {vth} outside Lava's 17-bit range (1..{(1 << VTH_BITS) - 1})"
+            )
+    if profile.spikes.input_encoding == "direct" and profile.spikes.payload != "graded":
+        raise UserError(f"profile '{name}': direct input encoding needs graded spikes")
+    ranges = state_ranges(model, x_calib, seed)
+    limit = (1 << (STATE_BITS_LAVA - 1)) - 1
+    for i, (cur, volt) in enumerate(ranges):
+        if cur > limit or volt > limit:
+            raise UserError(
+                f"layer {i}: states leave the 24-bit range on the calibration data (|current| up to {cur}, "
+                f"|voltage| up to {volt}, limit {limit})"
+            )
+    res = estimate_resources(model, profile, x_calib, seed)
+    if res.problems:
+        raise UserError(f"profile '{name}': model does not fit the chip: {res.problems[0]}")
+    return FitReport(
+        wmin,
+        wmax,
+        dmax,
+        max((c for c, _ in ranges), default=0),
+        max((v for _, v in ranges), default=0),
+        limit,
+        res,
+    )
+
+
+def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, Any], seed: int = 0) -> FitReport:
+    """Check the fit, then write ``model`` as a NetX HDF5 file at ``path`` (atomically).
+
+    Parameters
+    ----------
+    model : a trained ``SpikingMLP``
+    path : output ``.net`` file
+    x_calib : (N, *input_shape) calibration inputs in [0, 1] (for the 24-bit state check and spike counts)
+    meta : extra header fields (dataset, accuracy, ...), stored under ``/neurofl``
+
+    Returns
+    -------
+    The :class:`FitReport` of the checks that passed.
+    """
+    fit = check_fits(model, x_calib, seed)
+    profile = model.profile
+    header = {
+        "format": NETX_FORMAT,
+        "kind": "snn",
+        "architecture": arch_to_dict(model.arch),
+        "profile": profile_to_dict(profile),
+        "input_encoding": profile.spikes.input_encoding,
+        "input_frac_bits": INPUT_FRAC_BITS if profile.spikes.input_encoding == "direct" else 0,
+        "time_steps": model.time_steps,
+        "versions": versions(),
+        **meta,
+    }
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            layer = f.create_group("layer")
+            g = layer.create_group("0")
+            g.create_dataset("type", (1,), "S10", [b"input"])
+            g.create_dataset("shape", data=np.array(model.arch.input_shape))
+            for i, block in enumerate(model.blocks, start=1):
+                block.export_hdf5(layer.create_group(str(i)))
+            f.create_group("neurofl").attrs["header"] = json.dumps(header)
+
+    with torch.no_grad():
+        atomic_write(Path(path), write)
+    return fit

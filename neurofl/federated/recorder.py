@@ -1,0 +1,151 @@
+"""Server-side bookkeeping shared by both backends: capture, evaluation, history, checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neurofl.federated import history
+from neurofl.federated.capture import CapturedUpdate, save_captured
+from neurofl.federated.client import ClientResult, Update, set_weights, weights_of
+from neurofl.federated.defenses import dp_epsilon
+from neurofl.federated.server import evaluate
+from neurofl.federated.task import FLTask
+
+
+def identity(task: FLTask) -> dict[str, Any]:
+    """What makes two runs the same run (a resume must match it)."""
+    return {
+        "dataset": task.dataset,
+        "model": task.model_kind,
+        "profile": task.profile.name,
+        **dataclasses.asdict(task.cfg),
+    }
+
+
+class Recorder:
+    """Follows a run round by round; with ``out`` it persists everything after each round."""
+
+    def __init__(
+        self, task: FLTask, out: Path | None, on_round: Callable[[dict[str, Any]], None] | None = None
+    ):
+        self.task = task
+        self.on_round = on_round
+        self.out = Path(out) if out is not None else None
+        self.ident = identity(task)
+        self.rows: list[dict[str, Any]] = []
+        self.start_round = 0
+        self.clock = time.perf_counter()
+
+    def resume(self, model: torch.nn.Module) -> int:
+        """Load the last completed round into ``model`` (or evaluate the initial model as round 0).
+        Returns the last completed round."""
+        state = history.load_checkpoint(self.out, self.ident) if self.out else None
+        if state is not None:
+            set_weights(model, state["weights"])
+            self.rows = list(state["rows"])
+            self.start_round = int(state["round"])
+        else:
+            self.rows = [
+                {"round": 0, **evaluate(model, self.task.test_x, self.task.test_y, self.task.cfg.seed)}
+            ]
+        self.clock = time.perf_counter()
+        return self.start_round
+
+    def capture(
+        self, round_: int, results: list[ClientResult], global_state: dict[str, torch.Tensor]
+    ) -> None:
+        """Record the chosen clients' uploads of ``round_`` (under secagg: only the aggregate)."""
+        cfg, task = self.task.cfg, self.task
+        if self.out is None or round_ not in cfg.capture_rounds or cfg.capture_clients == 0:
+            return
+        common = dict(
+            round=round_,
+            profile=task.profile.name,
+            dataset=task.dataset,
+            model_kind=task.model_kind,
+            arch=task.arch,
+            state_dict=global_state,
+            kind=cfg.update_kind,
+            local_steps=cfg.local_steps,
+            lr=cfg.lr,
+        )
+        if cfg.defense == "secagg":
+            from neurofl.federated.server import weighted_mean
+
+            agg = weighted_mean([r.update for r in results], [r.num_examples for r in results])
+            item = CapturedUpdate(
+                client=-1,
+                update=agg,
+                batch=sum(len(r.labels) for r in results),
+                true_inputs=torch.cat([r.inputs for r in results]),
+                true_labels=torch.cat([r.labels for r in results]),
+                **common,
+            )
+            save_captured(self.out / "updates", item)
+            return
+        for r in sorted(results, key=lambda r: r.client)[: cfg.capture_clients]:
+            item = CapturedUpdate(
+                client=r.client,
+                update=r.update,
+                batch=len(r.labels),
+                true_inputs=r.inputs,
+                true_labels=r.labels,
+                **common,
+            )
+            save_captured(self.out / "updates", item)
+
+    def end_round(
+        self, round_: int, model: torch.nn.Module, participants: list[int], uploads: list[Update]
+    ) -> dict:
+        """Evaluate the new global model, append the round's row, persist. Returns the row."""
+        cfg = self.task.cfg
+        norms = [float(torch.sqrt(sum((t.double() ** 2).sum() for t in u.values()))) for u in uploads]
+        row: dict[str, Any] = {
+            "round": round_,
+            **evaluate(model, self.task.test_x, self.task.test_y, cfg.seed),
+            "clients": len(participants),
+            "mean_update_norm": sum(norms) / max(len(norms), 1),
+            "seconds": time.perf_counter() - self.clock,
+        }
+        if cfg.defense == "dp":
+            row["epsilon"] = dp_epsilon(cfg.dp_noise, cfg.per_round / cfg.clients, round_, cfg.dp_delta)
+            row["delta"] = cfg.dp_delta
+        self.rows.append(row)
+        self.clock = time.perf_counter()
+        if self.out is not None:
+            # The checkpoint is written last: a run killed before it redoes this round identically.
+            history.write_history(self.out, self.ident, self.rows)
+            history.save_checkpoint(self.out, self.ident, round_, weights_of(model), self.rows)
+        if self.on_round is not None:
+            self.on_round(row)
+        return row
+
+    def finish(self, model: torch.nn.Module) -> None:
+        """Final model and plot."""
+        if self.out is None:
+            return
+        from neurofl.federated.files import write_torch
+
+        t = self.task
+        write_torch(
+            self.out / "model.pt",
+            {
+                "model": t.model_kind,
+                "profile": t.profile.name,
+                "dataset": t.dataset,
+                "arch": dataclasses.asdict(t.arch),
+                "state_dict": model.state_dict(),
+            },
+        )
+        history.write_history(self.out, self.ident, self.rows)
+        title = (
+            f"{t.model_kind.upper()} on {t.dataset}, profile {t.profile.name}, "
+            f"{t.cfg.strategy}, defense {t.cfg.defense}"
+        )
+        history.plot_accuracy(self.out, self.rows, title)

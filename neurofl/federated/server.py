@@ -1,0 +1,47 @@
+"""The server's side of a round: aggregate uploads, step the global model, evaluate it."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from neurofl.federated.client import Update, set_weights, weights_of
+from neurofl.federated.rng import torch_gen
+from neurofl.federated.settings import FLConfig
+
+
+def weighted_mean(updates: list[Update], weights: list[int]) -> Update:
+    """Mean of the clients' updates weighted by their sample counts (FedAvg's rule).
+
+    updates: each name -> (1, *shape). Returns name -> (1, *shape).
+    """
+    total = float(sum(weights))
+    return {
+        name: sum(u[name].double() * (w / total) for u, w in zip(updates, weights, strict=True)).float()
+        for name in updates[0]
+    }
+
+
+def apply_update(model: torch.nn.Module, aggregate: Update, cfg: FLConfig) -> None:
+    """Step the global model: ``w - lr * g`` for FedSGD gradients, ``w + delta`` for FedAvg deltas."""
+    w = weights_of(model)
+    sign = -cfg.lr if cfg.update_kind == "gradient" else 1.0
+    set_weights(model, {k: w[k] + sign * aggregate[k][0] for k in w})
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, chunk: int = 512
+) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of the global model on the test split.
+
+    x: (m, *input_shape), y: (m,). A stochastic encoding draws from a fixed stream, so the same
+    weights always score the same.
+    """
+    gen = torch_gen(seed, "encode", 0, -1)
+    correct, loss = 0, 0.0
+    for i in range(0, len(y), chunk):
+        logits = model(x[i : i + chunk], generator=gen)
+        loss += float(F.cross_entropy(logits, y[i : i + chunk], reduction="sum"))
+        correct += int((logits.argmax(1) == y[i : i + chunk]).sum())
+    return {"accuracy": correct / len(y), "loss": loss / len(y)}

@@ -1,0 +1,93 @@
+"""Federated-learning settings: one frozen dataclass, validated like every other neurofl config.
+
+The ``fl`` command builds the table from its options (or a user's TOML file) and validates it
+with :func:`neurofl.config.from_table`, so a bad value names its key and is rejected before any
+work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from neurofl.config import bounded, from_table
+
+Strategy = Literal["fedsgd", "fedavg", "fedprox"]
+Defense = Literal["none", "dp", "prune", "secagg"]
+
+
+@dataclass(frozen=True)
+class FLConfig:
+    """Everything that determines a federated run (two runs with equal configs are identical).
+
+    Attributes
+    ----------
+    clients : number of clients the training split is partitioned into
+    rounds : communication rounds
+    fraction : share of clients sampled each round (at least one)
+    strategy : ``fedsgd`` (a client uploads one batch gradient), ``fedavg`` (the weight delta after
+        ``local_steps`` SGD steps) or ``fedprox`` (FedAvg with a proximal term ``mu``)
+    local_steps : SGD steps per round on the client (FedSGD always takes 1)
+    batch : samples per client step (a client with fewer samples uses all of them)
+    lr : learning rate of the client's SGD (FedSGD: the server's step on the mean gradient)
+    mu : FedProx proximal weight
+    partition : ``iid`` or ``dirichlet`` (label skew, concentration ``alpha``)
+    defense : ``none``, ``dp`` (clip to ``dp_clip``, add N(0, (dp_noise*dp_clip)^2)), ``prune``
+        (keep the ``prune_keep`` largest-magnitude entries per tensor) or ``secagg`` (the server
+        sees only the round's aggregate)
+    dp_delta : the delta of the (epsilon, delta) guarantee
+    capture_rounds : rounds whose updates are recorded for attacks (1-based)
+    capture_clients : how many of each captured round's participants are recorded (lowest ids)
+    vectorize : compute all clients of a round in one batched pass where that gives the same
+        result as one client at a time (deterministic input encoding, one local step)
+    seed : seeds the split, partition, model, client sampling and every client's randomness
+    """
+
+    clients: int = field(metadata=bounded(1, 1_000_000))
+    rounds: int = field(metadata=bounded(1, 1_000_000))
+    fraction: float = field(default=1.0, metadata=bounded(1e-9, 1.0))
+    strategy: Strategy = "fedsgd"
+    local_steps: int = field(default=1, metadata=bounded(1, 100_000))
+    batch: int = field(default=8, metadata=bounded(1, 1_000_000))
+    lr: float = field(default=0.5, metadata=bounded(1e-9, 1e3))
+    mu: float = field(default=0.01, metadata=bounded(0.0, 1e3))
+    partition: Literal["iid", "dirichlet"] = "iid"
+    alpha: float = field(default=0.5, metadata=bounded(1e-6, 1e6))
+    defense: Defense = "none"
+    dp_clip: float = field(default=1.0, metadata=bounded(1e-9, 1e6))
+    dp_noise: float = field(default=1.0, metadata=bounded(0.0, 1e6))
+    dp_delta: float = field(default=1e-5, metadata=bounded(1e-12, 0.5))
+    prune_keep: float = field(default=0.1, metadata=bounded(1e-9, 1.0))
+    capture_rounds: tuple[int, ...] = ()
+    capture_clients: int = field(default=0, metadata=bounded(0, 1_000_000))
+    vectorize: bool = True
+    seed: int = field(default=0, metadata=bounded(0, 2**31 - 1))
+
+    def __post_init__(self) -> None:
+        if self.strategy == "fedsgd" and self.local_steps != 1:
+            raise ValueError(
+                f"key 'local_steps' = {self.local_steps}: FedSGD takes exactly 1 step (use fedavg)"
+            )
+        if self.defense == "secagg" and self.per_round < 3:
+            raise ValueError(
+                f"key 'defense' = 'secagg' needs at least 3 clients per round (SecAgg+), "
+                f"got {self.per_round}: raise clients or fraction"
+            )
+        bad = [r for r in self.capture_rounds if not 1 <= r <= self.rounds]
+        if bad:
+            raise ValueError(f"key 'capture_rounds' = {bad[0]}: rounds are numbered 1..{self.rounds}")
+
+    @property
+    def per_round(self) -> int:
+        """Clients sampled per round: ``max(1, round(fraction * clients))``."""
+        return max(1, int(round(self.fraction * self.clients)))
+
+    @property
+    def update_kind(self) -> Literal["gradient", "delta"]:
+        return "gradient" if self.strategy == "fedsgd" else "delta"
+
+
+def fl_config(table: dict[str, Any], source: Path | str = "command line") -> FLConfig:
+    """Validate a table of settings (``None`` values are left at their defaults)."""
+    return from_table(FLConfig, {k: v for k, v in table.items() if v is not None}, source)

@@ -1,0 +1,57 @@
+"""The fixed ingredients of a federated run: data split, client partitions, model topology."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neurofl.data import Dataset, split_dataset
+from neurofl.federated.client import ClientData
+from neurofl.federated.partition import partition
+from neurofl.federated.rng import numpy_rng
+from neurofl.federated.settings import FLConfig
+from neurofl.models import Architecture, ModelKind, build_model
+from neurofl.profiles import HardwareProfile
+
+
+@dataclass(frozen=True)
+class FLTask:
+    """A dataset split among clients, and the model they train.
+
+    clients: one :class:`ClientData` per client (disjoint parts of the ``clients`` split);
+    test_x: (m, *input_shape), test_y: (m,) the held-out split the server evaluates on.
+    """
+
+    dataset: str
+    model_kind: ModelKind
+    profile: HardwareProfile
+    arch: Architecture
+    clients: list[ClientData]
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    cfg: FLConfig
+
+    def new_model(self) -> torch.nn.Module:
+        """The initial global model (the same for every process with the same seed)."""
+        return build_model(self.model_kind, self.arch, self.profile, self.cfg.seed)
+
+
+def make_task(ds: Dataset, model_kind: ModelKind, profile: HardwareProfile, cfg: FLConfig) -> FLTask:
+    """Split ``ds`` (oracle / clients / test, as every neurofl command does, so captured
+    victims never overlap the attack's oracle data) and partition the clients' split."""
+    splits = split_dataset(ds, cfg.seed)
+    train = splits.clients
+    parts = partition(train.y, cfg.clients, cfg.partition, cfg.alpha, numpy_rng(cfg.seed, "partition"))
+    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    clients = [ClientData(k, x[p], y[p]) for k, p in enumerate(parts)]
+    return FLTask(
+        dataset=ds.name,
+        model_kind=model_kind,
+        profile=profile,
+        arch=Architecture(ds.input_shape, ds.classes),
+        clients=clients,
+        test_x=torch.from_numpy(splits.test.x),
+        test_y=torch.from_numpy(splits.test.y),
+        cfg=cfg,
+    )
