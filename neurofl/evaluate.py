@@ -27,7 +27,7 @@ from neurofl.gradients import per_sample_gradients
 from neurofl.metrics import Oracle, Rate, attack_success, binarize_events, l2, mse, psnr, reidentification, ssim
 from neurofl.models import architecture_for, build_model
 from neurofl.profiles import HardwareProfile, load_profile, quantize_update
-from neurofl.report import atomic_write_bytes, markdown, reconstructions_png, write_json
+from neurofl.report import atomic_write_bytes, markdown, profiles_png, reconstructions_png, write_json
 
 CHUNK = 16  # victims optimized together; also the resume granularity
 
@@ -47,6 +47,7 @@ class EvaluateConfig:
     data_dir: Path | None = None
     iterations: int | None = None  # overrides the recipe's (for quick runs and tests)
     arch: str = "auto"  # mlp | conv | auto (see neurofl.models.architecture_for)
+    train_epochs: int = 15  # to report each row's test accuracy (0: skip)
 
     def fingerprint(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -260,6 +261,32 @@ def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Vict
     }
 
 
+def utility_row(kind: str, profile: HardwareProfile, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path) -> dict:
+    """What the row costs and gives, cached in ``out/utility.json``: the test accuracy of the model
+    trained under the profile (centrally, ``cfg.train_epochs`` epochs on the clients' data) and, for
+    fully connected SNNs, cores, synaptic operations and energy per inference on the test split."""
+    from neurofl.deploy.resources import estimate_resources
+    from neurofl.models.snn import SpikingMLP
+    from neurofl.train import train_model
+
+    path = out / "utility.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    util: dict[str, Any] = {"test_accuracy": None, "energy_uj": None, "synops": None, "cores": None}
+    if cfg.train_epochs > 0:
+        trained = train_model(kind, arch, profile, splits.clients, splits.test, cfg.train_epochs, cfg.seed)
+        util["test_accuracy"] = trained.accuracy
+        if isinstance(trained.model, SpikingMLP):
+            rep = estimate_resources(trained.model, profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
+            util["synops"] = rep.synops_per_inference.value
+            util["cores"] = rep.cores_used.value
+            if rep.energy_per_inference is not None:
+                util["energy_uj"] = rep.energy_per_inference.value
+                util["energy_source"] = rep.energy_per_inference.source
+    write_json(path, util)
+    return util
+
+
 def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the evaluation and write report.json, report.md and reconstructions.png into ``cfg.out``.
 
@@ -296,7 +323,9 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             store,
             on_chunk=(lambda done, n=name: on_progress(n, done, cfg.victims)) if on_progress else None,
         )
-        results.append(score_row(kind, profile.name, res, victims, judge))
+        row = score_row(kind, profile.name, res, victims, judge)
+        row.update(utility_row(kind, profile, arch, splits, cfg, store.dir))
+        results.append(row)
         images[name] = res["images"]
 
     main_profile = profiles[-1].name
@@ -324,4 +353,6 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
     write_json(cfg.out / "report.json", report)
     atomic_write_bytes(cfg.out / "report.md", markdown(report).encode())
     reconstructions_png(cfg.out / "reconstructions.png", victims.x.numpy(), images)
+    if len(profiles) > 1:
+        profiles_png(cfg.out / "profiles.png", report)
     return report

@@ -61,8 +61,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"ASR by {report['asr_kind']}; on the victims' true inputs it is {_fmt(report['oracle_accuracy'])} "
         f"(the top of the scale); chance: {_fmt(report['chance'], 3)}.",
         "",
-        "| model | profile | ASR | ASR 95% CI | chance | PSNR dB | SSIM | MSE | l2 | label acc | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | profile | ASR | ASR 95% CI | chance | PSNR dB | SSIM | MSE | l2 | label acc | test acc "
+        "| energy µJ | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         ci = r["asr_ci95"]
@@ -70,8 +71,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])} | [{_fmt(ci[0])}, {_fmt(ci[1])}] "
             f"| {_fmt(report['chance'])} "
             f"| {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['mse'], 4)} | {_fmt(r['l2'])} "
-            f"| {_fmt(r['label_accuracy'])} | {_fmt(r['seconds'], 1)} |"
+            f"| {_fmt(r['label_accuracy'])} | {_fmt(r.get('test_accuracy'), 3)} | {_fmt(r.get('energy_uj'), 3)} "
+            f"| {_fmt(r['seconds'], 1)} |"
         )
+    snn = [r for r in report["results"] if r["model"] == "snn"]
+    if len(report.get("profiles", [])) > 1:
+        ranked = sorted(snn, key=lambda r: (r["asr"], r.get("energy_uj") or float("inf")))
+        lines += ["", "Profiles ranked by privacy (lowest ASR first, then energy):", ""]
+        lines += ["| rank | profile | ASR | PSNR dB | test acc | energy µJ |", "|---|---|---|---|---|---|"]
+        for i, r in enumerate(ranked, 1):
+            lines.append(
+                f"| {i} | {r['profile']} | {_fmt(r['asr'])} | {_fmt(r['psnr'])} | {_fmt(r.get('test_accuracy'), 3)} "
+                f"| {_fmt(r.get('energy_uj'), 3)} |"
+            )
     lines += [
         "",
         f"ASR reduction (1 - ASR(snn@{report['profile']}) / ASR(ann@float32)): {_fmt(report['asr_reduction'])}",
@@ -80,7 +92,8 @@ def markdown(report: dict[str, Any]) -> str:
         "label (faces: whose nearest neighbour among the clients' images is the victim's own). PSNR/SSIM/MSE/l2 "
         "compare each reconstruction with the victim's true input (means over victims; failed victims excluded "
         "and counted in `failed`; event reconstructions are binarized first). Label acc: labels recovered from "
-        "the update itself (iDLG).",
+        "the update itself (iDLG). Test acc: the model trained under the row's profile (centrally, same data); "
+        "energy per inference from spike counts and the profile's per-operation energies (`[resources]`).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -118,5 +131,43 @@ def reconstructions_png(path: Path, originals: np.ndarray, rows: dict[str, np.nd
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def profiles_png(path: Path, report: dict[str, Any]) -> None:
+    """Privacy (ASR) against energy per inference, one point per SNN profile, annotated with test accuracy."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["results"] if r["model"] == "snn"]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    missing = []
+    for r in rows:
+        if r.get("energy_uj") is None:
+            missing.append(r["profile"])
+            continue
+        ax.scatter(r["energy_uj"], r["asr"], s=40)
+        ax.annotate(f"{r['profile']} (acc {_fmt(r.get('test_accuracy'), 2)})", (r["energy_uj"], r["asr"]),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)  # fmt: skip
+    ann = next((r for r in report["results"] if r["model"] == "ann"), None)
+    if ann is not None:
+        ax.axhline(ann["asr"], ls="--", c="gray", lw=1, label=f"ANN float32 ASR {ann['asr']:.2f}")
+    ax.axhline(report["chance"], ls=":", c="k", lw=1, label="chance")
+    ax.set_xlabel("energy per inference (µJ)")
+    ax.set_ylabel("attack success rate")
+    ax.set_ylim(-0.02, 1.02)
+    title = f"{report['dataset']}: privacy vs energy"
+    if missing:
+        title += f"\n(no energy figures: {', '.join(missing)})"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())

@@ -29,6 +29,8 @@ from neurofl.commands.common import emit, json_option, progress
 )
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Topology: mlp (digits), conv (LeNet-style), auto picks by input size.")
+@click.option("--train-epochs", default=15, show_default=True, type=click.IntRange(0),
+              help="Epochs to train each row's model for its test accuracy (0 skips).")
 @click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's attack iterations.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
@@ -53,6 +55,7 @@ def evaluate(
     victims: int,
     batch_size: int,
     arch: str,
+    train_epochs: int,
     iterations: int | None,
     seed: int,
     data_dir: Path | None,
@@ -75,6 +78,7 @@ def evaluate(
         data_dir=Path(data_dir) if data_dir else None,
         iterations=iterations,
         arch=arch,
+        train_epochs=train_epochs,
     )
     with progress() as bar:
         tasks: dict[str, int] = {}
