@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from neurofl import __version__
-from neurofl.attacks import idlg_labels, invert, load_recipe
+from neurofl.attacks import invert, load_recipe, recover_labels
+from neurofl.attacks.matching import best_assignment
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.gradients import per_sample_gradients
@@ -170,10 +171,9 @@ def run_row(
         recipe = dataclasses.replace(recipe, iterations=cfg.iterations)
     model = build_model(kind, arch, profile, seed=cfg.seed)
     target = shared_updates(model, victims, profile, cfg)
-    last = list(target)[-1]
-    if recipe.labels == "idlg" and cfg.batch_size == 1:
-        labels = idlg_labels(target[last])
-    else:
+    if recipe.labels == "idlg":
+        labels = recover_labels(model, target, cfg.batch_size, tuple(arch.input_shape), cfg.seed)
+    else:  # "known" hands the attacker the true labels; "joint" (DLG) optimizes them and ignores these
         labels = victims.y
     b = cfg.batch_size
     chunks = []
@@ -188,13 +188,15 @@ def run_row(
                 labels[start * b : stop * b],
                 tuple(arch.input_shape),
                 recipe,
-                seed=cfg.seed + 1 + 7919 * k,
+                seed=cfg.seed + 1 + start,  # victim v always starts from seed + 1 + v (any chunking)
                 batch=b,
+                profile=profile,
             )
+            used = inv.labels if inv.labels is not None else labels[start * b : stop * b]
             done = {
                 "images": inv.images.numpy().astype(np.float32),
                 "loss": inv.loss.numpy(),
-                "labels": labels[start * b : stop * b].numpy(),
+                "labels": used.numpy(),
                 "seconds": np.float64(time.perf_counter() - t0),
             }
             store.save(k, done)
@@ -224,12 +226,24 @@ class Judge:
         return "re-identification" if self.kind == "reid" else "oracle"
 
 
+def _label_accuracy(recovered: np.ndarray, true: np.ndarray, batch: int) -> float:
+    """Share of true labels recovered; within a batch labels are a multiset (order is not shared)."""
+    hits = 0
+    for r, t in zip(recovered.reshape(-1, batch), true.reshape(-1, batch), strict=True):
+        rv, tv = np.unique(r, return_counts=True), np.unique(t, return_counts=True)
+        common = dict(zip(*rv, strict=True))
+        hits += sum(min(c, common.get(lab, 0)) for lab, c in zip(*tv, strict=True))
+    return hits / len(true)
+
+
 def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Victims, judge: Judge) -> dict[str, Any]:
     """Leakage metrics of one row. Victims whose attack diverged count as failures for ASR and are
     left out of the image metrics (their number is reported as ``failed``). Event reconstructions
     are binarized first; PSNR and SSIM are then not defined (None) and l2 is the study's metric."""
     truth = victims.x.numpy()
-    rec = res["images"]
+    # a batch's update does not depend on sample order: pair each reconstruction with its original
+    batch = len(truth) // len(res["loss"])
+    rec = best_assignment(res["images"], truth, batch)
     per_victim_ok = np.isfinite(res["loss"]).repeat(len(rec) // len(res["loss"]))
     ok = np.isfinite(rec.reshape(len(rec), -1)).all(1) & per_victim_ok
     rec = np.where(ok.reshape((-1,) + (1,) * (rec.ndim - 1)), rec, np.nan)
@@ -239,7 +253,7 @@ def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Vict
         asr: Rate = reidentification(rec, judge.gallery, victims.index)
     else:
         asr = attack_success(judge.oracle, rec, victims.y.numpy())
-    label_acc = float((res["labels"] == victims.y.numpy()).mean())
+    label_acc = _label_accuracy(res["labels"], victims.y.numpy(), batch)
 
     def mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
         return float(np.mean(f(rec[ok], truth[ok]))) if ok.any() else None

@@ -1,8 +1,12 @@
-"""Label recovery from a shared update (iDLG, Zhao et al. 2020)."""
+"""Label recovery from a shared update: iDLG (Zhao et al. 2020) at batch 1, a count estimate above."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.optimize import nnls
+
+from neurofl.gradients import per_sample_gradients
 
 
 def idlg_labels(last_weight_grad: torch.Tensor) -> torch.Tensor:
@@ -15,3 +19,60 @@ def idlg_labels(last_weight_grad: torch.Tensor) -> torch.Tensor:
     last_weight_grad: (victims, classes, *fan_in) -> labels (victims,) int64
     """
     return last_weight_grad.reshape(last_weight_grad.shape[0], last_weight_grad.shape[1], -1).sum(-1).argmin(1)
+
+
+def row_sums(last_weight_grad: torch.Tensor) -> torch.Tensor:
+    """(victims, classes, *fan_in) -> (victims, classes)"""
+    return last_weight_grad.reshape(last_weight_grad.shape[0], last_weight_grad.shape[1], -1).sum(-1)
+
+
+def count_labels(
+    model: torch.nn.Module,
+    last_weight_grad: torch.Tensor,
+    batch: int,
+    input_shape: tuple[int, ...],
+    seed: int,
+    probes: int = 16,
+) -> torch.Tensor:
+    """Estimate each victim's label multiset from its batch-mean last-layer gradient.
+
+    The attacker calibrates on random inputs: ``R[c]`` is the mean last-layer row-sum vector of
+    one sample of class ``c``. A batch's row sums are then about ``R^T n / batch`` for the label
+    counts ``n``; non-negative least squares gives ``n``, rounded to ``batch`` labels by largest
+    remainder (the idea of Wainakh et al. 2022's LLG+, calibrated on the attacker's own model).
+
+    last_weight_grad : (victims, classes, *fan_in), the mean over each victim's ``batch`` samples
+    Returns labels (victims * batch,) int64, sorted within each victim.
+    """
+    classes = last_weight_grad.shape[1]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((probes * classes, *input_shape), generator=gen).requires_grad_(True)
+    y = torch.arange(classes).repeat(probes)
+    with torch.enable_grad():
+        grads = per_sample_gradients(model, x, y, generator=gen)
+    last = row_sums(list(grads.values())[-1].detach())  # (probes * classes, classes)
+    calib = last.reshape(probes, classes, classes).mean(0).double().numpy()  # R[c_true, c]
+    sums = row_sums(last_weight_grad.detach()).double().numpy() * batch
+    out = []
+    for s in sums:
+        n, _ = nnls(calib.T, s)
+        n = n * batch / n.sum() if n.sum() > 0 else np.full(classes, batch / classes)
+        counts = np.floor(n).astype(int)
+        for c in np.argsort(-(n - counts))[: batch - counts.sum()]:
+            counts[c] += 1
+        out.append(np.repeat(np.arange(classes), counts))
+    return torch.from_numpy(np.concatenate(out)).long()
+
+
+def recover_labels(
+    model: torch.nn.Module,
+    target: dict[str, torch.Tensor],
+    batch: int,
+    input_shape: tuple[int, ...],
+    seed: int,
+) -> torch.Tensor:
+    """iDLG at batch 1, the count estimate above. target: name -> (victims, ...) -> (victims * batch,)"""
+    last = target[[k for k in target if k.endswith("weight")][-1]]
+    if batch == 1:
+        return idlg_labels(last)
+    return count_labels(model, last, batch, input_shape, seed)

@@ -12,4 +12,4 @@ from neurofl.attacks import load_recipe
 @pytest.fixture
 def theory_recipe():
     """Inverting Gradients without the image prior: the setting where theory predicts exact recovery."""
-    return dataclasses.replace(load_recipe("inverting_gradients"), tv_weight=0.0, iterations=600)
+    return dataclasses.replace(load_recipe("inverting_gradients_plain"), tv_weight=0.0, iterations=600)

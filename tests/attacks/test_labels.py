@@ -1,0 +1,49 @@
+"""Label recovery: iDLG at batch 1, the calibrated count estimate above."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurofl.attacks import count_labels, recover_labels
+from neurofl.attacks.suite import label_hits
+from neurofl.gradients import per_sample_gradients
+from neurofl.models import Architecture, build_model
+from neurofl.profiles import load_profile
+
+
+@pytest.mark.parametrize(
+    "kind,profile,floor", [("ann", "float32", 1.0), ("snn", "float32", 0.9), ("snn", "loihi2", 0.9)]
+)
+def test_idlg_batch_1(digits, kind, profile, floor):
+    """ANN: every label (theory: only the true row of the last gradient is negative). SNN: the
+    same sign argument holds through the non-negative surrogate, but a row can vanish (no output
+    neuron near threshold) or be rounded to 0 by the 8-bit upload; the measured rate is printed."""
+    x, y = digits
+    prof = load_profile(profile)
+    model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=0)
+    target = {k: v.detach() for k, v in per_sample_gradients(model, x, y).items()}
+    acc = float((recover_labels(model, target, 1, (1, 8, 8), seed=0) == y).float().mean())
+    print(f"iDLG label accuracy {kind}@{profile}: {acc:.3f} on {len(y)} victims")
+    assert acc >= floor
+
+
+@pytest.mark.parametrize("kind,factor", [("ann", 1.5), ("snn", 1.2)])
+def test_count_estimate_batch_4_beats_guessing(digits, kind, factor):
+    """The estimate must match more labels than a random multiset guess does (measured on these
+    64 digits: ANN 0.63, SNN 0.47, guessing 0.30)."""
+    x, y = digits
+    model = build_model(kind, Architecture((1, 8, 8), 10), load_profile("float32"), seed=0)
+    last = list(per_sample_gradients(model, x, y, group=4).values())[-1].detach()
+    found = count_labels(model, last, 4, (1, 8, 8), seed=0)
+    acc = label_hits(found.numpy(), y.numpy(), 4) / len(y)
+    rng = np.random.default_rng(0)
+    guess = np.mean([label_hits(rng.integers(0, 10, len(y)), y.numpy(), 4) / len(y) for _ in range(200)])
+    print(f"count-estimate label accuracy {kind}@float32, batch 4: {acc:.3f} (random guess {guess:.3f})")
+    assert acc > factor * guess
+
+
+def test_label_hits_is_a_multiset_match():
+    assert label_hits(np.array([1, 2, 2, 5]), np.array([2, 1, 3, 2]), 4) == 3
+    assert label_hits(np.array([1, 2, 3, 4]), np.array([2, 1, 4, 3]), 2) == 4
+    assert label_hits(np.array([1, 2, 3, 4]), np.array([3, 4, 1, 2]), 2) == 0
