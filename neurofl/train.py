@@ -8,13 +8,19 @@ one that runs on the chip. The ANN is the float reference.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neurofl.checkpoint import arch_to_dict, atomic_write, check_state_dict, load_tensors_file, profile_to_dict
 from neurofl.data import Dataset
 from neurofl.errors import UserError
 from neurofl.models import Architecture, ModelKind, build_model
@@ -50,6 +56,105 @@ class TrainResult:
     profile: HardwareProfile
     accuracy: float
     history: tuple[EpochStats, ...] = field(default_factory=tuple)
+    resumed_from: int = 0  # epochs restored from a resume file (0: trained from scratch)
+
+
+RESUME_FORMAT = "neurofl-train-state/1"
+
+
+def _digest(ds: Dataset) -> dict[str, Any]:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(ds.x).tobytes())
+    h.update(np.ascontiguousarray(ds.y).tobytes())
+    return {"name": ds.name, "shape": list(ds.x.shape), "sha256": h.hexdigest()}
+
+
+def _identity(
+    kind: str, arch: Any, profile: HardwareProfile, train: Dataset, test: Dataset, seed: int, cfg: Any
+) -> str:
+    """What a resumed run must share with the interrupted one (every input but the epoch count)."""
+    ident = {
+        "format": RESUME_FORMAT,
+        "kind": kind,
+        "architecture": arch_to_dict(arch),
+        "profile": profile_to_dict(profile),
+        "train": _digest(train),
+        "test": _digest(test),
+        "seed": seed,
+        "config": dataclasses.asdict(cfg),
+    }
+    return json.dumps(ident, sort_keys=True)
+
+
+def _save_state(
+    path: Path,
+    identity: str,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    history: list[EpochStats],
+) -> None:
+    """Everything the next epoch depends on, written atomically after each epoch."""
+    state = {
+        "identity": identity,
+        "epoch": len(history),
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "numpy_rng": json.dumps(rng.bit_generator.state),
+        "torch_generator": gen.get_state(),
+        "torch_global": torch.get_rng_state(),
+        "history": json.dumps([dataclasses.asdict(h) for h in history]),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_state(
+    path: Path,
+    identity: str,
+    epochs: int,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> list[EpochStats]:
+    """Restore a resume file into the fresh ``model``, ``opt`` and generators; return its history.
+
+    Raises
+    ------
+    UserError
+        The file belongs to another run (settings, data or seed differ), holds more epochs than
+        asked for, or is not a valid resume file; the message says to remove it.
+    """
+    hint = "remove it to start over, or use another --out"
+    try:
+        state = load_tensors_file(path, "training resume file")
+    except UserError as e:
+        raise UserError(f"{e}; {hint}") from None
+    keys = ("identity", "epoch", "model", "optimizer", "numpy_rng", "torch_generator", "torch_global", "history")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise UserError(f"{path}: not a neurofl training resume file; {hint}")
+    if state["identity"] != identity:
+        raise UserError(f"{path}: holds a run with other settings, data or seed; {hint}")
+    done = state["epoch"]
+    if isinstance(done, bool) or not isinstance(done, int) or done < 1:
+        raise UserError(f"{path}: invalid epoch count {done!r}; {hint}"[:300])
+    if done > epochs:
+        raise UserError(f"{path}: already holds {done} epochs, more than --epochs {epochs}; {hint}")
+    try:
+        model.load_state_dict(check_state_dict(state["model"], path, "model"))
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        gen.set_state(state["torch_generator"])
+        torch.set_rng_state(state["torch_global"])
+        history = [EpochStats(**h) for h in json.loads(state["history"])]
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any inconsistency means the file is not ours to resume from
+        raise UserError(f"{path}: unusable resume file ({type(e).__name__}); {hint}") from None
+    if len(history) != done:
+        raise UserError(f"{path}: history of {len(history)} epochs for epoch {done}; {hint}")
+    return history
 
 
 def _check_shapes(arch: Architecture, *datasets: Dataset) -> None:
@@ -90,6 +195,7 @@ def train_model(
     seed: int,
     on_epoch: Callable[[EpochStats], None] | None = None,
     config: TrainConfig | None = None,
+    resume: Path | None = None,
 ) -> TrainResult:
     """Train a model of ``kind`` on ``train`` under ``profile``; report accuracy on ``test``.
 
@@ -102,6 +208,9 @@ def train_model(
     seed : initialization, shuffling and input-encoding randomness
     on_epoch : called after each epoch with its :class:`EpochStats` (e.g. a progress bar)
     config : optimizer settings (defaults: Adam, lr 0.01, batch 32)
+    resume : a file for the training state: written atomically after every epoch and, when it
+        already exists, restored first (model, optimizer, random generators), so a run killed at
+        any moment and restarted gives the model an uninterrupted run gives, bit for bit
 
     Returns
     -------
@@ -116,7 +225,11 @@ def train_model(
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     history: list[EpochStats] = []
-    for epoch in range(1, epochs + 1):
+    identity = _identity(kind, arch, profile, train, test, seed, cfg) if resume is not None else ""
+    if resume is not None and Path(resume).exists():
+        history = _load_state(Path(resume), identity, epochs, model, opt, rng, gen)
+    resumed_from = len(history)
+    for epoch in range(resumed_from + 1, epochs + 1):
         model.train()
         order = rng.permutation(len(train.y))
         total_loss, correct = 0.0, 0
@@ -138,7 +251,9 @@ def train_model(
             test_accuracy=accuracy(model, test, seed, cfg.eval_batch_size),
         )
         history.append(stats)
+        if resume is not None:
+            _save_state(Path(resume), identity, model, opt, rng, gen, history)
         if on_epoch is not None:
             on_epoch(stats)
     model.eval()
-    return TrainResult(model, kind, arch, profile, history[-1].test_accuracy, tuple(history))
+    return TrainResult(model, kind, arch, profile, history[-1].test_accuracy, tuple(history), resumed_from)

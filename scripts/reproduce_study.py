@@ -73,7 +73,8 @@ def study_markdown(study: dict[str, Any]) -> str:
 @click.option("--clients", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--iterations", type=int, default=None, help="Override the attack's iterations (quick runs).")
-def main(data_dir, out, profile, only, victims, clients, seed, iterations) -> None:
+@click.option("--train-epochs", type=int, default=15, show_default=True, help="Epochs for each row's test accuracy.")
+def main(data_dir, out, profile, only, victims, clients, seed, iterations, train_epochs) -> None:
     """Run `evaluate` on every available dataset and summarize."""
     from neurofl.commands.common import stderr
     from neurofl.data.base import available_datasets
@@ -94,12 +95,13 @@ def main(data_dir, out, profile, only, victims, clients, seed, iterations) -> No
                              "skipped": [n for n in names if n not in todo]}  # fmt: skip
     for name in todo:
         stderr.print(f"[bold]{name}[/bold]: evaluating ann and snn under float32 and {profile}")
+        kind = "events" if registry[name].shape.endswith("events") else "image"
         cfg = EvaluateConfig(
             profiles=(profile,), dataset=name, clients=clients, victims=victims, seed=seed,
-            out=out / name, data_dir=root, iterations=iterations,
+            out=out / name, data_dir=root, iterations=iterations, train_epochs=train_epochs,
+            attack="spike_ig" if kind == "events" else "inverting_gradients",
         )  # fmt: skip
         report = run_evaluate(cfg)
-        kind = "events" if registry[name].shape.endswith("events") else "image"
         study["datasets"].append(dataset_summary(name, kind, report))
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "study.json", study)  # after each dataset, so a partial study is readable

@@ -47,7 +47,11 @@ def first_layer_readout(target: dict[str, torch.Tensor], batch: int, input_size:
         b = target[bias_name].reshape(victims, -1).double()
         x = torch.einsum("vo,voi->vi", b, w) / (b * b).sum(1, keepdim=True).clamp_min(1e-300)
         return x.float(), True
-    _, _, vh = torch.linalg.svd(w, full_matrices=False)
+    # A victim whose update is non-finite would make the batched SVD raise for everyone: decompose
+    # a zero matrix in its place and hand it a NaN start, so it fails alone and is recorded as failed.
+    finite = torch.isfinite(w).flatten(1).all(1)
+    _, _, vh = torch.linalg.svd(torch.where(finite[:, None, None], w, torch.zeros_like(w)), full_matrices=False)
+    vh = torch.where(finite[:, None, None], vh, torch.full_like(vh, float("nan")))
     v = vh[:, :batch, :]  # (victims, batch, in)
     v = v * torch.where(v.sum(-1, keepdim=True) < 0, -1.0, 1.0)  # inputs are non-negative
     v = v.clamp_min(0)

@@ -61,19 +61,32 @@ def _print_resources(res) -> None:
 )
 @click.option("--epochs", type=int, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint file to write (.pt).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Checkpoint file to write (.pt); OUT.resume holds per-epoch progress, so rerunning resumes.",
+)
 @_data_dir
 @json_option
 def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, as_json) -> None:
-    """Train a model under a hardware profile (quantization-aware for SNNs) and save a checkpoint."""
+    """Train a model under a hardware profile (quantization-aware for SNNs) and save a checkpoint.
+
+    Progress is saved after every epoch to OUT.resume; an interrupted run (Ctrl-C, SIGKILL) rerun
+    with the same options continues from its last finished epoch to the same final model.
+    """
     from neurofl.checkpoint import save_checkpoint
+    from neurofl.errors import UserError
     from neurofl.models import architecture_for
     from neurofl.profiles import load_profile
     from neurofl.train import train_model
 
+    if epochs < 1:  # before the progress bar starts, so the error is the only line printed
+        raise UserError(f"--epochs must be >= 1, got {epochs}")
     profile = load_profile(profile_name)
     splits = _splits(dataset, data_dir, seed)
     arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
+    resume = out.with_name(out.name + ".resume")
     with progress() as bar:
         task = bar.add_task(f"train {kind}@{profile.name}", total=epochs)
 
@@ -85,7 +98,9 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
                 f"train {s.train_accuracy:.1%} test {s.test_accuracy:.1%}",
             )
 
-        result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch)
+        result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch, resume=resume)
+    if result.resumed_from:
+        stderr.print(f"resumed from {resume} after epoch {result.resumed_from}")
     history = [dataclasses.asdict(h) for h in result.history]
     header = save_checkpoint(
         out,
@@ -97,6 +112,7 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
         result.accuracy,
         extra={"seed": seed, "epochs": epochs, "split": "train on clients, test on test", "history": history},
     )
+    resume.unlink(missing_ok=True)  # after the checkpoint is in place: a kill in between resumes to the same file
     summary = {
         "out": str(out),
         "kind": kind,
@@ -104,6 +120,7 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
         "dataset": dataset,
         "test_accuracy": result.accuracy,
         "history": history,
+        "resumed_from": result.resumed_from,
         "versions": header["versions"],
     }
     emit(

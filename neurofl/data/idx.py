@@ -7,6 +7,7 @@ one uint32 per dimension -- followed by the array. Files may be gzip-compressed 
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,33 +27,51 @@ SPLITS = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), ("t10k-images-
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+# Largest array an IDX file may declare (MNIST's training images: 47M); refused before reading.
+MAX_IDX_ELEMENTS = 1 << 28
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into an array of its declared type and shape.
+
+    The header is read first; a file declaring more than :data:`MAX_IDX_ELEMENTS` values is
+    refused, and only the declared bytes (plus one, to detect trailing data) are ever read, so a
+    hostile or gzip-bomb file cannot exhaust memory. Float arrays must be finite.
 
     Raises
     ------
     UserError
-        The file is truncated or not an IDX file.
+        The file is truncated, too large, holds NaN/inf, or is not an IDX file.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise UserError(f"{path}: cannot read ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise UserError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise UserError(f"{path}: truncated IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    count = int(np.prod(shape)) if shape else 1
-    if len(raw) != header + count * dtype.itemsize:
-        raise UserError(f"{path}: holds {len(raw) - header} data bytes, header {shape} needs {count * dtype.itemsize}")
-    return np.frombuffer(raw, dtype, count, header).reshape(shape).astype(dtype.newbyteorder("="))
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+                raise UserError(f"{path}: not an IDX file (bad magic number)")
+            ndim = magic[3]
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise UserError(f"{path}: truncated IDX header")
+            shape = tuple(int(d) for d in np.frombuffer(dims, ">u4", ndim))
+            dtype = np.dtype(_IDX_TYPES[magic[2]])
+            count = 1
+            for d in shape:
+                count *= d  # Python ints: no overflow
+            if count > MAX_IDX_ELEMENTS:
+                raise UserError(f"{path}: header claims shape {shape}, more than {MAX_IDX_ELEMENTS} values")
+            need = count * dtype.itemsize
+            raw = f.read(need + 1)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise UserError(f"{path}: cannot read ({type(e).__name__}: {str(e)[:100]})") from None
+    if len(raw) != need:
+        more = "more than" if len(raw) > need else f"{len(raw)} bytes, not"
+        raise UserError(f"{path}: holds {more} the {need} data bytes its header {shape} needs")
+    out = np.frombuffer(raw, dtype, count).reshape(shape).astype(dtype.newbyteorder("="))
+    if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+        raise UserError(f"{path}: holds NaN or infinite values")
+    return out
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -124,13 +143,20 @@ def load_idx_dataset(
         raise UserError(missing_message(src.name, where, [f"{s}[.gz]" for pair in SPLITS for s in pair]))
     xs, ys = [], []
     for images_stem, labels_stem in SPLITS:
-        images, labels = read_idx(_find(folder, images_stem)), read_idx(_find(folder, labels_stem))
+        images_path, labels_path = _find(folder, images_stem), _find(folder, labels_stem)
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.dtype != np.uint8:
+            raise UserError(f"{images_path}: images must be unsigned bytes (IDX type 0x08), got {images.dtype}")
+        if labels.dtype.kind not in "iu":
+            raise UserError(f"{labels_path}: labels must be integers, got {labels.dtype}")
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise UserError(f"{folder}: {images_stem} {images.shape} does not match {labels_stem} {labels.shape}")
         xs.append(images)
         ys.append(labels)
     x = np.concatenate(xs)[:, None].astype(np.float32) / 255.0
     y = np.concatenate(ys).astype(np.int64)
+    if len(y) == 0:
+        raise UserError(f"{folder}: the IDX files hold no images")
     if y.min() < 0 or y.max() >= src.classes:
         raise UserError(f"{folder}: labels outside 0..{src.classes - 1}")
     keep = cap_per_class(y, max_per_class)

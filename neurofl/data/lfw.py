@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,14 @@ from neurofl.errors import UserError
 HOME = "lfw_home"
 PAIRS = ("pairsDevTrain.txt", "pairsDevTest.txt", "pairs.txt")
 FUNNELED = "lfw_funneled"
+# fetch_lfw_people's default face crop of the 250x250 funneled images (rows, columns): 125x94 pixels.
+FACE_CROP = (slice(70, 195), slice(78, 172))
+
+
+class _People(NamedTuple):
+    images: np.ndarray  # (N, H, W) float32 in [0, 1]
+    target: np.ndarray  # (N,) identity index
+    target_names: np.ndarray  # (identities,) names, sorted
 
 
 @dataclass(frozen=True)
@@ -59,18 +68,18 @@ def load_lfw(data_dir: Path | None, download: bool, options: LfwOptions = LfwOpt
         raise UserError(
             missing_message("lfw", root / HOME, [*PAIRS, f"{FUNNELED}/<Person_Name>/<Person_Name>_NNNN.jpg"])
         )
-    from sklearn.datasets import fetch_lfw_people
+    from sklearn.datasets import _lfw
 
     try:
-        people = fetch_lfw_people(
-            data_home=str(root),
-            min_faces_per_person=options.min_faces,
-            resize=options.resize,
-            color=False,
-            download_if_missing=download,
+        # scikit-learn's loader without its joblib cache: fetch_lfw_people memoizes results as
+        # pickles under lfw_home/, and a pickle from the data dir could run code when read back.
+        _, folder = _lfw._check_fetch_lfw(data_home=str(root), funneled=True, download_if_missing=download)
+        images, target, names = _lfw._fetch_lfw_people(
+            folder, slice_=FACE_CROP, color=False, resize=options.resize, min_faces_per_person=options.min_faces
         )
-    except (OSError, ValueError) as e:
-        raise UserError(f"dataset 'lfw' under {root / HOME}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - PIL and scikit-learn raise many types for corrupt images
+        raise UserError(f"dataset 'lfw' under {root / HOME}: {type(e).__name__}: {str(e)[:200]}") from None
+    people = _People(images, target, names)
     if len(people.target_names) < 2:
         few = f"fewer than 2 identities have >= {options.min_faces} images"
         raise UserError(f"dataset 'lfw' under {root / HOME}: {few}")

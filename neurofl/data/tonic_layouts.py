@@ -24,31 +24,129 @@ from neurofl.data.limits import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
 
+# Bound on one recording's events (DVSGesture's longest hold ~1M); checked from file metadata before reading.
+MAX_EVENTS = 1 << 24
+GESTURE_SENSOR = (128, 128, 2)
+NMNIST_SENSOR = (34, 34, 2)
+# N-MNIST's timestamp counter wraps every 2**13 us; tonic adds this at each overflow event (y == 240).
+NMNIST_OVERFLOW_Y = 240
+NMNIST_TIME_INCREMENT = 1 << 13
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """Shape, dtype, Fortran order and data offset of a ``.npy`` file, read from its header only."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as f:
+            version = npy.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = npy.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = npy.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            return shape, dtype, fortran, f.tell()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    except Exception as e:  # noqa: BLE001 - numpy parses the header with ast/tokenize: any error type
+        raise UserError(f"{path}: not a .npy array file ({type(e).__name__}: {str(e)[:100]})") from None
+
+
+def check_events(ev: np.ndarray, sensor: tuple[int, int, int], path: Path) -> np.ndarray:
+    """Refuse events outside the sensor (x < width, y < height, polarity < polarities) or at t < 0."""
+    w, h, pol = sensor
+    for name, hi in (("x", w), ("y", h), ("p", pol)):
+        v = ev[name].astype(np.int64)
+        if len(v) and (v.min() < 0 or v.max() >= hi):
+            sensor_txt = f"the {w}x{h}x{pol} sensor needs 0..{hi - 1}"
+            raise UserError(f"{path}: event {name} in [{v.min()}, {v.max()}], {sensor_txt}")
+    if len(ev) and ev["t"].min() < 0:
+        raise UserError(f"{path}: negative event timestamp {ev['t'].min()}")
+    return ev
+
 
 def read_gesture_npy(path: Path) -> np.ndarray:
-    """One DVSGesture recording as a structured array (x, y, p, t in microseconds)."""
+    """One DVSGesture recording as a structured array (x, y, p, t in microseconds).
+
+    The ``.npy`` header is checked first (a numeric N x 4 array, N <= :data:`MAX_EVENTS`, exactly
+    as many data bytes as it claims), then the values: finite integers on the 128x128x2 sensor,
+    t >= 0 milliseconds. No pickled object arrays are ever loaded.
+    """
     from numpy.lib import recfunctions
     from tonic.datasets import DVSGesture
 
-    try:
-        raw = np.load(path)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a DVSGesture .npy file ({e})") from None
-    if raw.ndim != 2 or raw.shape[1] != 4:
-        raise UserError(f"{path}: expected an N x 4 array (x, y, p, t), got shape {raw.shape}")
+    path = Path(path)
+    shape, dtype, fortran, offset = _npy_header(path)
+    if dtype.fields is not None or dtype.kind not in "iuf" or dtype.hasobject:
+        raise UserError(f"{path}: expected a numeric N x 4 array (x, y, p, t), got dtype {dtype}")
+    if len(shape) != 2 or shape[1] != 4:
+        raise UserError(f"{path}: expected an N x 4 array (x, y, p, t), got shape {shape}")
+    if shape[0] > MAX_EVENTS:
+        raise UserError(f"{path}: claims {shape[0]} events, more than the {MAX_EVENTS} accepted per recording")
+    need = shape[0] * 4 * dtype.itemsize
+    have = path.stat().st_size - offset
+    if have != need:
+        raise UserError(f"{path}: holds {have} data bytes, its header {shape} {dtype} needs {need} (truncated?)")
+    with open(path, "rb") as f:
+        f.seek(offset)
+        raw = np.fromfile(f, dtype=dtype, count=shape[0] * 4)
+    raw = raw.reshape(shape[::-1]).T if fortran else raw.reshape(shape)
+    values = raw.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"{path}: holds NaN or infinite values")
+    if not np.array_equal(values, np.round(values)):
+        raise UserError(f"{path}: holds non-integer event coordinates or times")
+    if len(values) and np.abs(values).max() > np.iinfo(np.int64).max // 1000:
+        raise UserError(f"{path}: value {np.abs(values).max():g} is out of range for event coordinates and times")
     raw = raw.astype(np.int64)
     raw[:, 3] *= 1000  # tonic stores milliseconds, events use microseconds
-    return recfunctions.unstructured_to_structured(raw, DVSGesture.dtype)
+    ev = recfunctions.unstructured_to_structured(raw, DVSGesture.dtype)
+    return check_events(ev, GESTURE_SENSOR, path)
+
+
+def decode_nmnist(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """N-MNIST's 5-byte events decoded as tonic's ``read_mnist_file`` decodes them.
+
+    raw : (5 * N,) uint8. Returns x, y, t (us), p of the N' <= N events that are not timer
+    overflows; each overflow event (y == 240) adds 2**13 us to every later timestamp
+    (a cumulative sum here, where tonic loops over overflows).
+    """
+    raw = raw.astype(np.int64)
+    x, y = raw[0::5], raw[1::5]
+    p = (raw[2::5] & 128) >> 7
+    t = ((raw[2::5] & 127) << 16) | (raw[3::5] << 8) | raw[4::5]
+    overflow = y == NMNIST_OVERFLOW_Y
+    t = t + NMNIST_TIME_INCREMENT * np.cumsum(overflow)
+    keep = ~overflow
+    return x[keep], y[keep], t[keep], p[keep]
 
 
 def read_nmnist_bin(path: Path) -> np.ndarray:
-    """One N-MNIST recording (tonic's reader) as a structured array (x, y, t in us, p)."""
+    """One N-MNIST recording as a structured array (x, y, t in us, p), refusing events outside
+    the 34x34 sensor and files that are not whole 5-byte events."""
     from tonic.datasets import NMNIST
-    from tonic.io import read_mnist_file
 
-    if path.stat().st_size % 5:
-        raise UserError(f"{path}: size {path.stat().st_size} is not a multiple of 5 bytes (N-MNIST events)")
-    return read_mnist_file(str(path), dtype=NMNIST.dtype)
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size % 5:
+            raise UserError(f"{path}: size {size} is not a multiple of 5 bytes (N-MNIST events)")
+        if size // 5 > MAX_EVENTS:
+            raise UserError(f"{path}: holds {size // 5} events, more than the {MAX_EVENTS} accepted per recording")
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    x, y, t, p = decode_nmnist(raw)
+    ev = np.empty(len(x), NMNIST.dtype)
+    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    return check_events(ev, NMNIST_SENSOR, path)
+
+
+def _gesture_label(path: Path) -> int:
+    if not path.stem.isdigit():
+        raise UserError(f"{path}: a DVSGesture recording must be named <label>.npy, e.g. 3.npy")
+    return int(path.stem)
 
 
 @dataclass(frozen=True)
@@ -80,11 +178,11 @@ DVS_GESTURE = EventLayout(
     "DVSGesture",
     ("ibmGestureTrain", "ibmGestureTest"),
     "user*_*/*.npy",
-    (128, 128, 2),
+    GESTURE_SENSOR,
     11,
     "DVSGesture",
     read_gesture_npy,
-    lambda p: int(p.stem),
+    _gesture_label,
     FrameOptions(bins=16, height=32, width=32, max_per_class=100),
     "IBM DVS128 Gesture (Amir et al. 2017), tonic layout",
 )
@@ -93,7 +191,7 @@ NMNIST_LAYOUT = EventLayout(
     "NMNIST",
     ("Train", "Test"),
     "[0-9]/*.bin",
-    (34, 34, 2),
+    NMNIST_SENSOR,
     10,
     "NMNIST",
     read_nmnist_bin,

@@ -8,16 +8,18 @@ plain tensors and numbers only, so :func:`load_captured` reads it with ``weights
 from __future__ import annotations
 
 import dataclasses
-import pickle
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from neurofl.checkpoint import arch_from_dict, arch_to_dict, check_state_dict, load_tensors_file
 from neurofl.errors import UserError
 from neurofl.federated.files import write_torch
 from neurofl.models import Architecture
-from neurofl.models.factory import NeuronParams
 
 FORMAT = "neurofl.captured_update/1"
 
@@ -65,28 +67,94 @@ def file_name(round_: int, client: int) -> str:
 def save_captured(dir: Path, item: CapturedUpdate) -> None:
     """Write ``item`` into folder ``dir`` atomically (one file per update)."""
     payload = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
-    payload["arch"] = dataclasses.asdict(item.arch)
+    payload["arch"] = arch_to_dict(item.arch)
     payload["format"] = FORMAT
     write_torch(Path(dir) / file_name(item.round, item.client), payload)
 
 
-def _arch(d: dict) -> Architecture:
-    return Architecture(
-        input_shape=tuple(d["input_shape"]),
-        classes=int(d["classes"]),
-        hidden=tuple(d["hidden"]),
-        neuron=NeuronParams(**d["neuron"]),
-        weight_scale=float(d["weight_scale"]),
-    )
+def _int(d: dict, key: str, lo: int, path: Path) -> int:
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise UserError(f"{path}: '{key}' must be an integer >= {lo}, got {v!r}"[:300])
+    return v
+
+
+def _choice(d: dict, key: str, choices: tuple[str, ...], path: Path) -> str:
+    if d[key] not in choices:
+        raise UserError(f"{path}: '{key}' must be one of {', '.join(choices)}, got {d[key]!r}"[:300])
+    return d[key]
+
+
+@functools.lru_cache(maxsize=16)
+def _expected_shapes(kind: str, arch: Any) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of the model ``arch`` describes (they do not depend on the profile)."""
+    from neurofl.models import build_model
+    from neurofl.profiles import load_profile
+
+    model = build_model(kind, arch, load_profile("float32"), seed=0)  # type: ignore[arg-type]
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def _check_item(d: dict, path: Path) -> CapturedUpdate:
+    """Every field's type, range and shape, against the architecture the file declares."""
+    fields: dict[str, Any] = {n: d[n] for n in _NAMES}
+    for key in ("round", "batch", "local_steps"):
+        fields[key] = _int(d, key, 1, path)
+    fields["client"] = _int(d, "client", -1, path)
+    fields["model_kind"] = _choice(d, "model_kind", ("snn", "ann"), path)
+    fields["kind"] = _choice(d, "kind", ("gradient", "delta"), path)
+    for key in ("profile", "dataset"):
+        if not isinstance(d[key], str) or not d[key]:
+            raise UserError(f"{path}: '{key}' must be a name, got {d[key]!r}"[:300])
+    lr = d["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise UserError(f"{path}: 'lr' must be a finite number > 0, got {lr!r}"[:300])
+    fields["lr"] = float(lr)
+    arch = arch_from_dict(d["arch"], str(path))
+    fields["arch"] = arch
+    shapes = _expected_shapes(fields["model_kind"], arch)
+    state = check_state_dict(d["state_dict"], path, "state_dict")
+    for name, shape in shapes.items():
+        if name not in state or tuple(state[name].shape) != shape:
+            got = tuple(state[name].shape) if name in state else "nothing"
+            raise UserError(f"{path}: state_dict '{name}' must have shape {shape}, got {got}")
+    if set(state) != set(shapes):
+        raise UserError(f"{path}: state_dict has unexpected entry '{sorted(set(state) - set(shapes))[0]}'"[:300])
+    update = check_state_dict(d["update"], path, "update")
+    if not update:
+        raise UserError(f"{path}: 'update' holds no tensors")
+    for name, t in update.items():
+        if name not in shapes or tuple(t.shape) != (1, *shapes[name]) or not t.is_floating_point():
+            raise UserError(f"{path}: update '{name}' {tuple(t.shape)} {t.dtype} is not (1, *weight shape) float"[:300])
+    batch, x, y = fields["batch"], d["true_inputs"], d["true_labels"]
+    if (x is None) != (y is None):
+        raise UserError(f"{path}: 'true_inputs' and 'true_labels' must both be present or both None")
+    if x is not None:
+        check_state_dict({"true_inputs": x, "true_labels": y}, path, "data")
+        if tuple(x.shape) != (batch, *arch.input_shape) or not x.is_floating_point():
+            raise UserError(f"{path}: true_inputs {tuple(x.shape)} must be float ({batch}, *{arch.input_shape})")
+        if tuple(y.shape) != (batch,) or y.dtype != torch.int64:
+            raise UserError(f"{path}: true_labels {tuple(y.shape)} {y.dtype} must be int64 of shape ({batch},)")
+        if batch and (int(y.min()) < 0 or int(y.max()) >= arch.classes):
+            raise UserError(f"{path}: true_labels outside 0..{arch.classes - 1}")
+    return CapturedUpdate(**fields)
+
+
+_NAMES = tuple(f.name for f in dataclasses.fields(CapturedUpdate))
 
 
 def load_captured(dir: Path) -> list[CapturedUpdate]:
     """Every captured update in ``dir``, sorted by (round, client).
 
+    Files load with ``torch.load(weights_only=True)`` (no code runs); every field is checked:
+    integer rounds/batches, finite tensors, state dict and update shapes that fit the declared
+    architecture (at most :data:`neurofl.checkpoint.MAX_PARAMETERS` weights), inputs and labels
+    of the declared batch.
+
     Raises
     ------
     UserError
-        The folder is missing or holds no captured updates, or a file is not one.
+        The folder is missing or holds no captured updates, or a file is not a valid one.
     """
     dir = Path(dir)
     if not dir.is_dir():
@@ -96,19 +164,10 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
         raise UserError(
             f"{dir}: no captured updates (round*_client*.pt); run `neurofl fl --capture-rounds ...`"
         )
-    names = [f.name for f in dataclasses.fields(CapturedUpdate)]
     items = []
     for path in files:
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-            raise UserError(f"{path}: not a readable captured update ({type(e).__name__})") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in names):
+        d = load_tensors_file(path, "captured update")
+        if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in _NAMES):
             raise UserError(f"{path}: not a neurofl captured update (expected format {FORMAT})")
-        try:
-            fields = {n: d[n] for n in names}
-            fields["arch"] = _arch(d["arch"])
-            items.append(CapturedUpdate(**fields))
-        except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"{path}: malformed captured update ({e})") from None
+        items.append(_check_item(d, path))
     return sorted(items, key=lambda c: (c.round, c.client))

@@ -54,14 +54,10 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     done_before = {p.name for p in (killed / "rows").rglob("chunk_*.npz")}
 
     subprocess.run(_cmd(killed), check=True, capture_output=True, env=_env(), timeout=240)
+    # ref and the resumed run are separate processes: equality is also run-to-run determinism
     assert _report(killed) == _report(ref)
     # chunks finished before the kill were reused, not recomputed
     assert done_before <= {p.name for p in (killed / "rows").rglob("chunk_*.npz")}
-
-    # determinism: a second uninterrupted run with the same seed is identical
-    again = tmp_path / "again"
-    subprocess.run(_cmd(again), check=True, capture_output=True, env=_env(), timeout=240)
-    assert _report(again) == _report(ref)
 
 
 @pytest.mark.timeout(180)
