@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from neurofl.checkpoint import atomic_write
+from neurofl.atomic import atomic_write
 from neurofl.data import load_dataset, split_dataset
 from neurofl.deploy.export import export_netx
 from neurofl.deploy.netx import read_netx

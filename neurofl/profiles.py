@@ -15,8 +15,7 @@ from typing import Literal
 import torch
 
 from neurofl.config import bounded, from_table, read_toml
-from neurofl.errors import UserError
-from neurofl.resources import shipped_tomls
+from neurofl.resources import resolve_toml, shipped_tomls
 
 
 @dataclass(frozen=True)
@@ -146,14 +145,7 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     UserError
         Unknown name, missing file, malformed TOML, unknown key, wrong type or value out of range.
     """
-    shipped = shipped_profiles()
-    text = str(name_or_path)
-    if text in shipped:
-        path = shipped[text]
-    elif text.endswith(".toml") or "/" in text or Path(text).exists():
-        path = Path(text)
-    else:
-        raise UserError(f"unknown profile '{text}' (shipped: {', '.join(shipped)}; or give a path to a .toml file)")
+    path = resolve_toml("hardware_profiles", name_or_path, "profile")
     table = read_toml(path)
     return from_table(HardwareProfile, table, path)
 

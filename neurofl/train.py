@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurofl.checkpoint import arch_to_dict, atomic_write, check_state_dict, load_tensors_file, profile_to_dict
+from neurofl.atomic import atomic_write
+from neurofl.checkpoint import arch_to_dict, check_state_dict, load_tensors_file, profile_to_dict
 from neurofl.data import Dataset
 from neurofl.errors import UserError
 from neurofl.models import Architecture, ModelKind, build_model

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from neurofl.checkpoint import atomic_write, versions
+from neurofl.atomic import atomic_write
+from neurofl.checkpoint import versions
 from neurofl.data import load_dataset, split_dataset
 from neurofl.deploy.lava_run import run_lava
 from neurofl.deploy.netx import read_netx

@@ -76,12 +76,13 @@ def study_markdown(study: dict[str, Any]) -> str:
 @click.option("--train-epochs", type=int, default=15, show_default=True, help="Epochs for each row's test accuracy.")
 def main(data_dir, out, profile, only, victims, clients, seed, iterations, train_epochs) -> None:
     """Run `evaluate` on every available dataset and summarize."""
+    from neurofl.atomic import atomic_write_bytes
     from neurofl.commands.common import stderr
     from neurofl.data.base import available_datasets
     from neurofl.data.paths import optional_data_dir
     from neurofl.data.registry import is_available
     from neurofl.evaluate import EvaluateConfig, run_evaluate
-    from neurofl.report import atomic_write_bytes, write_json
+    from neurofl.report import write_json
 
     registry = available_datasets()
     names = list(registry) if only is None else [n.strip() for n in only.split(",") if n.strip()]

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from neurofl import __version__
+from neurofl.atomic import atomic_write_bytes
 from neurofl.errors import UserError
-from neurofl.report import atomic_write_bytes, reconstructions_png, write_json
+from neurofl.report import reconstructions_png, write_json
 
 
 def fingerprint(cfg: Any) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from neurofl.config import bounded, from_table, read_toml
-from neurofl.errors import UserError
-from neurofl.resources import shipped_tomls
+from neurofl.resources import resolve_toml
 
 
 @dataclass(frozen=True)
@@ -63,12 +62,5 @@ class AttackRecipe:
 
 def load_recipe(name_or_path: str | Path) -> AttackRecipe:
     """Load a shipped recipe by name (``attacks/NAME.toml``) or any recipe TOML by path."""
-    shipped = shipped_tomls("attacks")
-    text = str(name_or_path)
-    if text in shipped:
-        path = shipped[text]
-    elif text.endswith(".toml") or "/" in text or Path(text).exists():
-        path = Path(text)
-    else:
-        raise UserError(f"unknown attack '{text}' (shipped: {', '.join(shipped)}; or give a path to a .toml file)")
+    path = resolve_toml("attacks", name_or_path, "attack")
     return from_table(AttackRecipe, read_toml(path), path)

@@ -31,6 +31,10 @@ from neurofl.commands.common import emit, json_option, progress
               help="Topology: mlp (digits), conv (LeNet-style), auto picks by input size.")
 @click.option("--train-epochs", default=15, show_default=True, type=click.IntRange(0),
               help="Epochs to train each row's model for its test accuracy (0 skips).")
+@click.option("--round", "round_", default=1, show_default=True, type=click.IntRange(1),
+              help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine).")
+@click.option("--fl-lr", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="FedAvg client learning rate for the rounds before --round [default: 0.5 ANN, 0.03 SNN].")
 @click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's attack iterations.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
@@ -56,6 +60,8 @@ def evaluate(
     batch_size: int,
     arch: str,
     train_epochs: int,
+    round_: int,
+    fl_lr: float | None,
     iterations: int | None,
     seed: int,
     data_dir: Path | None,
@@ -79,6 +85,8 @@ def evaluate(
         iterations=iterations,
         arch=arch,
         train_epochs=train_epochs,
+        round=round_,
+        fl_lr=fl_lr,
     )
     with progress() as bar:
         tasks: dict[str, int] = {}

@@ -26,7 +26,8 @@ import h5py
 import numpy as np
 import torch
 
-from neurofl.checkpoint import arch_to_dict, atomic_write, profile_to_dict, versions
+from neurofl.atomic import atomic_write
+from neurofl.checkpoint import arch_to_dict, profile_to_dict, versions
 from neurofl.deploy.resources import ResourceReport, estimate_resources
 from neurofl.deploy.trace import STATE_BITS_LAVA, state_ranges
 from neurofl.errors import UserError

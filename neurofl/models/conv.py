@@ -10,22 +10,18 @@ C*T input channels.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from lava.lib.dl import slayer
 
+from neurofl.atomic import atomic_write
 from neurofl.config import bounded
 from neurofl.data.encoding import encode
-from neurofl.errors import UserError
 from neurofl.models.factory import ModelKind, NeuronParams
+from neurofl.models.snn import require_slayer_grids
 from neurofl.profiles import HardwareProfile
-
-SLAYER_DECAY_BITS = 12
-SLAYER_THRESHOLD_SCALE = 64
 
 
 @dataclass(frozen=True)
@@ -88,11 +84,7 @@ class ConvSNN(torch.nn.Module):
 
     def __init__(self, arch: ConvArchitecture, profile: HardwareProfile):
         super().__init__()
-        if profile.neuron.decay_bits != SLAYER_DECAY_BITS or profile.neuron.threshold_scale != SLAYER_THRESHOLD_SCALE:
-            raise UserError(
-                f"profile '{profile.name}': SLAYER CUBA neurons need neuron.decay_bits = {SLAYER_DECAY_BITS} "
-                f"and neuron.threshold_scale = {SLAYER_THRESHOLD_SCALE}"
-            )
+        require_slayer_grids(profile)
         self.arch = arch
         self.profile = profile
         self.time_steps = arch.input_shape[3] if arch.is_events else profile.simulation.time_steps
@@ -142,9 +134,7 @@ class ConvSNN(torch.nn.Module):
         c, h, w = self.arch.input_shape[:3]
         with torch.no_grad():  # SLAYER's Flatten learns its shape on the first forward pass
             self.spikes(torch.zeros(1, *self.arch.input_shape))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
+        def write(tmp: Path) -> None:
             with h5py.File(tmp, "w") as f:
                 layers = f.create_group("layer")
                 inp = layers.create_group("0")
@@ -152,10 +142,8 @@ class ConvSNN(torch.nn.Module):
                 inp.create_dataset("shape", data=[c, h, w])  # NetX reads it reversed: (x, y, f)
                 for i, block in enumerate(self.blocks):
                     block.export_hdf5(layers.create_group(str(i + 1)))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        atomic_write(path, write)
 
 
 class ConvANN(torch.nn.Module):

@@ -15,6 +15,15 @@ SLAYER_DECAY_BITS = 12
 SLAYER_THRESHOLD_SCALE = 64
 
 
+def require_slayer_grids(profile: HardwareProfile) -> None:
+    """SLAYER's CUBA neuron is hard-wired to Loihi's decay and threshold grids; refuse other profiles."""
+    if profile.neuron.decay_bits != SLAYER_DECAY_BITS or profile.neuron.threshold_scale != SLAYER_THRESHOLD_SCALE:
+        raise UserError(
+            f"profile '{profile.name}': SLAYER CUBA neurons need neuron.decay_bits = {SLAYER_DECAY_BITS} "
+            f"and neuron.threshold_scale = {SLAYER_THRESHOLD_SCALE}"
+        )
+
+
 def _floor_graded_input_current(module: torch.nn.Module, inputs: tuple, z: torch.Tensor) -> torch.Tensor:
     """On the chip a graded input payload meets integer weights and the sum is shifted right by 6
     bits, so the first layer's input current is floored to whole weight units (1/64 in SLAYER
@@ -33,11 +42,7 @@ class SpikingMLP(torch.nn.Module):
 
     def __init__(self, arch: Architecture, profile: HardwareProfile):
         super().__init__()
-        if profile.neuron.decay_bits != SLAYER_DECAY_BITS or profile.neuron.threshold_scale != SLAYER_THRESHOLD_SCALE:
-            raise UserError(
-                f"profile '{profile.name}': SLAYER CUBA neurons need neuron.decay_bits = {SLAYER_DECAY_BITS} "
-                f"and neuron.threshold_scale = {SLAYER_THRESHOLD_SCALE}"
-            )
+        require_slayer_grids(profile)
         self.arch = arch
         self.profile = profile
         self.time_steps = profile.simulation.time_steps

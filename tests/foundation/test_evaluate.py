@@ -56,3 +56,15 @@ def test_evaluate_writes_report_with_three_rows_and_resumes(tmp_path, capsys):
 def test_evaluate_rejects_more_victims_than_data(tmp_path, capsys):
     assert run_cli(["evaluate", "--victims", "5000", "--iterations", "1", "--out", str(tmp_path / "x")]) == 2
     assert "victims" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(240)
+def test_evaluate_at_a_later_round_attacks_the_federated_model(tmp_path):
+    """--round 3 attacks updates computed on the global model after 2 rounds of FedAvg."""
+    out = tmp_path / "r3"
+    assert run_cli([*ARGS, "--round", "3", "--train-epochs", "0", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["round"] == 3
+    for row in ("ann@float32", "snn@loihi2"):
+        history = json.loads((out / "rows" / row / "fl" / "history.json").read_text())
+        assert [r["round"] for r in history["rounds"]][-1] == 2
