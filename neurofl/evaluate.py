@@ -51,6 +51,7 @@ class EvaluateConfig:
     arch: str = "auto"  # mlp | conv | auto (see neurofl.models.architecture_for)
     train_epochs: int = 15  # to report each row's test accuracy (0: skip)
     round: int = 1  # attack the updates of this federated round (1: the initial global model)
+    encoding: str = "profile"  # SNN input encoding of static images: profile | direct | rate
     fl_lr: float | None = None  # FedAvg client learning rate for rounds before `round` (None: per model)
 
     def fingerprint(self) -> dict[str, Any]:
@@ -114,8 +115,19 @@ def shared_updates(
     return {k: quantize_update(v.detach(), profile.update, rnd) for k, v in grads.items()}
 
 
-def _rows(profiles: list[HardwareProfile]) -> list[tuple[str, HardwareProfile]]:
-    f32 = load_profile("float32")
+def with_encoding(profile: HardwareProfile, encoding: str) -> HardwareProfile:
+    """The profile with another input encoding of static images (``profile`` keeps its own).
+
+    A binary-spike chip cannot take a graded (``direct``) input: refused."""
+    if encoding in ("profile", profile.spikes.input_encoding):
+        return profile
+    if encoding == "direct" and profile.spikes.payload == "binary":
+        raise UserError(f"--encoding direct: profile '{profile.name}' has binary spikes (payload = 'binary')")
+    return dataclasses.replace(profile, spikes=dataclasses.replace(profile.spikes, input_encoding=encoding))
+
+
+def _rows(profiles: list[HardwareProfile], encoding: str) -> list[tuple[str, HardwareProfile]]:
+    f32 = with_encoding(load_profile("float32"), encoding)
     rows = [("ann", f32), ("snn", f32)]
     rows += [("snn", p) for p in profiles if p.name != "float32"]
     return rows
@@ -339,7 +351,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
     """
     if cfg.victims < 1 or cfg.clients < 1 or cfg.batch_size < 1 or cfg.round < 1:
         raise UserError("--victims, --clients, --batch-size and --round must be >= 1")
-    profiles = [load_profile(p) for p in cfg.profiles]
+    profiles = [with_encoding(load_profile(p), cfg.encoding) for p in cfg.profiles]
     recipe = load_recipe(cfg.attack)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     splits = split_dataset(ds, cfg.seed)
@@ -356,7 +368,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         judge = Judge("oracle", oracle, None, events=ds.kind == "events")
         chance, top = 1.0 / ds.classes, oracle.accuracy(victims.x.numpy(), victims.y.numpy())
     results, images = [], {}
-    for kind, profile in _rows(profiles):
+    for kind, profile in _rows(profiles, cfg.encoding):
         name = f"{kind}@{profile.name}"
         store = RowStore(cfg.out, name)
         res = run_row(
@@ -388,6 +400,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         "victims": cfg.victims,
         "batch_size": cfg.batch_size,
         "round": cfg.round,
+        "encodings": {p.name: p.spikes.input_encoding for p in profiles},
         "arch": type(arch).__name__,
         "asr_kind": judge.top,
         "chance": chance,

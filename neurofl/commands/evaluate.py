@@ -35,6 +35,8 @@ from neurofl.commands.common import emit, json_option, progress
               help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine).")
 @click.option("--fl-lr", default=None, type=click.FloatRange(min=0, min_open=True),
               help="FedAvg client learning rate for the rounds before --round [default: 0.5 ANN, 0.03 SNN].")
+@click.option("--encoding", type=click.Choice(["profile", "direct", "rate"]), default="profile", show_default=True,
+              help="SNN input encoding of images: the profile's, direct current each step, or Bernoulli rate code.")
 @click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's attack iterations.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
@@ -62,6 +64,7 @@ def evaluate(
     train_epochs: int,
     round_: int,
     fl_lr: float | None,
+    encoding: str,
     iterations: int | None,
     seed: int,
     data_dir: Path | None,
@@ -87,6 +90,7 @@ def evaluate(
         train_epochs=train_epochs,
         round=round_,
         fl_lr=fl_lr,
+        encoding=encoding,
     )
     with progress() as bar:
         tasks: dict[str, int] = {}

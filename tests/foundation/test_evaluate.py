@@ -68,3 +68,13 @@ def test_evaluate_at_a_later_round_attacks_the_federated_model(tmp_path):
     for row in ("ann@float32", "snn@loihi2"):
         history = json.loads((out / "rows" / row / "fl" / "history.json").read_text())
         assert [r["round"] for r in history["rounds"]][-1] == 2
+
+
+def test_encoding_override_is_recorded_and_refused_where_the_chip_cannot_take_it(tmp_path, capsys):
+    out = tmp_path / "rate"
+    assert run_cli([*ARGS, "--encoding", "rate", "--train-epochs", "0", "--out", str(out)]) == 0
+    assert json.loads((out / "report.json").read_text())["encodings"] == {"loihi2": "rate"}
+    capsys.readouterr()
+    bad = tmp_path / "direct"
+    assert run_cli(["evaluate", "--profile", "loihi1", "--encoding", "direct", "--out", str(bad)]) == 2
+    assert "binary spikes" in capsys.readouterr().err and not bad.exists()
