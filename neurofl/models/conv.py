@@ -20,7 +20,7 @@ from neurofl.atomic import atomic_write
 from neurofl.config import bounded
 from neurofl.data.encoding import encode
 from neurofl.models.factory import ModelKind, NeuronParams
-from neurofl.models.snn import require_slayer_grids
+from neurofl.models.snn import SlayerNetwork, require_slayer_grids
 from neurofl.profiles import HardwareProfile
 
 
@@ -73,7 +73,7 @@ class ConvArchitecture:
         return c * h * w
 
 
-class ConvSNN(torch.nn.Module):
+class ConvSNN(SlayerNetwork):
     """CUBA LIF network of ``slayer.block.cuba.Conv`` blocks, a ``Flatten`` and a ``Dense`` read-out.
 
     Weights pass through the profile's quantizer; each block delays its output one step.
@@ -105,26 +105,15 @@ class ConvSNN(torch.nn.Module):
             slayer.block.cuba.Dense(arch.neuron.as_slayer(), arch.features, arch.classes, delay_shift=True, **common)
         )
         self.blocks = torch.nn.ModuleList(blocks)
+        if not arch.is_events:  # event frames are binary spikes already
+            self.floor_graded_input(profile)
 
-    def _input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> (batch, C, H, W, T)."""
         if self.arch.is_events:
             return x
         c, h, w = self.arch.input_shape
         return encode(x, self.encoding, self.time_steps, generator).reshape(x.shape[0], c, h, w, self.time_steps)
-
-    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
-        s = self._input_spikes(x, generator)
-        for block in self.blocks:
-            s = block(s)
-        return s
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.spikes(x, generator).sum(-1)
-
-    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
-        """(parameter name, synapse module) of every weighted block, for per-sample gradients."""
-        return [(f"blocks.{i}.synapse.weight", b.synapse) for i, b in enumerate(self.blocks) if hasattr(b, "synapse")]
 
     def export_hdf5(self, path: Path) -> None:
         """Write the network as a NetX HDF5 file (an ``input`` layer, then each block), atomically."""

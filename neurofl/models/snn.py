@@ -31,7 +31,41 @@ def _floor_graded_input_current(module: torch.nn.Module, inputs: tuple, z: torch
     return z + (torch.floor(z * 64) / 64 - z).detach()
 
 
-class SpikingMLP(torch.nn.Module):
+class SlayerNetwork(torch.nn.Module):
+    """A stack of SLAYER blocks run on encoded inputs; subclasses build ``blocks`` and say how an
+    input becomes the first block's spike (or graded) trains.
+
+    forward: x (batch, *input_shape) -> logits (batch, classes) = output spike counts over T steps.
+    """
+
+    blocks: torch.nn.ModuleList
+
+    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> the first block's input (..., T)."""
+        raise NotImplementedError
+
+    def floor_graded_input(self, profile: HardwareProfile) -> None:
+        """Use the chip's arithmetic for graded inputs: floor the first block's current (see
+        :func:`_floor_graded_input_current`) when weights are quantized and the input is direct."""
+        if profile.weights.quantized and profile.spikes.input_encoding == "direct":
+            self.blocks[0].synapse.register_forward_hook(_floor_graded_input_current)
+
+    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
+        s = self.input_spikes(x, generator)
+        for block in self.blocks:
+            s = block(s)
+        return s
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.spikes(x, generator).sum(-1)
+
+    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
+        """(parameter name, synapse module) of every weighted block, for per-sample gradients."""
+        return [(f"blocks.{i}.synapse.weight", b.synapse) for i, b in enumerate(self.blocks) if hasattr(b, "synapse")]
+
+
+class SpikingMLP(SlayerNetwork):
     """CUBA LIF network of ``slayer.block.cuba.Dense`` blocks.
 
     Weights pass through the profile's quantizer (a straight-through pre-hook); each block
@@ -60,19 +94,8 @@ class SpikingMLP(torch.nn.Module):
             )
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
-        if profile.weights.quantized and self.encoding == "direct":
-            self.blocks[0].synapse.register_forward_hook(_floor_graded_input_current)
+        self.floor_graded_input(profile)
 
-    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
-        s = encode(x, self.encoding, self.time_steps, generator)
-        for block in self.blocks:
-            s = block(s)
-        return s
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.spikes(x, generator).sum(-1)
-
-    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
-        """(parameter name, synapse module) of every block, for per-sample gradients."""
-        return [(f"blocks.{i}.synapse.weight", b.synapse) for i, b in enumerate(self.blocks)]
+    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> (batch, inputs, T)."""
+        return encode(x, self.encoding, self.time_steps, generator)
