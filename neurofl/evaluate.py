@@ -22,14 +22,14 @@ import torch
 from neurofl import __version__
 from neurofl.atomic import atomic_write_bytes
 from neurofl.attacks import invert, load_recipe, recover_labels
-from neurofl.attacks.matching import best_assignment
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.gradients import per_sample_gradients
-from neurofl.metrics import Oracle, Rate, attack_success, binarize_events, l2, mse, psnr, reidentification, ssim
+from neurofl.metrics import Oracle
 from neurofl.models import Architecture, architecture_for, build_model
 from neurofl.profiles import HardwareProfile, load_profile, quantize_update
 from neurofl.report import markdown, profiles_png, reconstructions_png, write_json
+from neurofl.scoring import Judge, score_row
 
 CHUNK = 16  # victims optimized together; also the resume granularity
 
@@ -228,70 +228,6 @@ def run_row(
     }
 
 
-@dataclass(frozen=True)
-class Judge:
-    """How a dataset's leakage is scored: ``oracle`` (class label) or ``reid`` (nearest neighbour in
-    the clients' data), and whether inputs are events (binarized before scoring)."""
-
-    kind: str
-    oracle: Oracle | None
-    gallery: np.ndarray | None
-    events: bool
-
-    @property
-    def top(self) -> str:
-        return "re-identification" if self.kind == "reid" else "oracle"
-
-
-def _label_accuracy(recovered: np.ndarray, true: np.ndarray, batch: int) -> float:
-    """Share of true labels recovered; within a batch labels are a multiset (order is not shared)."""
-    hits = 0
-    for r, t in zip(recovered.reshape(-1, batch), true.reshape(-1, batch), strict=True):
-        rv, tv = np.unique(r, return_counts=True), np.unique(t, return_counts=True)
-        common = dict(zip(*rv, strict=True))
-        hits += sum(min(c, common.get(lab, 0)) for lab, c in zip(*tv, strict=True))
-    return hits / len(true)
-
-
-def score_row(kind: str, profile: str, res: dict[str, np.ndarray], victims: Victims, judge: Judge) -> dict[str, Any]:
-    """Leakage metrics of one row. Victims whose attack diverged count as failures for ASR and are
-    left out of the image metrics (their number is reported as ``failed``). Event reconstructions
-    are binarized first; PSNR and SSIM are then not defined (None) and l2 is the study's metric."""
-    truth = victims.x.numpy()
-    # a batch's update does not depend on sample order: pair each reconstruction with its original
-    batch = len(truth) // len(res["loss"])
-    rec = best_assignment(res["images"], truth, batch)
-    per_victim_ok = np.isfinite(res["loss"]).repeat(len(rec) // len(res["loss"]))
-    ok = np.isfinite(rec.reshape(len(rec), -1)).all(1) & per_victim_ok
-    rec = np.where(ok.reshape((-1,) + (1,) * (rec.ndim - 1)), rec, np.nan)
-    if judge.events:
-        rec = binarize_events(rec)
-    if judge.kind == "reid":
-        asr: Rate = reidentification(rec, judge.gallery, victims.index)
-    else:
-        asr = attack_success(judge.oracle, rec, victims.y.numpy())
-    label_acc = _label_accuracy(res["labels"], victims.y.numpy(), batch)
-
-    def mean(f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float | None:
-        return float(np.mean(f(rec[ok], truth[ok]))) if ok.any() else None
-
-    return {
-        "model": kind,
-        "profile": profile,
-        "victims": int(len(res["loss"])),
-        "asr": asr.value,
-        "asr_ci95": list(asr.ci95),
-        "asr_successes": asr.successes,
-        "psnr": None if judge.events else mean(psnr),
-        "ssim": None if judge.events else mean(ssim),
-        "mse": mean(mse),
-        "l2": mean(l2),
-        "label_accuracy": label_acc,
-        "failed": int((~ok).sum()),
-        "seconds": float(res["seconds"]),
-    }
-
-
 # FedAvg client learning rates that train the digits models (measured: 10 rounds, 8 clients, 5 local
 # steps of batch 16 take the ANN to 0.89 test accuracy at 0.5; the SNN diverges above ~0.05).
 FL_LR = {"ann": 0.5, "snn": 0.03}
@@ -380,7 +316,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             store,
             on_chunk=(lambda done, n=name: on_progress(n, done, cfg.victims)) if on_progress else None,
         )
-        row = score_row(kind, profile.name, res, victims, judge)
+        row = score_row(kind, profile.name, res, victims.x.numpy(), victims.y.numpy(), victims.index, judge)
         row.update(utility_row(kind, profile, arch, splits, cfg, store.dir))
         results.append(row)
         images[name] = res["images"]

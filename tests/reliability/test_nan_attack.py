@@ -11,11 +11,11 @@ import torch
 
 from neurofl.attacks.inverting import invert
 from neurofl.attacks.recipe import load_recipe
-from neurofl.evaluate import Judge, Victims, score_row
 from neurofl.gradients import per_sample_gradients
 from neurofl.metrics import mse, psnr
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
+from neurofl.scoring import Judge, score_row
 
 
 def _setup():
@@ -53,8 +53,7 @@ def test_failed_victims_count_against_asr_and_are_left_out_of_image_metrics():
     rec = x.numpy() * 0.9
     rec[1] = np.nan
     res = {"images": rec, "loss": np.array([0.1, np.nan, 0.2]), "labels": y.numpy(), "seconds": 1.0}
-    victims = Victims(x, y, np.arange(3), np.arange(3))
-    row = score_row("ann", "float32", res, victims, Judge("reid", None, x.numpy(), False))
+    row = score_row("ann", "float32", res, x.numpy(), y.numpy(), np.arange(3), Judge("reid", None, x.numpy(), False))
     assert row["failed"] == 1 and row["victims"] == 3
     assert row["asr"] == 2 / 3  # the failed victim is a failure, not skipped
     ok = [0, 2]
