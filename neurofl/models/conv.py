@@ -19,7 +19,7 @@ from lava.lib.dl import slayer
 from neurofl.atomic import atomic_write
 from neurofl.config import bounded
 from neurofl.data.encoding import encode
-from neurofl.models.factory import ModelKind, NeuronParams
+from neurofl.models.factory import NeuronParams
 from neurofl.models.snn import SlayerNetwork, require_slayer_grids
 from neurofl.profiles import HardwareProfile
 
@@ -166,16 +166,3 @@ class ConvANN(torch.nn.Module):
     def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
         """(parameter name, module) of every weighted layer, for per-sample gradients."""
         return [*((f"convs.{i}.weight", m) for i, m in enumerate(self.convs)), ("fc.weight", self.fc)]
-
-
-def build_conv_model(kind: ModelKind, arch: ConvArchitecture, profile: HardwareProfile, seed: int) -> torch.nn.Module:
-    """A freshly initialized conv model; the same ``seed`` gives the same weights.
-
-    The ANN is always float (the reference); the SNN follows ``profile``.
-    """
-    torch.manual_seed(seed)
-    if kind == "snn":
-        return ConvSNN(arch, profile)
-    if kind == "ann":
-        return ConvANN(arch)
-    raise ValueError(f"unknown model kind {kind!r}")

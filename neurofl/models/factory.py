@@ -66,17 +66,14 @@ def build_model(kind: ModelKind, arch: Architecture, profile: HardwareProfile, s
     :class:`neurofl.models.conv.ConvArchitecture`. The ANN is always float (it is the
     reference); the SNN follows ``profile``.
     """
-    from neurofl.models.conv import ConvArchitecture, build_conv_model
+    from neurofl.models.ann import MLP
+    from neurofl.models.conv import ConvANN, ConvArchitecture, ConvSNN
+    from neurofl.models.snn import SpikingMLP
 
-    if isinstance(arch, ConvArchitecture):
-        return build_conv_model(kind, arch, profile, seed)
+    snn, ann = (ConvSNN, ConvANN) if isinstance(arch, ConvArchitecture) else (SpikingMLP, MLP)
     torch.manual_seed(seed)
     if kind == "snn":
-        from neurofl.models.snn import SpikingMLP
-
-        return SpikingMLP(arch, profile)
+        return snn(arch, profile)
     if kind == "ann":
-        from neurofl.models.ann import MLP
-
-        return MLP(arch)
+        return ann(arch)
     raise ValueError(f"unknown model kind {kind!r}")

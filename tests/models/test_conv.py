@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from neurofl.gradients import per_sample_gradients
-from neurofl.models.conv import ConvArchitecture, ConvSNN, build_conv_model
+from neurofl.models import build_model
+from neurofl.models.conv import ConvArchitecture, ConvSNN
 from neurofl.profiles import load_profile
 
 SHAPES = [(1, 8, 8), (2, 12, 12, 6)]
@@ -19,7 +20,7 @@ def _input(shape, n, gen):
 @pytest.mark.parametrize("kind,profile", [("ann", "float32"), ("snn", "float32"), ("snn", "loihi2")])
 def test_per_sample_conv_gradients_equal_autograd(shape, kind, profile):
     gen = torch.Generator().manual_seed(0)
-    model = build_conv_model(kind, ConvArchitecture(shape, classes=4), load_profile(profile), seed=0)
+    model = build_model(kind, ConvArchitecture(shape, classes=4), load_profile(profile), seed=0)
     x, y = _input(shape, 3, gen), torch.tensor([0, 1, 3])
     grads = per_sample_gradients(model, x, y)
     assert list(grads) == [n for n, _ in model.weight_layers()]
@@ -37,7 +38,7 @@ def test_per_sample_conv_gradients_equal_autograd(shape, kind, profile):
 
 
 def test_grouped_gradients_are_the_batch_mean():
-    model = build_conv_model("ann", ConvArchitecture((1, 8, 8), classes=3), load_profile("float32"), seed=1)
+    model = build_model("ann", ConvArchitecture((1, 8, 8), classes=3), load_profile("float32"), seed=1)
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
     per = per_sample_gradients(model, x, y)
     grouped = per_sample_gradients(model, x, y, group=2)
@@ -47,13 +48,13 @@ def test_grouped_gradients_are_the_batch_mean():
 
 def test_seed_reproduces_weights_and_output_shapes():
     arch = ConvArchitecture((1, 25, 25), classes=2)
-    a = build_conv_model("snn", arch, load_profile("loihi2"), seed=3)
-    b = build_conv_model("snn", arch, load_profile("loihi2"), seed=3)
+    a = build_model("snn", arch, load_profile("loihi2"), seed=3)
+    b = build_model("snn", arch, load_profile("loihi2"), seed=3)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert arch.feature_maps() == [(12, 13, 13), (12, 7, 7), (12, 7, 7)]
     assert a(torch.rand(2, 1, 25, 25)).shape == (2, 2)
-    assert build_conv_model("ann", arch, load_profile("float32"), 3)(torch.rand(2, 1, 25, 25)).shape == (2, 2)
+    assert build_model("ann", arch, load_profile("float32"), 3)(torch.rand(2, 1, 25, 25)).shape == (2, 2)
 
 
 def test_netx_imports_the_exported_conv_snn(tmp_path):
