@@ -21,7 +21,7 @@ import torch
 
 from neurofl import __version__
 from neurofl.atomic import atomic_write_bytes
-from neurofl.attacks import invert, load_recipe, recover_labels
+from neurofl.attacks import AttackRecipe, invert, load_recipe, recover_labels
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.gradients import per_sample_gradients
@@ -176,14 +176,12 @@ def run_row(
     profile: HardwareProfile,
     arch: Any,
     victims: Victims,
+    recipe: AttackRecipe,
     cfg: EvaluateConfig,
     store: RowStore,
     on_chunk: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Attack every victim's update for one (model, profile) row, resuming from saved chunks."""
-    recipe = load_recipe(cfg.attack)
-    if cfg.iterations is not None:
-        recipe = dataclasses.replace(recipe, iterations=cfg.iterations)
     model = build_model(kind, arch, profile, seed=cfg.seed)
     if cfg.round > 1:
         model.load_state_dict(global_model_at_round(kind, profile, arch, cfg, store.dir / "fl").state_dict())
@@ -289,6 +287,8 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         raise UserError("--victims, --clients, --batch-size and --round must be >= 1")
     profiles = [with_encoding(load_profile(p), cfg.encoding) for p in cfg.profiles]
     recipe = load_recipe(cfg.attack)
+    if cfg.iterations is not None:
+        recipe = dataclasses.replace(recipe, iterations=cfg.iterations)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     splits = split_dataset(ds, cfg.seed)
     victims = draw_victims(splits.clients.x, splits.clients.y, cfg)
@@ -312,6 +312,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             profile,
             arch,
             victims,
+            recipe,
             cfg,
             store,
             on_chunk=(lambda done, n=name: on_progress(n, done, cfg.victims)) if on_progress else None,
@@ -328,7 +329,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         "neurofl_version": __version__,
         "dataset": cfg.dataset,
         "attack": recipe.name,
-        "attack_iterations": cfg.iterations or recipe.iterations,
+        "attack_iterations": recipe.iterations,
         "profile": main_profile,
         "profiles": [p.name for p in profiles],
         "seed": cfg.seed,
