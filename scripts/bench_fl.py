@@ -1,10 +1,17 @@
 """Federated scale benchmark: client-updates per second, in-process vs Flower, and peak memory.
 
 Writes JSON (default ``results/bench_fl.json``). Each measurement runs in a fresh process so its
-peak memory (``ru_maxrss``) is its own. Digits clients: the whole digits set, tiled so that 1,000
-clients each hold a few samples (the content does not matter for throughput).
+peak memory (``ru_maxrss``) is its own. Digits clients: the whole digits set, tiled so that every
+client holds at least one full batch (the content does not matter for throughput). Every client takes
+part in every round (FedSGD, batch 8, loihi2 profile). Both backends use the machine's 2 cores. A
+round's time is the median over rounds 2..R (round 1 includes Ray start-up and, on Flower, the first
+model build in each node).
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_fl.py [--out results/bench_fl.json]
+Per backend and model, two client counts give a per-round fixed cost and a marginal cost per
+client (a line through the two round times); the Flower/in-process ratios are reported per client
+at each client count and for the marginal cost.
+
+    .venv/bin/python scripts/bench_fl.py [--out results/bench_fl.json]
 """
 
 from __future__ import annotations
@@ -14,10 +21,14 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
+
+CPUS = 2  # both backends get the same cores: torch threads in-process, Ray workers (1 thread each) on Flower
 
 
 def _task(kind: str, clients: int, rounds: int, vectorize: bool):
@@ -33,7 +44,7 @@ def _task(kind: str, clients: int, rounds: int, vectorize: bool):
     from neurofl.profiles import load_profile
 
     ds = load_dataset("digits")
-    reps = -(-2 * clients // len(ds.y))  # at least two samples per client
+    reps = -(-8 * clients // len(ds.y))  # at least one full batch (8) per client
     x = torch.from_numpy(np.concatenate([ds.x] * reps))
     y = torch.from_numpy(np.concatenate([ds.y] * reps))
     cfg = fl_config({"clients": clients, "rounds": rounds, "batch": 8, "vectorize": vectorize})
@@ -50,10 +61,10 @@ def _task(kind: str, clients: int, rounds: int, vectorize: bool):
     )
 
 
-def _measure(spec: dict, queue: mp.Queue) -> None:
+def _measure(spec: dict, results: mp.Queue) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(CPUS)  # the in-process engine, or Flower's server, may use every core
     task = _task(spec["model"], spec["clients"], spec["rounds"], spec["vectorize"])
     t0 = time.perf_counter()
     if spec["backend"] == "local":
@@ -63,16 +74,18 @@ def _measure(spec: dict, queue: mp.Queue) -> None:
     else:
         from neurofl.federated.flower import run_flower
 
-        res = run_flower(task, cpus=2)
+        res = run_flower(task, cpus=CPUS, nodes=spec.get("nodes"))
     wall = time.perf_counter() - t0
-    last = res.rows[-1]["seconds"]  # the last round alone (Flower: after Ray start-up and node mapping)
-    queue.put(
+    per_round = [row["seconds"] for row in res.rows[2:]]  # rows[0] is the initial model, [1] round 1
+    typical = statistics.median(per_round)
+    results.put(
         {
             **spec,
             "wall_seconds": wall,
-            "round_seconds": last,
-            "client_updates_per_second": spec["clients"] / last,
-            "seconds_per_client_update": last / spec["clients"],
+            "round_seconds_all": per_round,
+            "round_seconds": typical,
+            "client_updates_per_second": spec["clients"] / typical,
+            "seconds_per_client_update": typical / spec["clients"],
             "peak_rss_mib_main_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
     )
@@ -83,57 +96,73 @@ def measure(spec: dict) -> dict:
     q = ctx.Queue()
     p = ctx.Process(target=_measure, args=(spec, q))
     p.start()
-    out = q.get()
+    while True:  # a measurement process that dies must not leave the benchmark waiting forever
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"measurement {spec} died with exit code {p.exitcode}") from None
     p.join()
     print(json.dumps(out), file=sys.stderr)
     return out
 
 
+def _line(small: dict, large: dict) -> tuple[float, float]:
+    """Fixed seconds per round and marginal seconds per client through two measurements."""
+    slope = (large["round_seconds"] - small["round_seconds"]) / (large["clients"] - small["clients"])
+    return small["round_seconds"] - slope * small["clients"], slope
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("results/bench_fl.json"))
-    ap.add_argument("--local-clients", type=int, default=1000)
-    ap.add_argument("--flower-clients", type=int, default=100)
+    ap.add_argument("--sizes", default="100,300,1000", help="clients per round to measure, comma-separated")
+    ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
+    sizes = sorted({int(v) for v in args.sizes.split(",")})
+    small, large = sizes[0], sizes[-1]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = []
+    rows, summary = [], []
     for model in ("snn", "ann"):
-        local = measure(
-            {
-                "backend": "local",
-                "model": model,
-                "clients": args.local_clients,
-                "rounds": 1,
-                "vectorize": True,
-            }
-        )
+        got = {}
+        for backend in ("local", "flower"):
+            for n in sizes:
+                spec = {"backend": backend, "model": model, "clients": n, "rounds": args.rounds, "vectorize": True}
+                got[backend, n] = measure(spec)
+        # the one-client-per-node layout (as with real devices) against one client at a time in-process
         seq = measure(
-            {
-                "backend": "local",
-                "model": model,
-                "clients": args.flower_clients,
-                "rounds": 2,
-                "vectorize": False,
-            }
+            {"backend": "local", "model": model, "clients": small, "rounds": args.rounds, "vectorize": False}
         )
-        flower = measure(
+        per_node = measure(
             {
                 "backend": "flower",
                 "model": model,
-                "clients": args.flower_clients,
-                "rounds": 2,
+                "clients": small,
+                "rounds": args.rounds,
                 "vectorize": False,
+                "nodes": small,
             }
         )
-        rows += [local, seq, flower]
-        rows.append(
+        rows += [*got.values(), seq, per_node]
+        fixed_l, marg_l = _line(got["local", small], got["local", large])
+        fixed_f, marg_f = _line(got["flower", small], got["flower", large])
+        summary.append(
             {
                 "model": model,
-                "flower_over_local_vectorized_per_client": flower["seconds_per_client_update"]
-                / local["seconds_per_client_update"],
-                "flower_over_local_sequential_per_client": flower["seconds_per_client_update"]
+                **{
+                    f"flower_over_local_per_client_at_{n}": got["flower", n]["seconds_per_client_update"]
+                    / got["local", n]["seconds_per_client_update"]
+                    for n in sizes
+                },
+                "local_fixed_seconds_per_round": fixed_l,
+                "local_marginal_seconds_per_client": marg_l,
+                "flower_fixed_seconds_per_round": fixed_f,
+                "flower_marginal_seconds_per_client": marg_f,
+                "flower_over_local_marginal_per_client": marg_f / marg_l,
+                "one_client_per_node_flower_over_sequential_local_per_client": per_node["seconds_per_client_update"]
                 / seq["seconds_per_client_update"],
-                "local_1000_round_under_60s": local["round_seconds"] < 60,
+                f"local_{large}_round_under_60s": got["local", large]["round_seconds"] < 60,
             }
         )
     result = {
@@ -141,16 +170,20 @@ def main() -> None:
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
-            "omp_threads": os.environ["OMP_NUM_THREADS"],
+            "omp_threads_default": os.environ["OMP_NUM_THREADS"],
         },
         "profile": "loihi2",
-        "strategy": "fedsgd, batch 8, one round (Flower: 2 rounds, the second timed)",
+        "strategy": f"fedsgd, batch 8, every client in every round, median round of 2..{args.rounds}",
+        "local": f"run_local with {CPUS} torch threads",
+        "flower": f"run_flower(cpus={CPUS}): {CPUS} Flower nodes unless 'nodes' is given, each a Ray worker with "
+        f"1 torch thread; the server (aggregation, evaluation) uses {CPUS} torch threads",
+        "summary": summary,
         "results": rows,
     }
     from neurofl.federated.files import write_json
 
     write_json(args.out, result)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

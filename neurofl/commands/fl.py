@@ -48,6 +48,7 @@ def _rounds_list(value: str | None) -> list[int] | None:
 @click.option("--dp-noise", type=float, help="dp: noise multiplier (std / clip) [1.0].")
 @click.option("--dp-delta", type=float, help="dp: delta of the reported (epsilon, delta) [1e-5].")
 @click.option("--prune-keep", type=float, help="prune: share of entries kept per tensor [0.1].")
+@click.option("--secagg-clip", type=float, help="secagg: update entries are clipped to +-this (SecAgg+ range) [8].")
 @click.option("--capture-rounds", help="Rounds whose updates are recorded, e.g. 1,10,50 (needs --out).")
 @click.option("--capture-clients", type=int, help="Participants recorded per captured round [0].")
 @click.option("--seed", type=int, help="[0]")
@@ -59,6 +60,16 @@ def _rounds_list(value: str | None) -> list[int] | None:
 )
 @click.option(
     "--cpus", type=int, default=2, show_default=True, help="flower: CPUs for Ray (one per running client)."
+)
+@click.option(
+    "--nodes",
+    type=int,
+    help="flower: Flower nodes sharing the clients (client k on node k mod N) "
+    "[one per CPU; secagg: one per client].",
+)
+@click.option(
+    "--ray-address",
+    help="flower: a running Ray cluster (auto, or HEAD:6379) to run the nodes on, instead of this machine.",
 )
 @click.option(
     "--out",
@@ -74,6 +85,8 @@ def fl(
     model_kind: str,
     config_file: Path | None,
     cpus: int,
+    nodes: int | None,
+    ray_address: str | None,
     out: Path | None,
     as_json: bool,
     **settings: object,
@@ -93,8 +106,15 @@ def fl(
         raise UserError("--capture-rounds needs --out DIR (captured updates are written to DIR/updates)")
     if cpus < 1:
         raise UserError(f"--cpus {cpus}: must be at least 1")
+    for name, value in (("--nodes", nodes), ("--ray-address", ray_address)):
+        if value is not None and backend != "flower":
+            raise UserError(f"{name} applies to --backend flower only")
     prof = load_profile(profile)
     task = make_task(load_dataset(dataset, data_dir), model_kind, prof, cfg)  # type: ignore[arg-type]
+    if backend == "flower":
+        from neurofl.federated.flower import flower_nodes
+
+        nodes = flower_nodes(task, cpus, nodes)
 
     with progress() as bar:
         job = bar.add_task(f"{backend}: {model_kind} on {dataset} ({prof.name})", total=cfg.rounds)
@@ -113,7 +133,7 @@ def fl(
         else:
             from neurofl.federated.flower import run_flower
 
-            result = run_flower(task, out, on_round, cpus=cpus)
+            result = run_flower(task, out, on_round, cpus=cpus, nodes=nodes, ray_address=ray_address)
         bar.update(job, completed=cfg.rounds)
 
     last = result.rows[-1]

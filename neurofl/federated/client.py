@@ -131,7 +131,8 @@ def _raw_vectorized(
 
 
 def upload(update: Update, client: int, cfg: FLConfig, profile: HardwareProfile, round_: int) -> Update:
-    """Apply the client-side defense, then the profile's upload quantization."""
+    """Apply the client-side defense, then the profile's upload quantization (under ``secagg``,
+    then SecAgg+'s clipping to ``secagg_clip``, which Flower's ``secaggplus_mod`` applies itself)."""
     if cfg.defense == "dp":
         update = defenses.clip_and_noise(
             update, cfg.dp_clip, cfg.dp_noise, torch_gen(cfg.seed, "noise", round_, client)
@@ -139,7 +140,10 @@ def upload(update: Update, client: int, cfg: FLConfig, profile: HardwareProfile,
     elif cfg.defense == "prune":
         update = defenses.prune(update, cfg.prune_keep)
     gen = torch_gen(cfg.seed, "rounding", round_, client)
-    return {k: quantize_update(v.detach(), profile.update, generator=gen) for k, v in update.items()}
+    out = {k: quantize_update(v.detach(), profile.update, generator=gen) for k, v in update.items()}
+    if cfg.defense == "secagg":
+        out = {k: v.clamp(-cfg.secagg_clip, cfg.secagg_clip) for k, v in out.items()}
+    return out
 
 
 def client_round(

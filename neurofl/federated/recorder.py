@@ -57,12 +57,17 @@ class Recorder:
         self.clock = time.perf_counter()
         return self.start_round
 
+    def captures(self, round_: int) -> bool:
+        """Whether :meth:`capture` records anything in ``round_``."""
+        cfg = self.task.cfg
+        return self.out is not None and round_ in cfg.capture_rounds and cfg.capture_clients > 0
+
     def capture(
         self, round_: int, results: list[ClientResult], global_state: dict[str, torch.Tensor]
     ) -> None:
         """Record the chosen clients' uploads of ``round_`` (under secagg: only the aggregate)."""
         cfg, task = self.task.cfg, self.task
-        if self.out is None or round_ not in cfg.capture_rounds or cfg.capture_clients == 0:
+        if not self.captures(round_):
             return
         common = dict(
             round=round_,

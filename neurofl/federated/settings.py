@@ -36,6 +36,8 @@ class FLConfig:
     defense : ``none``, ``dp`` (clip to ``dp_clip``, add N(0, (dp_noise*dp_clip)^2)), ``prune``
         (keep the ``prune_keep`` largest-magnitude entries per tensor) or ``secagg`` (the server
         sees only the round's aggregate)
+    secagg_clip : ``secagg`` clips every update entry to [-secagg_clip, secagg_clip], the fixed-point
+        range SecAgg+ quantizes into (2**22 levels) before masking
     dp_delta : the delta of the (epsilon, delta) guarantee
     capture_rounds : rounds whose updates are recorded for attacks (1-based)
     capture_clients : how many of each captured round's participants are recorded (lowest ids)
@@ -59,6 +61,7 @@ class FLConfig:
     dp_noise: float = field(default=1.0, metadata=bounded(0.0, 1e6))
     dp_delta: float = field(default=1e-5, metadata=bounded(1e-12, 0.5))
     prune_keep: float = field(default=0.1, metadata=bounded(1e-9, 1.0))
+    secagg_clip: float = field(default=8.0, metadata=bounded(1e-6, 1e6))
     capture_rounds: tuple[int, ...] = ()
     capture_clients: int = field(default=0, metadata=bounded(0, 1_000_000))
     vectorize: bool = True

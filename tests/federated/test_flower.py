@@ -1,43 +1,96 @@
 """The Flower backend (real Flower ClientApp/ServerApp on Ray) against the in-process engine."""
 
+import numpy as np
 import pytest
 import torch
 
+from neurofl.errors import UserError
 from neurofl.federated.capture import load_captured
+from neurofl.federated.client import ClientResult
 from neurofl.federated.engine import run_local
-from neurofl.federated.flower import run_flower
+from neurofl.federated.flower import _pack, _unpack, flower_nodes, node_of, run_flower
 
 from .conftest import task_for
 
 
+def _same_models(a, b, atol: float) -> None:
+    for a_row, b_row in zip(a.rows, b.rows, strict=True):
+        assert abs(a_row["accuracy"] - b_row["accuracy"]) <= 0.01
+    for (n, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=atol, msg=n)
+
+
 @pytest.mark.timeout(300)
 def test_local_and_flower_train_the_same_model(tiny, tmp_path) -> None:
+    # 5 clients on 2 nodes (client k on node k % 2), 4 per round: a node computes several clients
     settings = dict(
-        clients=4,
+        clients=5,
         rounds=2,
-        fraction=0.5,
+        fraction=0.8,
         strategy="fedavg",
         local_steps=2,
         batch=8,
         capture_rounds=[2],
-        capture_clients=2,
+        capture_clients=3,
     )
     local = run_local(task_for(tiny, "ann", "loihi2", **settings), tmp_path / "local")
     flower = run_flower(task_for(tiny, "ann", "loihi2", **settings), tmp_path / "flower", cpus=2)
-    assert len(flower.rows) == 3
-    for a, b in zip(local.rows, flower.rows, strict=True):
-        assert abs(a["accuracy"] - b["accuracy"]) <= 0.01
-    for (n, p), (_, q) in zip(
-        local.model.state_dict().items(), flower.model.state_dict().items(), strict=True
-    ):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
+    assert len(flower.rows) == 3 and [r["clients"] for r in flower.rows[1:]] == [4, 4]
+    _same_models(local, flower, atol=1e-6)
     # the server captured the same uploads on both backends
-    for x, y in zip(
-        load_captured(tmp_path / "local" / "updates"),
-        load_captured(tmp_path / "flower" / "updates"),
-        strict=True,
-    ):
+    captured = list(
+        zip(load_captured(tmp_path / "local" / "updates"), load_captured(tmp_path / "flower" / "updates"), strict=True)
+    )
+    assert len(captured) == 3
+    for x, y in captured:
         assert (x.round, x.client) == (y.round, y.client)
         for name in x.update:
             torch.testing.assert_close(x.update[name], y.update[name])
         assert torch.equal(x.true_inputs, y.true_inputs)
+
+
+@pytest.mark.timeout(300)
+def test_flower_secagg_hands_the_server_only_the_aggregate_local_computes(tiny, tmp_path) -> None:
+    # secagg_clip 0.1 is below the largest update entries (~0.3): both backends must clip alike
+    settings = dict(
+        clients=3,
+        rounds=2,
+        batch=4,
+        lr=0.2,
+        defense="secagg",
+        secagg_clip=0.1,
+        capture_rounds=[2],
+        capture_clients=1,
+    )
+    local = run_local(task_for(tiny, "ann", "float32", **settings), tmp_path / "local")
+    flower = run_flower(task_for(tiny, "ann", "float32", **settings), tmp_path / "flower", cpus=2)
+    # SecAgg+ sums entries quantized to 2**22 levels over [-0.1, 0.1]: 5e-8 per entry and client
+    _same_models(local, flower, atol=1e-6)
+    (x,), (y,) = load_captured(tmp_path / "local" / "updates"), load_captured(tmp_path / "flower" / "updates")
+    assert x.client == y.client == -1 and x.batch == y.batch == 3 * 4
+    for name in x.update:
+        torch.testing.assert_close(x.update[name], y.update[name], rtol=0, atol=1e-6)
+        assert x.update[name].abs().max() > 1e-2  # not trivially close
+
+
+def test_node_packing_round_trips_and_nodes_are_validated(tiny) -> None:
+    gen = torch.Generator().manual_seed(0)
+    updates = [{"a": torch.randn(1, 3, 2, generator=gen), "b": torch.randn(1, 4, generator=gen)} for _ in range(3)]
+    results = [ClientResult(c, u, 8, None, None) for c, u in zip((2, 7, 12), updates, strict=True)]
+    packed = _pack(results, ["a", "b"])
+    assert [p.shape for p in packed] == [(3, 3, 2), (3, 4)]
+    for i, r in enumerate(results):
+        a, b = _unpack(packed, i)
+        assert np.array_equal(a, r.update["a"].numpy()) and np.array_equal(b, r.update["b"].numpy())
+    assert {node_of(c, 5) for c in (2, 7, 12)} == {2}
+
+    task = task_for(tiny, clients=6, rounds=1)
+    assert flower_nodes(task, cpus=2, nodes=None) == 2
+    assert flower_nodes(task, cpus=16, nodes=None) == 6
+    assert flower_nodes(task, cpus=2, nodes=6) == 6
+    with pytest.raises(UserError, match="--nodes 7"):
+        flower_nodes(task, cpus=2, nodes=7)
+    secagg = task_for(tiny, clients=6, rounds=1, defense="secagg")
+    assert flower_nodes(secagg, cpus=2, nodes=None) == 6
+    with pytest.raises(UserError, match="secagg"):
+        flower_nodes(secagg, cpus=2, nodes=3)
