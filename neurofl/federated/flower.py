@@ -50,7 +50,7 @@ def _model(task: FLTask) -> torch.nn.Module:
     return _MODELS[key]
 
 
-def _names(task: FLTask, model: torch.nn.Module) -> list[str]:
+def _names(model: torch.nn.Module) -> list[str]:
     return [name for name, _ in model.weight_layers()]
 
 
@@ -107,7 +107,7 @@ def make_client_app(task: FLTask) -> Any:
             if foreign:
                 raise ValueError(f"node {self.node} of {self.nodes} was sent client {foreign[0]}, not its own")
             model = _model(task)
-            names = _names(task, model)
+            names = _names(model)
             set_weights(model, {n: w[0] for n, w in _to_update(parameters, names).items()})
             results = client_round(
                 model, [task.clients[i] for i in ids], task.cfg, task.profile, int(config["round"])
@@ -147,7 +147,7 @@ def _strategy_class(task: FLTask) -> type:
                 **kw,
             )
             self.model, self.rec, self.start, self.nodes = model, rec, start, nodes
-            self.names = _names(task, model)
+            self.names = _names(model)
             self.proxy_of: dict[int, Any] = {}
 
         def _params(self) -> Any:
