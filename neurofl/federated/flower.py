@@ -289,7 +289,7 @@ def run_flower(
         ``secagg`` one per client, since SecAgg+ masks what a node uploads)
     verbose : show Flower's and Ray's logs
     ray_address : a running Ray cluster to use (``"auto"``, ``"HEAD:6379"``) instead of a private
-        Ray instance on this machine; every cluster CPU then runs a node
+        Ray instance on this machine; the nodes then run as Ray actors wherever a cluster CPU is free
     """
     import contextlib
     import logging

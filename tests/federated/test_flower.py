@@ -13,6 +13,13 @@ from neurofl.federated.flower import _pack, _unpack, flower_nodes, node_of, run_
 from .conftest import task_for
 
 
+def _run_both(tiny, tmp_path, profile: str, settings: dict) -> tuple:
+    """The same ANN task trained by the local engine and by Flower, each writing its own run folder."""
+    local = run_local(task_for(tiny, "ann", profile, **settings), tmp_path / "local")
+    flower = run_flower(task_for(tiny, "ann", profile, **settings), tmp_path / "flower", cpus=2)
+    return local, flower
+
+
 def _same_models(a, b, atol: float) -> None:
     for a_row, b_row in zip(a.rows, b.rows, strict=True):
         assert abs(a_row["accuracy"] - b_row["accuracy"]) <= 0.01
@@ -33,8 +40,7 @@ def test_local_and_flower_train_the_same_model(tiny, tmp_path) -> None:
         capture_rounds=[2],
         capture_clients=3,
     )
-    local = run_local(task_for(tiny, "ann", "loihi2", **settings), tmp_path / "local")
-    flower = run_flower(task_for(tiny, "ann", "loihi2", **settings), tmp_path / "flower", cpus=2)
+    local, flower = _run_both(tiny, tmp_path, "loihi2", settings)
     assert len(flower.rows) == 3 and [r["clients"] for r in flower.rows[1:]] == [4, 4]
     _same_models(local, flower, atol=1e-6)
     # the server captured the same uploads on both backends
@@ -62,8 +68,7 @@ def test_flower_secagg_hands_the_server_only_the_aggregate_local_computes(tiny, 
         capture_rounds=[2],
         capture_clients=1,
     )
-    local = run_local(task_for(tiny, "ann", "float32", **settings), tmp_path / "local")
-    flower = run_flower(task_for(tiny, "ann", "float32", **settings), tmp_path / "flower", cpus=2)
+    local, flower = _run_both(tiny, tmp_path, "float32", settings)
     # SecAgg+ sums entries quantized to 2**22 levels over [-0.1, 0.1]: 5e-8 per entry and client
     _same_models(local, flower, atol=1e-6)
     (x,), (y,) = load_captured(tmp_path / "local" / "updates"), load_captured(tmp_path / "flower" / "updates")
