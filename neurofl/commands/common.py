@@ -35,3 +35,11 @@ def progress() -> Progress:
         console=stderr,
         transient=False,
     )
+
+
+def seed_option(default: int | None = 0, help: str = "Seed of every random choice.") -> Callable:
+    """``--seed``: an integer in [0, 2**32 - 1] (what numpy's and torch's generators take)."""
+    from neurofl.identity import SEED_MAX
+
+    return click.option("--seed", type=click.IntRange(0, SEED_MAX), default=default,
+                        show_default=default is not None, help=help)  # fmt: skip
