@@ -1,17 +1,18 @@
-"""`neurofl evaluate`: one federated round, the server inverts each victim's shared update, and
-leakage is compared between the float ANN, the float SNN and the SNN under each hardware profile.
+"""`neurofl evaluate`: one federated round, the server attacks each victim's shared update with an
+attack suite, and leakage is compared between the float ANN, the float SNN and the SNN under each
+hardware profile, on the same victims.
 
-Each result row is computed in chunks of victims; every finished chunk is saved under
-``OUT/rows/`` so an interrupted run resumes where it stopped and gives the same report.
+A run folder belongs to one configuration, identified by content (:mod:`neurofl.identity`): the
+settings, the resolved profiles and recipes, the dataset's arrays. Rows and their chunks are kept
+under ``OUT/rows/`` (:mod:`neurofl.leakage`), so an interrupted run resumes where it stopped and
+gives the same report.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,98 +22,64 @@ import torch
 
 from neurofl import __version__
 from neurofl.atomic import atomic_write_bytes
-from neurofl.attacks import AttackRecipe, invert, load_recipe, recover_labels
-from neurofl.data import load_dataset, split_dataset
+from neurofl.attacks.recipe import Recipe, check_auxiliary, load_attack
+from neurofl.attacks.target import Target
+from neurofl.data import Dataset, load_dataset, split_dataset
 from neurofl.errors import UserError
-from neurofl.gradients import per_sample_gradients
-from neurofl.metrics import Oracle
+from neurofl.identity import SEED_MAX, config_identity, dataset_identity, keyed, table_digest
+from neurofl.leakage import ProgressFn, RowStore, attack_row, score_row
 from neurofl.models import Architecture, architecture_for, build_model
-from neurofl.profiles import HardwareProfile, load_profile, quantize_update
+from neurofl.profiles import HardwareProfile, load_profile
 from neurofl.report import markdown, profiles_png, reconstructions_png, write_json
-from neurofl.scoring import Judge, score_row
+from neurofl.runfolder import RunFolder
+from neurofl.scoring import chance_levels, judge_for
+from neurofl.victims import Victims, draw_victims, shared_updates
 
-CHUNK = 16  # victims optimized together; also the resume granularity
+MAX_VICTIMS = 100_000
+MAX_ITERATIONS = 1_000_000  # the recipes' own limit
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Settings of one evaluation (everything that determines its results)."""
+    """Settings of one evaluation (with the content of its inputs, everything that determines its results)."""
 
     profiles: tuple[str, ...] = ("loihi2",)
     dataset: str = "digits"
-    attack: str = "inverting_gradients"
+    attack: str = "suite"
     clients: int = 8
     victims: int = 32
     batch_size: int = 1
     seed: int = 0
     out: Path = Path("runs/evaluate")
     data_dir: Path | None = None
-    iterations: int | None = None  # overrides the recipe's (for quick runs and tests)
+    iterations: int | None = None  # overrides every gradient-matching recipe's (quick runs, tests)
     arch: str = "auto"  # mlp | conv | auto (see neurofl.models.architecture_for)
     train_epochs: int = 15  # to report each row's test accuracy (0: skip)
     round: int = 1  # attack the updates of this federated round (1: the initial global model)
     encoding: str = "profile"  # SNN input encoding of static images: profile | direct | rate
     fl_lr: float | None = None  # FedAvg client learning rate for rounds before `round` (None: per model)
 
-    def fingerprint(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
+        """The settings as JSON data (paths and the output folder left out: inputs count by content)."""
         d = dataclasses.asdict(self)
-        d.pop("out")
-        return json.loads(json.dumps(d, default=str))  # the form it takes in config.json
+        for k in ("out", "data_dir", "profiles", "attack"):
+            d.pop(k)
+        return json.loads(json.dumps(d, default=str))
 
 
 @dataclass(frozen=True)
-class Victims:
-    """The private batches whose updates the server attacks.
+class Row:
+    """One row of the report: a model kind under a profile.
 
-    x: (victims * batch, *input_shape), y: (victims * batch,), client: (victims,) the owning client.
-    """
+    spec : what the user named (shipped name or path); label : how the report shows it (the name,
+    or ``name (path)`` where two profiles share a name); key : its folder under ``OUT/rows``
+    (name and content digest, never a raw name)."""
 
-    x: torch.Tensor
-    y: torch.Tensor
-    client: np.ndarray
-    index: np.ndarray  # (victims * batch,) row of each sample in the clients' data
-
-
-ProgressFn = Callable[[str, int, int], None]  # (row name, victims done, victims total)
-
-
-def iid_partition(n: int, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Split indices ``range(n)`` into ``clients`` disjoint IID shards of near-equal size."""
-    return [np.sort(s) for s in np.array_split(rng.permutation(n), clients)]
-
-
-def draw_victims(x: np.ndarray, y: np.ndarray, cfg: EvaluateConfig) -> Victims:
-    """Victim v belongs to client ``v % clients`` and holds ``batch_size`` samples of its shard."""
-    rng = np.random.default_rng(cfg.seed)
-    shards = iid_partition(len(x), cfg.clients, rng)
-    per_client = -(-cfg.victims // cfg.clients) * cfg.batch_size
-    if min(len(s) for s in shards) < per_client:
-        raise UserError(
-            f"--victims {cfg.victims} x --batch-size {cfg.batch_size} needs {per_client} samples per client, "
-            f"but {cfg.clients} clients hold only {min(len(s) for s in shards)} each; use fewer victims or clients"
-        )
-    picks = [rng.permutation(s)[:per_client] for s in shards]
-    idx, owner = [], []
-    for v in range(cfg.victims):
-        c = v % cfg.clients
-        k = v // cfg.clients
-        idx.extend(picks[c][k * cfg.batch_size : (k + 1) * cfg.batch_size])
-        owner.append(c)
-    idx = np.asarray(idx)
-    return Victims(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), np.asarray(owner), idx)
-
-
-def shared_updates(
-    model: torch.nn.Module, victims: Victims, profile: HardwareProfile, cfg: EvaluateConfig
-) -> dict[str, torch.Tensor]:
-    """What each victim client uploads: its FedSGD gradient, quantized as ``profile.update`` says.
-
-    Returns name -> (victims, *weight_shape).
-    """
-    enc = torch.Generator().manual_seed(cfg.seed + 1000)  # the clients' private encoding randomness
-    rnd = torch.Generator().manual_seed(cfg.seed + 2000)  # stochastic rounding
-    grads = per_sample_gradients(model, victims.x, victims.y, generator=enc, group=cfg.batch_size)
-    return {k: quantize_update(v.detach(), profile.update, rnd) for k, v in grads.items()}
+    kind: str
+    profile: HardwareProfile
+    spec: str
+    label: str
+    key: str
 
 
 def with_encoding(profile: HardwareProfile, encoding: str) -> HardwareProfile:
@@ -126,103 +93,51 @@ def with_encoding(profile: HardwareProfile, encoding: str) -> HardwareProfile:
     return dataclasses.replace(profile, spikes=dataclasses.replace(profile.spikes, input_encoding=encoding))
 
 
-def _rows(profiles: list[HardwareProfile], encoding: str) -> list[tuple[str, HardwareProfile]]:
+def plan_rows(specs: tuple[str, ...], encoding: str) -> list[Row]:
+    """``ann@float32``, ``snn@float32``, then ``snn`` under each named profile (a profile whose
+    content equals an earlier row's is that row; two with one name are told apart by their path)."""
     f32 = with_encoding(load_profile("float32"), encoding)
-    rows = [("ann", f32), ("snn", f32)]
-    rows += [("snn", p) for p in profiles if p.name != "float32"]
+    named = [(s, with_encoding(load_profile(s), encoding)) for s in specs]
+    names = [p.name for _, p in named] + ["float32"]
+    candidates = [("ann", "float32", f32), ("snn", "float32", f32)] + [("snn", s, p) for s, p in named]
+    rows: list[Row] = []
+    seen: set[tuple[str, str]] = set()
+    for kind, spec, prof in candidates:
+        digest = table_digest(prof)
+        if (kind, digest) in seen:
+            continue
+        seen.add((kind, digest))
+        shared = names.count(prof.name) > 1 and spec != "float32"
+        label = f"{prof.name} ({spec})" if shared and spec != prof.name else prof.name
+        rows.append(Row(kind, prof, spec, label, keyed(f"{kind}@{prof.name}", table_digest([kind, digest]))))
     return rows
 
 
-class RowStore:
-    """Per-row chunk results on disk (``OUT/rows/<model>@<profile>/chunk_<k>.npz``)."""
-
-    def __init__(self, out: Path, row: str):
-        self.dir = out / "rows" / row
-
-    def path(self, k: int) -> Path:
-        return self.dir / f"chunk_{k:04d}.npz"
-
-    def load(self, k: int) -> dict[str, np.ndarray] | None:
-        p = self.path(k)
-        if not p.is_file():
-            return None
-        with np.load(p) as z:
-            return {name: z[name] for name in z.files}
-
-    def save(self, k: int, arrays: dict[str, np.ndarray]) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(self.path(k), buf.getvalue())
+def _validate(cfg: EvaluateConfig) -> None:
+    if not (1 <= cfg.victims <= MAX_VICTIMS):
+        raise UserError(f"--victims must be in 1..{MAX_VICTIMS}, got {cfg.victims}")
+    for flag, value in (("--clients", cfg.clients), ("--batch-size", cfg.batch_size), ("--round", cfg.round)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    if not (0 <= cfg.seed <= SEED_MAX):
+        raise UserError(f"--seed must be in 0..{SEED_MAX}, got {cfg.seed}")
+    if cfg.iterations is not None and not (1 <= cfg.iterations <= MAX_ITERATIONS):
+        raise UserError(f"--iterations must be in 1..{MAX_ITERATIONS}, got {cfg.iterations}")
+    if cfg.train_epochs < 0:
+        raise UserError(f"--train-epochs must be >= 0, got {cfg.train_epochs}")
 
 
-def _check_out(cfg: EvaluateConfig) -> None:
-    """A run directory belongs to one configuration: refuse to mix results."""
-    cfg_path = cfg.out / "config.json"
-    mine = {"neurofl_version": __version__, **cfg.fingerprint()}
-    if cfg_path.is_file():
-        try:
-            theirs = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise UserError(f"{cfg_path}: unreadable; remove it or use another --out") from None
-        if theirs != mine:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise UserError(f"{cfg.out} holds a run with different settings ({', '.join(diff)}); use another --out")
-    else:
-        write_json(cfg_path, mine)
-
-
-def run_row(
-    kind: str,
-    profile: HardwareProfile,
-    arch: Any,
-    victims: Victims,
-    recipe: AttackRecipe,
-    cfg: EvaluateConfig,
-    store: RowStore,
-    on_chunk: Callable[[int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Attack every victim's update for one (model, profile) row, resuming from saved chunks."""
-    model = build_model(kind, arch, profile, seed=cfg.seed)
-    if cfg.round > 1:
-        model.load_state_dict(global_model_at_round(kind, profile, arch, cfg, store.dir / "fl").state_dict())
-    target = shared_updates(model, victims, profile, cfg)
-    if recipe.labels == "idlg":
-        labels = recover_labels(model, target, cfg.batch_size, tuple(arch.input_shape), cfg.seed)
-    else:  # "known" hands the attacker the true labels; "joint" (DLG) optimizes them and ignores these
-        labels = victims.y
-    b = cfg.batch_size
-    chunks = []
-    for k, start in enumerate(range(0, cfg.victims, CHUNK)):
-        done = store.load(k)
-        if done is None:
-            stop = min(start + CHUNK, cfg.victims)
-            t0 = time.perf_counter()
-            inv = invert(
-                model,
-                {n: t[start:stop] for n, t in target.items()},
-                labels[start * b : stop * b],
-                tuple(arch.input_shape),
-                recipe,
-                seed=cfg.seed + 1 + start,  # victim v always starts from seed + 1 + v (any chunking)
-                batch=b,
-                profile=profile,
-            )
-            used = inv.labels if inv.labels is not None else labels[start * b : stop * b]
-            done = {
-                "images": inv.images.numpy().astype(np.float32),
-                "loss": inv.loss.numpy(),
-                "labels": used.numpy(),
-                "seconds": np.float64(time.perf_counter() - t0),
-            }
-            store.save(k, done)
-        chunks.append(done)
-        if on_chunk is not None:
-            on_chunk(min(start + CHUNK, cfg.victims))
+def fingerprint(
+    cfg: EvaluateConfig, rows: list[Row], attack: str, recipes: list[Recipe], ds: Dataset
+) -> dict[str, Any]:
+    """What makes two runs the same run: settings, and the content of every input."""
     return {
-        "images": np.concatenate([c["images"] for c in chunks]),
-        "loss": np.concatenate([c["loss"] for c in chunks]),
-        "labels": np.concatenate([c["labels"] for c in chunks]),
-        "seconds": np.float64(sum(float(c["seconds"]) for c in chunks)),
+        "neurofl_version": __version__,
+        **cfg.settings(),
+        "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile)} for r in rows],
+        "attack": attack,
+        "recipes": [config_identity(r) for r in recipes],
+        "dataset_identity": dataset_identity(ds),
     }
 
 
@@ -231,9 +146,7 @@ def run_row(
 FL_LR = {"ann": 0.5, "snn": 0.03}
 
 
-def global_model_at_round(
-    kind: str, profile: HardwareProfile, arch: Any, cfg: EvaluateConfig, out: Path
-) -> torch.nn.Module:
+def global_model_at_round(row: Row, arch: Any, ds: Dataset, cfg: EvaluateConfig, out: Path) -> torch.nn.Module:
     """The global model at the start of round ``cfg.round``: ``cfg.round - 1`` rounds of FedAvg
     (all ``cfg.clients`` clients, 5 local SGD steps of batch 16, in the profile's arithmetic) with
     the local federated engine, checkpointed under ``out`` so a rerun resumes."""
@@ -245,14 +158,14 @@ def global_model_at_round(
         raise UserError("--round > 1 trains with the federated engine, which builds fully connected models only")
     fl = fl_config(
         {"clients": cfg.clients, "rounds": cfg.round - 1, "strategy": "fedavg", "local_steps": 5, "batch": 16,
-         "lr": cfg.fl_lr or FL_LR[kind], "seed": cfg.seed},
+         "lr": cfg.fl_lr or FL_LR[row.kind], "seed": cfg.seed},
         "evaluate --round",
     )  # fmt: skip
-    task = make_task(load_dataset(cfg.dataset, cfg.data_dir), kind, profile, fl)
+    task = make_task(ds, row.kind, row.profile, fl)
     return run_local(task, out=out).model
 
 
-def utility_row(kind: str, profile: HardwareProfile, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path) -> dict:
+def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path) -> dict[str, Any]:
     """What the row costs and gives, cached in ``out/utility.json``: the test accuracy of the model
     trained under the profile (centrally, ``cfg.train_epochs`` epochs on the clients' data) and, for
     fully connected SNNs, cores, synaptic operations and energy per inference on the test split."""
@@ -265,10 +178,10 @@ def utility_row(kind: str, profile: HardwareProfile, arch: Any, splits: Any, cfg
         return json.loads(path.read_text())
     util: dict[str, Any] = {"test_accuracy": None, "energy_uj": None, "synops": None, "cores": None}
     if cfg.train_epochs > 0:
-        trained = train_model(kind, arch, profile, splits.clients, splits.test, cfg.train_epochs, cfg.seed)
+        trained = train_model(row.kind, arch, row.profile, splits.clients, splits.test, cfg.train_epochs, cfg.seed)
         util["test_accuracy"] = trained.accuracy
         if isinstance(trained.model, SpikingMLP):
-            rep = estimate_resources(trained.model, profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
+            rep = estimate_resources(trained.model, row.profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
             util["synops"] = rep.synops_per_inference.value
             util["cores"] = rep.cores_used.value
             if rep.energy_per_inference is not None:
@@ -278,77 +191,121 @@ def utility_row(kind: str, profile: HardwareProfile, arch: Any, splits: Any, cfg
     return util
 
 
+def works_on_ann(per_attack_ann: dict[str, Any], floor: float) -> dict[str, bool]:
+    """Which attacks are shown to work on the ANN: their ANN ASR's 95% interval lies above the
+    row's empirical chance ``floor`` (an attack that fails on the ANN proves nothing about the SNN)."""
+    out = {}
+    for name, r in per_attack_ann.items():
+        lo = r.get("asr_ci95", [None])[0] if r.get("applicable") else None
+        out[name] = lo is not None and lo > floor
+    return out
+
+
 def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the evaluation and write report.json, report.md and reconstructions.png into ``cfg.out``.
 
     Returns the report (report.json's content).
     """
-    if cfg.victims < 1 or cfg.clients < 1 or cfg.batch_size < 1 or cfg.round < 1:
-        raise UserError("--victims, --clients, --batch-size and --round must be >= 1")
-    profiles = [with_encoding(load_profile(p), cfg.encoding) for p in cfg.profiles]
-    recipe = load_recipe(cfg.attack)
-    if cfg.iterations is not None:
-        recipe = dataclasses.replace(recipe, iterations=cfg.iterations)
+    _validate(cfg)
+    rows = plan_rows(cfg.profiles, cfg.encoding)
+    attack, recipes = load_attack(cfg.attack, cfg.iterations)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     splits = split_dataset(ds, cfg.seed)
-    victims = draw_victims(splits.clients.x, splits.clients.y, cfg)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    _check_out(cfg)
-
+    check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
+    victims = draw_victims(splits.clients, cfg.victims, cfg.batch_size, cfg.clients, cfg.seed)
     arch = architecture_for(ds.input_shape, ds.classes, cfg.arch)
-    if ds.kind == "faces":
-        judge = Judge("reid", None, splits.clients.x, events=False)
-        chance, top = 1.0 / len(splits.clients.x), 1.0
-    else:
-        oracle = Oracle(cfg.seed).fit(splits.oracle.x, splits.oracle.y)
-        judge = Judge("oracle", oracle, None, events=ds.kind == "events")
-        chance, top = 1.0 / ds.classes, oracle.accuracy(victims.x.numpy(), victims.y.numpy())
-    results, images = [], {}
-    for kind, profile in _rows(profiles, cfg.encoding):
-        name = f"{kind}@{profile.name}"
-        store = RowStore(cfg.out, name)
-        res = run_row(
-            kind,
-            profile,
-            arch,
-            victims,
-            recipe,
-            cfg,
-            store,
-            on_chunk=(lambda done, n=name: on_progress(n, done, cfg.victims)) if on_progress else None,
-        )
-        row = score_row(kind, profile.name, res, victims.x.numpy(), victims.y.numpy(), victims.index, judge)
-        row.update(utility_row(kind, profile, arch, splits, cfg, store.dir))
-        results.append(row)
-        images[name] = res["images"]
-
-    main_profile = profiles[-1].name
-    ann = next(r for r in results if r["model"] == "ann")
-    snn = next(r for r in results if r["model"] == "snn" and r["profile"] == main_profile)
-    report = {
-        "neurofl_version": __version__,
-        "dataset": cfg.dataset,
-        "attack": recipe.name,
-        "attack_iterations": recipe.iterations,
-        "profile": main_profile,
-        "profiles": [p.name for p in profiles],
-        "seed": cfg.seed,
-        "clients": cfg.clients,
-        "victims": cfg.victims,
-        "batch_size": cfg.batch_size,
-        "round": cfg.round,
-        "encodings": {p.name: p.spikes.input_encoding for p in profiles},
-        "arch": type(arch).__name__,
-        "asr_kind": judge.top,
-        "chance": chance,
-        "oracle_accuracy": top,
-        "oracle_test_accuracy": judge.oracle.accuracy(splits.test.x, splits.test.y) if judge.oracle else None,
-        "results": results,
-        "asr_reduction": (1 - snn["asr"] / ann["asr"]) if ann["asr"] > 0 else None,
-    }
-    write_json(cfg.out / "report.json", report)
-    atomic_write_bytes(cfg.out / "report.md", markdown(report).encode())
-    reconstructions_png(cfg.out / "reconstructions.png", victims.x.numpy(), images)
-    if len(profiles) > 1:
-        profiles_png(cfg.out / "profiles.png", report)
+    if cfg.round > 1 and not isinstance(arch, Architecture):
+        raise UserError("--round > 1 trains with the federated engine, which builds fully connected models only")
+    for row in rows:  # refuse a profile the models cannot take before anything is written
+        build_model(row.kind, arch, row.profile, seed=cfg.seed)
+    with RunFolder(cfg.out, fingerprint(cfg, rows, attack, recipes, ds)) as run:
+        judge = judge_for(ds, splits, cfg.seed)
+        truth, labels = victims.x.numpy(), victims.y.numpy()
+        chance = chance_levels(judge, truth, labels, victims.index, cfg.batch_size, splits.auxiliary.private().x,
+                               cfg.seed)  # fmt: skip
+        top = float(judge.hits(truth, labels, victims.index).mean())
+        results, images = [], {}
+        for row in rows:
+            result, rec = evaluate_row(row, arch, ds, splits, victims, recipes, judge, cfg, run, on_progress)
+            result["chance_empirical"] = chance
+            results.append(result)
+            if rec is not None:
+                images[f"{row.kind}@{row.label}"] = rec
+        ann = results[0]
+        floor = max(v for v in chance.values() if v is not None)
+        effective = works_on_ann(ann["per_attack"], floor)
+        for r in results:
+            for name, pa in r["per_attack"].items():
+                pa["works_on_ann"] = effective.get(name, False)
+        main = results[-1]
+        report = {
+            "neurofl_version": __version__,
+            "dataset": cfg.dataset,
+            "attack": attack,
+            "recipes": [r.name for r in recipes],
+            "attack_iterations": {r.name: getattr(r, "iterations", None) for r in recipes},
+            "profile": main["profile"],
+            "profiles": [r.label for r in rows if r.kind == "snn" and r.spec != "float32"] or ["float32"],
+            "seed": cfg.seed,
+            "clients": cfg.clients,
+            "victims": cfg.victims,
+            "batch_size": cfg.batch_size,
+            "samples": cfg.victims * cfg.batch_size,
+            "round": cfg.round,
+            "encodings": {r.label: r.profile.spikes.input_encoding for r in rows if r.kind == "snn"
+                          and r.spec != "float32"},  # fmt: skip
+            "arch": type(arch).__name__,
+            "asr_kind": judge.name,
+            "chance": judge.chance,
+            "chance_empirical": chance,
+            "oracle_accuracy": top,
+            "oracle_test_accuracy": judge.oracle.accuracy(splits.test.x, splits.test.y) if judge.oracle else None,
+            "results": results,
+            "asr_reduction": (1 - main["asr"] / ann["asr"]) if ann["asr"] and main["asr"] is not None else None,
+        }
+        write_json(run.out / "report.json", report)
+        atomic_write_bytes(run.out / "report.md", markdown(report).encode())
+        reconstructions_png(run.out / "reconstructions.png", truth, images)
+        if len(report["profiles"]) > 1:
+            profiles_png(run.out / "profiles.png", report)
     return report
+
+
+def evaluate_row(
+    row: Row,
+    arch: Any,
+    ds: Dataset,
+    splits: Any,
+    victims: Victims,
+    recipes: list[Recipe],
+    judge: Any,
+    cfg: EvaluateConfig,
+    run: RunFolder,
+    on_progress: ProgressFn | None,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Attack, score and cost one row. Returns (its report row, the worst case's reconstructions)."""
+    store = RowStore(run.path("rows", row.key))
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model = build_model(row.kind, arch, row.profile, seed=cfg.seed)
+    if cfg.round > 1:
+        model.load_state_dict(global_model_at_round(row, arch, ds, cfg, store.dir / "fl").state_dict())
+    phases["global_model"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    update = shared_updates(model, victims, row.profile, cfg.seed)
+    phases["victim_updates"] = time.perf_counter() - t0
+    target = Target(model, update, cfg.batch_size, tuple(ds.input_shape), ds.classes, row.kind, ds.kind == "events",
+                    row.profile, splits.auxiliary)  # fmt: skip
+    label = f"{row.kind}@{row.label}"
+    results = attack_row(target, recipes, store, cfg.seed, victims.y, label, on_progress)
+    phases["attacks"] = sum(r.seconds for r in results.values())
+    t0 = time.perf_counter()
+    scored, rec = score_row(results, judge, victims.x.numpy(), victims.y.numpy(), victims.index, cfg.batch_size)
+    phases["scoring"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    util = utility_row(row, arch, splits, cfg, store.dir)
+    phases["utility"] = time.perf_counter() - t0
+    out = {"model": row.kind, "profile": row.label, **scored, **util}
+    out["seconds"] = float(sum(phases.values()))
+    out["phases"] = phases
+    return out, rec

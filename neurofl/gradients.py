@@ -20,6 +20,7 @@ def per_sample_gradients(
     create_graph: bool = False,
     generator: torch.Generator | None = None,
     group: int = 1,
+    detach_backward: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Gradients of the cross-entropy loss w.r.t. every weight, per group of samples.
 
@@ -32,6 +33,10 @@ def per_sample_gradients(
     generator : randomness of a stochastic input encoding
     group : consecutive samples per client; each client's gradient is the mean over its group
         (FedSGD with batch size ``group``). ``n`` must be a multiple of it.
+    detach_backward : treat each layer's output gradient ``dz`` as a constant, so that the result
+        depends on ``x`` only through the layers' forward inputs ``a`` (``dW = sum_t dz(t) a(t)^T``
+        with ``dz`` detached). This is the first-order path SNN training itself differentiates;
+        it never runs the surrogate's second derivative (the detached-backward attack).
 
     Returns
     -------
@@ -50,7 +55,13 @@ def per_sample_gradients(
     else:
         loss = -(y * F.log_softmax(logits, dim=-1)).sum()
     outputs = [z for _, z in captured]
-    dz = torch.autograd.grad(loss, outputs, create_graph=create_graph, allow_unused=True)
+    if detach_backward:
+        dz = tuple(
+            None if g is None else g.detach()
+            for g in torch.autograd.grad(loss, outputs, retain_graph=create_graph, allow_unused=True)
+        )
+    else:
+        dz = torch.autograd.grad(loss, outputs, create_graph=create_graph, allow_unused=True)
     grads: dict[str, torch.Tensor] = {}
     for (name, module), (a, z), g in zip(layers, captured, dz, strict=True):
         if g is None:
@@ -112,3 +123,25 @@ def _slayer_conv_weight_grad(module: torch.nn.Conv3d, a: torch.Tensor, g: torch.
 def flatten(grads: dict[str, torch.Tensor]) -> torch.Tensor:
     """Concatenate per-sample gradients: name -> (n, ...) into (n, total_parameters)."""
     return torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1)
+
+
+def first_layer_signal(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Each sample's backward signal at the first weight layer's output: ``d loss_i / d z_i``,
+    summed over time for a SLAYER layer (a fully connected first layer's per-sample weight
+    gradient is this vector times the layer's input).
+
+    x : (n, *input_shape); y : (n,) int64 labels -> (n, *first_layer_output_shape_without_time)
+    """
+    _, module = model.weight_layers()[0]
+    captured: list[torch.Tensor] = []
+    hook = module.register_forward_hook(lambda _m, _inp, out: captured.append(out))
+    try:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            logits = model(x, generator=generator)
+            (dz,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), captured[0])
+    finally:
+        hook.remove()
+    return dz.sum(-1) if dz.dim() == 3 else dz

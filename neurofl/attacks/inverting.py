@@ -63,14 +63,19 @@ def _tv(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
     return torch.zeros(x.shape[0])
 
 
+def per_victim_generators(seed: int, victims: int, restarts: int = 1) -> list[torch.Generator]:
+    """One generator per (restart, victim), restart-major; victim ``v`` restart ``k`` is seeded
+    from ``(seed + v, k)``, so a victim attacked alone with seed ``seed + v`` draws the same."""
+    return [torch.Generator().manual_seed((seed + v) * 1_000_003 + k) for k in range(restarts) for v in range(victims)]
+
+
 def _per_victim(
     draw: Callable[[torch.Generator], torch.Tensor], seed: int, victims: int, restarts: int
 ) -> torch.Tensor:
     """Stack ``draw(generator)`` over restarts and victims (restart-major). Victim ``v`` restart
     ``k`` uses its own generator seeded from ``(seed + v, k)``, so a victim attacked alone with
     seed ``seed + v`` starts from the same point as in a batch."""
-    gens = [torch.Generator().manual_seed((seed + v) * 1_000_003 + k) for k in range(restarts) for v in range(victims)]
-    return torch.cat([draw(g) for g in gens])
+    return torch.cat([draw(g) for g in per_victim_generators(seed, victims, restarts)])
 
 
 def _start(shape: tuple[int, ...], how: str, generator: torch.Generator) -> torch.Tensor:
@@ -94,6 +99,7 @@ def invert(
     profile: HardwareProfile | None = None,
     local_steps: int = 1,
     local_lr: float | None = None,
+    start: torch.Tensor | None = None,
 ) -> Inversion:
     """Reconstruct each victim's private batch from its shared update.
 
@@ -144,7 +150,10 @@ def invert(
         if local_steps > 1:
             grads = local_update(model, x, y, batch, local_steps, local_lr, create_graph=graph, generator=enc_gen)
         else:
-            grads = per_sample_gradients(model, x, y, create_graph=graph, generator=enc_gen, group=batch)
+            grads = per_sample_gradients(
+                model, x, y, create_graph=graph, generator=enc_gen, group=batch,
+                detach_backward=recipe.backward == "detached",
+            )  # fmt: skip
         return transform(grads) if transform is not None else grads
 
     frozen = [p for p in model.parameters() if p.requires_grad]
@@ -153,12 +162,15 @@ def invert(
     try:
         # The unknowns: the input (or its spike logits) and, for DLG, label logits.
         size = int(torch.tensor(input_shape).prod())
-        if recipe.init == "analytic" and readable(tgt_once, size):
-            start_labels = labels if not joint else torch.full((n, classes), 1.0 / classes)
-            x0 = analytic_init(
-                simulate, tgt_once, start_labels, input_shape, batch,
-                lambda a, b: gradient_distance(a, b, recipe.distance),
-            )
+        if start is not None or (recipe.init == "analytic" and readable(tgt_once, size)):
+            if start is not None:
+                x0 = start.detach().clamp(0, 1)
+            else:
+                start_labels = labels if not joint else torch.full((n, classes), 1.0 / classes)
+                x0 = analytic_init(
+                    simulate, tgt_once, start_labels, input_shape, batch,
+                    lambda a, b: gradient_distance(a, b, recipe.distance),
+                )
             noise = _per_victim(lambda g: 0.1 * torch.randn((batch, *input_shape), generator=g), seed, victims, r)
             noise[:n] = 0  # the first restart starts at the readout itself
             x0 = (x0.repeat(r, *([1] * len(input_shape))) + noise).clamp(0, 1)

@@ -76,3 +76,51 @@ def recover_labels(
     if batch == 1:
         return idlg_labels(last)
     return count_labels(model, last, batch, input_shape, seed)
+
+
+def solve_labels(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    target: dict[str, torch.Tensor],
+    batch: int,
+    classes: int,
+    generator: torch.Generator | None = None,
+    simplex_weight: float = 10.0,
+) -> torch.Tensor:
+    """Labels that best explain a batch update once its inputs are known (or estimated).
+
+    For a fixed input the cross-entropy gradient is linear in the one-hot label (the backward
+    pass is linear in ``softmax - onehot``, for an SNN too: its surrogate derivatives are set by
+    the forward pass): ``g(x, y) = sum_c y_c g(x, e_c)``. So the batch update
+    ``T = (1/B) sum_i g(x_i, y_i)`` is a linear function of the ``B x C`` label matrix; non-negative
+    least squares over the whole flattened update (each row's labels summing to one, enforced with
+    weight ``simplex_weight``) gives it, and each sample takes its largest entry.
+
+    x : (victims * batch, *input_shape); target : name -> (victims, ...) the victims' updates
+    (gradients, not deltas). Returns (victims * batch,) int64.
+    """
+    from neurofl.gradients import flatten
+
+    n = x.shape[0]
+    victims = n // batch
+    xr = x.detach().repeat_interleave(classes, 0)
+    yr = torch.arange(classes).repeat(n)
+    with torch.enable_grad():
+        grads = per_sample_gradients(model, xr.requires_grad_(True), yr, generator=generator)
+    per_class = flatten({k: v.detach() for k, v in grads.items()}).double().reshape(victims, batch * classes, -1)
+    tgt = flatten({k: v.detach() for k, v in target.items()}).double() * batch
+    cons = np.kron(np.eye(batch), np.ones((1, classes)))
+    out = []
+    for v in range(victims):
+        a, t = per_class[v].T.numpy(), tgt[v].numpy()
+        scale = np.linalg.norm(t) / np.sqrt(batch)
+        if not (np.isfinite(a).all() and np.isfinite(t).all()) or scale == 0:
+            out.append(np.zeros(batch, dtype=np.int64))
+            continue
+        coef, _ = nnls(
+            np.vstack([a / scale, simplex_weight * cons]),
+            np.concatenate([t / scale, simplex_weight * np.ones(batch)]),
+            maxiter=50 * batch * classes,
+        )
+        out.append(coef.reshape(batch, classes).argmax(-1))
+    return torch.from_numpy(np.concatenate(out)).long()

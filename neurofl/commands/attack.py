@@ -1,4 +1,4 @@
-"""`neurofl attack`: run one attack recipe on one model's shared updates and score it."""
+"""`neurofl attack`: run one attack recipe (or suite) on one model's shared updates and score it."""
 
 from __future__ import annotations
 
@@ -8,57 +8,59 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import emit, json_option, progress, stderr
+from neurofl.commands.common import emit, iterations_option, json_option, progress, seed_option, stderr
 
 
 @click.command()
-@click.option("--recipe", "--attack", "recipe", default="inverting_gradients", show_default=True,
-              help="Attack recipe: a shipped name (attacks/NAME.toml) or a TOML path.")
+@click.option("--recipe", "--attack", "recipe", default="suite", show_default=True,
+              help="Attack recipe or suite: a shipped name (attacks/NAME.toml) or a TOML path.")
 @click.option("--model", type=click.Choice(["snn", "ann"]), default="snn", show_default=True)
 @click.option("--profile", default="loihi2", show_default=True, help="Hardware profile name or TOML path.")
 @click.option("--dataset", default="digits", show_default=True, help="Dataset name (see `neurofl datasets list`).")
-@click.option("--victims", default=8, show_default=True, type=click.IntRange(1), help="Client updates attacked.")
-@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1, 64),
+@click.option("--victims", default=8, show_default=True, type=click.IntRange(1, 100_000),
+              help="Client updates attacked.")
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1, 4096),
               help="Private samples per update (FedSGD).")
-@click.option("--local-steps", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--clients", default=8, show_default=True, type=click.IntRange(1, 100_000),
+              help="Clients whose IID shards the victims are drawn from (as evaluate does).")
+@click.option("--local-steps", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Local SGD steps per update: 1 shares a FedSGD gradient, more a FedAvg weight delta.")
-@click.option("--local-lr", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--local-lr", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True, max=1e3),
               help="Learning rate of the local SGD steps (with --local-steps > 1).")
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Model topology: auto = mlp for 8x8 images, conv otherwise.")
-@click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's iterations.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@iterations_option
+@seed_option()
 @click.option("--updates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Attack updates captured by `neurofl fl` in this folder instead of fresh FedSGD ones.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=lambda: os.environ.get("NEUROFL_DATA"),
               help="Folder with on-disk datasets [env NEUROFL_DATA].")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Write report.json, reconstructions.npz and reconstructions.png here; a finished run "
-                   "with the same settings is reused.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write report.json, reconstructions.npz and reconstructions.png here; a rerun with the same "
+                   "settings resumes (or reuses the finished run).")
 @json_option
 def attack(
-    recipe: str, model: str, profile: str, dataset: str, victims: int, batch_size: int, local_steps: int,
-    local_lr: float, arch: str, iterations: int | None, seed: int, updates: Path | None, data_dir: Path | None,
-    out: Path | None, as_json: bool,
+    recipe: str, model: str, profile: str, dataset: str, victims: int, batch_size: int, clients: int,
+    local_steps: int, local_lr: float, arch: str, iterations: int | None, seed: int, updates: Path | None,
+    data_dir: Path | None, out: Path | None, as_json: bool,
 ) -> None:
-    """Invert shared updates with an attack recipe; print PSNR, SSIM, ASR and label accuracy."""
-    from neurofl.attacks.outputs import load_finished, save_run
-    from neurofl.attacks.recipe import load_recipe
-    from neurofl.attacks.suite import AttackConfig, run_attack
+    """Invert shared updates with an attack recipe or suite; print ASR, PSNR, SSIM and label accuracy."""
+    from neurofl.attack_run import AttackConfig, run_attack
 
     cfg = AttackConfig(
         recipe=recipe, model=model, profile=profile, dataset=dataset, victims=victims, batch_size=batch_size,
-        local_steps=local_steps, local_lr=local_lr, arch=arch, seed=seed, iterations=iterations, updates=updates,
-        data_dir=Path(data_dir) if data_dir else None,
+        clients=clients, local_steps=local_steps, local_lr=local_lr, arch=arch, seed=seed, iterations=iterations,
+        updates=updates, data_dir=Path(data_dir) if data_dir else None,
     )
-    report = load_finished(out, cfg) if out is not None else None
-    if report is None:
-        its = iterations or load_recipe(recipe).iterations
-        with progress() as bar:
-            task = bar.add_task(f"attack {model}@{profile}", total=its)
-            report, rec, truth = run_attack(cfg, on_step=lambda i: bar.update(task, completed=i % its or its))
-        if out is not None:
-            save_run(out, cfg, report, rec, truth)
+    with progress() as bar:
+        tasks: dict[tuple[str, str], int] = {}
+
+        def on_progress(row: str, name: str, done: int, total: int) -> None:
+            if (row, name) not in tasks:
+                tasks[(row, name)] = bar.add_task(f"{name} on {row}", total=total)
+            bar.update(tasks[(row, name)], completed=done)
+
+        report = run_attack(cfg, out, on_progress)
 
     def human() -> None:
         r = report["results"][0]

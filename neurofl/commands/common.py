@@ -43,3 +43,9 @@ def seed_option(default: int | None = 0, help: str = "Seed of every random choic
 
     return click.option("--seed", type=click.IntRange(0, SEED_MAX), default=default,
                         show_default=default is not None, help=help)  # fmt: skip
+
+
+iterations_option = click.option(
+    "--iterations", default=None, type=click.IntRange(1, 1_000_000),
+    help="Override every gradient-matching recipe's iterations (quick runs).",
+)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import emit, json_option, progress
+from neurofl.commands.common import emit, iterations_option, json_option, progress, seed_option
 
 
 @click.command()
@@ -19,26 +19,27 @@ from neurofl.commands.common import emit, json_option, progress
     help="Hardware profile name or TOML path; a comma-separated list compares several.",
 )
 @click.option("--dataset", default="digits", show_default=True, help="Dataset name (see `neurofl datasets list`).")
-@click.option("--attack", default="inverting_gradients", show_default=True, help="Attack recipe name or TOML path.")
+@click.option("--attack", default="suite", show_default=True,
+              help="Attack suite or recipe: a shipped name (attacks/NAME.toml) or a TOML path.")
 @click.option(
-    "--clients", default=8, show_default=True, type=click.IntRange(1), help="Clients in the round (IID split)."
+    "--clients", default=8, show_default=True, type=click.IntRange(1, 100_000), help="Clients in the round (IID split)."
 )
-@click.option("--victims", default=32, show_default=True, type=click.IntRange(1), help="Client updates attacked.")
-@click.option(
-    "--batch-size", default=1, show_default=True, type=click.IntRange(1), help="Private samples per update (FedSGD)."
-)
+@click.option("--victims", default=32, show_default=True, type=click.IntRange(1, 100_000),
+              help="Client updates attacked.")
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1, 4096),
+              help="Private samples per update (FedSGD).")
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Topology: mlp (digits), conv (LeNet-style), auto picks by input size.")
-@click.option("--train-epochs", default=15, show_default=True, type=click.IntRange(0),
+@click.option("--train-epochs", default=15, show_default=True, type=click.IntRange(0, 100_000),
               help="Epochs to train each row's model for its test accuracy (0 skips).")
-@click.option("--round", "round_", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--round", "round_", default=1, show_default=True, type=click.IntRange(1, 100_000),
               help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine).")
 @click.option("--fl-lr", default=None, type=click.FloatRange(min=0, min_open=True),
               help="FedAvg client learning rate for the rounds before --round [default: 0.5 ANN, 0.03 SNN].")
 @click.option("--encoding", type=click.Choice(["profile", "direct", "rate"]), default="profile", show_default=True,
               help="SNN input encoding of images: the profile's, direct current each step, or Bernoulli rate code.")
-@click.option("--iterations", default=None, type=click.IntRange(1), help="Override the recipe's attack iterations.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@iterations_option
+@seed_option()
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -93,12 +94,12 @@ def evaluate(
         encoding=encoding,
     )
     with progress() as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[tuple[str, str], int] = {}
 
-        def on_progress(row: str, done: int, total: int) -> None:
-            if row not in tasks:
-                tasks[row] = bar.add_task(f"attack {row}", total=total)
-            bar.update(tasks[row], completed=done)
+        def on_progress(row: str, name: str, done: int, total: int) -> None:
+            if (row, name) not in tasks:
+                tasks[(row, name)] = bar.add_task(f"{name} on {row}", total=total)
+            bar.update(tasks[(row, name)], completed=done)
 
         report = run_evaluate(cfg, on_progress)
 

@@ -23,6 +23,9 @@ class Dataset:
     y : (N,) int64
         Class (or identity) labels in ``range(classes)``.
     kind : ``image`` (ASR by class), ``faces`` (ASR by re-identification) or ``events``.
+    private_class : for ``faces``: the label of the samples that are people (only they are
+        victims and the re-identification gallery; the other class is background patches, the
+        negative class of the training task). None: every sample may be a victim.
     """
 
     name: str
@@ -31,6 +34,7 @@ class Dataset:
     classes: int
     kind: Literal["image", "faces", "events"]
     source: str
+    private_class: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -41,7 +45,15 @@ class Dataset:
         return tuple(self.x.shape[1:])
 
     def subset(self, index: np.ndarray) -> Dataset:
-        return Dataset(self.name, self.x[index], self.y[index], self.classes, self.kind, self.source)
+        return Dataset(
+            self.name, self.x[index], self.y[index], self.classes, self.kind, self.source, self.private_class
+        )
+
+    def private(self) -> Dataset:
+        """The samples that may be victims (all, unless ``private_class`` says otherwise)."""
+        if self.private_class is None:
+            return self
+        return self.subset(np.flatnonzero(self.y == self.private_class))
 
 
 @dataclass(frozen=True)
@@ -86,23 +98,37 @@ def load_dataset(name: str, data_dir: Path | None = None, download: bool = False
 
 @dataclass(frozen=True)
 class Splits:
-    """Disjoint splits: ``oracle`` trains the independent oracle, ``clients`` is the clients'
-    private data (victims come from it), ``test`` measures model accuracy."""
+    """Disjoint splits: ``oracle`` trains the independent oracle, ``auxiliary`` is the attacker's
+    public data (learned attacks train on it; never a client's, never the oracle's), ``clients``
+    is the clients' private data (victims come from it), ``test`` measures model accuracy."""
 
     oracle: Dataset
+    auxiliary: Dataset
     clients: Dataset
     test: Dataset
 
 
-def split_dataset(ds: Dataset, seed: int, oracle: float = 0.4, test: float = 0.2) -> Splits:
-    """Stratified, seeded, disjoint split into oracle / clients / test."""
+def split_dataset(
+    ds: Dataset, seed: int, held_out: float = 0.4, test: float = 0.2, auxiliary: float = 0.375
+) -> Splits:
+    """Stratified, seeded, disjoint split into oracle / auxiliary / test / clients.
+
+    Per class, a seeded permutation gives the first ``held_out`` share to the judge's side, the
+    next ``test`` share to ``test`` and the rest to ``clients``. The held-out share is divided:
+    its first ``1 - auxiliary`` goes to ``oracle``, the rest to ``auxiliary`` (digits: oracle 25%,
+    auxiliary 15%, test 20%, clients 40%). A dataset judged by re-identification (``faces``) needs
+    no oracle, so its whole held-out share is auxiliary.
+    """
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"oracle": [], "clients": [], "test": []}
+    parts: dict[str, list[np.ndarray]] = {"oracle": [], "auxiliary": [], "clients": [], "test": []}
+    aux_share = 1.0 if ds.kind == "faces" else auxiliary
     for c in np.unique(ds.y):
         idx = rng.permutation(np.flatnonzero(ds.y == c))
-        n_or, n_te = int(round(oracle * len(idx))), int(round(test * len(idx)))
+        n_held, n_te = int(round(held_out * len(idx))), int(round(test * len(idx)))
+        n_or = n_held - int(round(aux_share * n_held))
         parts["oracle"].append(idx[:n_or])
-        parts["test"].append(idx[n_or : n_or + n_te])
-        parts["clients"].append(idx[n_or + n_te :])
-    out = {k: ds.subset(np.sort(np.concatenate(v))) for k, v in parts.items()}
+        parts["auxiliary"].append(idx[n_or:n_held])
+        parts["test"].append(idx[n_held : n_held + n_te])
+        parts["clients"].append(idx[n_held + n_te :])
+    out = {k: ds.subset(np.sort(np.concatenate(v)).astype(np.int64)) for k, v in parts.items()}
     return Splits(**out)

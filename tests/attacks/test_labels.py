@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from neurofl.attacks import count_labels, recover_labels
-from neurofl.attacks.suite import label_hits
 from neurofl.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
+from neurofl.scoring import label_accuracy
 
 
 @pytest.mark.parametrize(
@@ -36,14 +36,14 @@ def test_count_estimate_batch_4_beats_guessing(digits, kind, factor):
     model = build_model(kind, Architecture((1, 8, 8), 10), load_profile("float32"), seed=0)
     last = list(per_sample_gradients(model, x, y, group=4).values())[-1].detach()
     found = count_labels(model, last, 4, (1, 8, 8), seed=0)
-    acc = label_hits(found.numpy(), y.numpy(), 4) / len(y)
+    acc = label_accuracy(found.numpy(), y.numpy(), 4)
     rng = np.random.default_rng(0)
-    guess = np.mean([label_hits(rng.integers(0, 10, len(y)), y.numpy(), 4) / len(y) for _ in range(200)])
+    guess = np.mean([label_accuracy(rng.integers(0, 10, len(y)), y.numpy(), 4) for _ in range(200)])
     print(f"count-estimate label accuracy {kind}@float32, batch 4: {acc:.3f} (random guess {guess:.3f})")
     assert acc > factor * guess
 
 
-def test_label_hits_is_a_multiset_match():
-    assert label_hits(np.array([1, 2, 2, 5]), np.array([2, 1, 3, 2]), 4) == 3
-    assert label_hits(np.array([1, 2, 3, 4]), np.array([2, 1, 4, 3]), 2) == 4
-    assert label_hits(np.array([1, 2, 3, 4]), np.array([3, 4, 1, 2]), 2) == 0
+def test_label_accuracy_is_a_multiset_match():
+    assert label_accuracy(np.array([1, 2, 2, 5]), np.array([2, 1, 3, 2]), 4) == 3 / 4
+    assert label_accuracy(np.array([1, 2, 3, 4]), np.array([2, 1, 4, 3]), 2) == 1.0
+    assert label_accuracy(np.array([1, 2, 3, 4]), np.array([3, 4, 1, 2]), 2) == 0.0

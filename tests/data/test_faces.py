@@ -13,4 +13,6 @@ def test_embedded_lfw_faces():
     flat = ds.x.reshape(200, -1)
     assert len(np.unique(flat, axis=0)) == 200 and (flat[:100].std(1) > 0.05).all()
     s = split_dataset(ds, seed=0)
-    assert len(s.oracle.y) + len(s.clients.y) + len(s.test.y) == 200
+    assert len(s.oracle.y) + len(s.auxiliary.y) + len(s.clients.y) + len(s.test.y) == 200
+    assert len(s.oracle.y) == 0  # re-identification needs no oracle: its share is the attacker's
+    assert (s.clients.private().y == 1).all() and len(s.clients.private().y) == 40

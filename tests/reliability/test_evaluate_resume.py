@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import time  # a hang guard only: waits are for a file to appear, never for a duration
 from pathlib import Path
 
 import pytest
 
-ARGS = ["evaluate", "--victims", "20", "--clients", "4", "--iterations", "15", "--seed", "3", "--json"]
+ARGS = ["evaluate", "--victims", "20", "--clients", "4", "--attack", "detached_ig", "--iterations", "15", "--seed", "3",
+        "--train-epochs", "2", "--json"]
 
 
 def _cmd(out: Path) -> list[str]:
@@ -28,21 +29,24 @@ def _report(out: Path) -> dict:
     r = json.loads((out / "report.json").read_text())
     for row in r["results"]:
         row.pop("seconds")
+        row.pop("phases")
+        for pa in row["per_attack"].values():
+            pa.pop("seconds", None)
     return r
 
 
-def _wait_for_chunk(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for_chunk(out: Path, proc: subprocess.Popen, timeout: float = 1200) -> None:
     t0 = time.time()
-    while not list((out / "rows").glob("*/chunk_*.npz")):
+    while not list((out / "rows").glob("*/*/chunk_*.npz")):
         assert proc.poll() is None, "evaluate ended before writing a chunk"
         assert time.time() - t0 < timeout
         time.sleep(0.05)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(2400)
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     ref = tmp_path / "ref"
-    subprocess.run(_cmd(ref), check=True, capture_output=True, env=_env(), timeout=240)
+    subprocess.run(_cmd(ref), check=True, capture_output=True, env=_env(), timeout=1200)
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
@@ -53,20 +57,36 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     assert not list(killed.rglob("*.tmp"))  # no half-written file survives under a final name
     done_before = {p.name for p in (killed / "rows").rglob("chunk_*.npz")}
 
-    subprocess.run(_cmd(killed), check=True, capture_output=True, env=_env(), timeout=240)
+    subprocess.run(_cmd(killed), check=True, capture_output=True, env=_env(), timeout=1200)
     # ref and the resumed run are separate processes: equality is also run-to-run determinism
     assert _report(killed) == _report(ref)
     # chunks finished before the kill were reused, not recomputed
     assert done_before <= {p.name for p in (killed / "rows").rglob("chunk_*.npz")}
 
 
-@pytest.mark.timeout(180)
-def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path):
+def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, capsys, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) after the first finished chunk, delivered in-process at a known
+    point rather than by a signal racing the run: exit 130, one resume hint, no traceback; the
+    rerun resumes from the saved chunk."""
+    import neurofl.leakage as leakage
+    from neurofl.cli import run as run_cli
+
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
-    _wait_for_chunk(out, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
-    assert "resume" in err.strip().splitlines()[-1]
+    real_save = leakage.RowStore.save
+    calls = {"n": 0}
+
+    def save_then_interrupt(path, arrays):
+        real_save(path, arrays)
+        if path.name.startswith("chunk_"):
+            calls["n"] += 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(leakage.RowStore, "save", staticmethod(save_then_interrupt))
+    args = [a for a in ARGS if a != "--json"]
+    assert run_cli([*args, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "resume" in err.strip().splitlines()[-1]
+    assert calls["n"] == 1 and not (out / "report.json").exists()
+    monkeypatch.setattr(leakage.RowStore, "save", staticmethod(real_save))
+    assert run_cli([*args, "--out", str(out)]) == 0
+    assert (out / "report.json").is_file()

@@ -15,7 +15,7 @@ from neurofl.gradients import per_sample_gradients
 from neurofl.metrics import mse, psnr
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
-from neurofl.scoring import Judge, score_row
+from neurofl.scoring import Judge, sample_scores, summary
 
 
 def _setup():
@@ -52,8 +52,9 @@ def test_failed_victims_count_against_asr_and_are_left_out_of_image_metrics():
     _, x, y, _ = _setup()
     rec = x.numpy() * 0.9
     rec[1] = np.nan
-    res = {"images": rec, "loss": np.array([0.1, np.nan, 0.2]), "labels": y.numpy(), "seconds": 1.0}
-    row = score_row("ann", "float32", res, x.numpy(), y.numpy(), np.arange(3), Judge("reid", None, x.numpy(), False))
+    judge = Judge("reid", None, x.numpy(), np.arange(3), False, 1 / 3)
+    scores = sample_scores(judge, rec, np.array([0.1, np.nan, 0.2]), x.numpy(), y.numpy(), np.arange(3), 1)
+    row = summary(scores, 1, judge)
     assert row["failed"] == 1 and row["victims"] == 3
     assert row["asr"] == 2 / 3  # the failed victim is a failure, not skipped
     ok = [0, 2]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurofl.attacks.recipe import AttackRecipe, load_recipe
+from neurofl.attacks.recipe import AttackRecipe, load_attack
 from neurofl.cli import run
 
 from .conftest import byte_mutation, check_reader, mutate_bytes
@@ -50,10 +50,12 @@ def test_mutated_recipe_loads_or_raises_one_line_user_error(tmp_path, name, m):
         data = mutate_bytes(real, (b[0], min(b[1], len(real) - 1), *b[2:]))
     path = tmp_path / "r.toml"
     path.write_bytes(data)
-    r = check_reader("attack recipe TOML", lambda: load_recipe(path), path)
-    if r is not None:
-        assert isinstance(r, AttackRecipe) and r.iterations >= 1 and r.restarts >= 1
-        assert math.isfinite(r.lr) and r.lr > 0 and math.isfinite(r.tv_weight)
+    loaded = check_reader("attack recipe TOML", lambda: load_attack(path), path)
+    for r in loaded[1] if loaded is not None else []:
+        assert r.steps >= 1
+        if isinstance(r, AttackRecipe):
+            assert r.iterations >= 1 and r.restarts >= 1
+            assert math.isfinite(r.lr) and r.lr > 0 and math.isfinite(r.tv_weight)
 
 
 @pytest.mark.timeout(60)

@@ -1,0 +1,201 @@
+"""`neurofl attack`: one model under one profile, one recipe or suite, on fresh or captured updates.
+
+Fresh updates come from the same victims and the same update computation as ``evaluate``
+(:mod:`neurofl.victims`); captured ones from a federated run (``neurofl fl --capture-rounds``),
+each group (round, device profile, client settings) attacked on its own global model. Either way
+the attack runs and is scored on the evaluation core (:mod:`neurofl.leakage`, :mod:`neurofl.scoring`),
+with chunks kept under ``--out`` so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurofl import __version__
+from neurofl.atomic import atomic_write_bytes
+from neurofl.attacks.recipe import check_auxiliary, load_attack
+from neurofl.attacks.target import Target
+from neurofl.data import load_dataset, split_dataset
+from neurofl.errors import UserError
+from neurofl.identity import SEED_MAX, config_identity, dataset_identity, keyed, table_digest
+from neurofl.leakage import ProgressFn, RecipeResult, RowStore, attack_row, score_row
+from neurofl.models import architecture_for, build_model
+from neurofl.profiles import load_profile
+from neurofl.report import reconstructions_png, write_json
+from neurofl.runfolder import RunFolder
+from neurofl.scoring import chance_levels, judge_for
+from neurofl.victims import Victims, draw_victims, shared_updates
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Everything that determines an attack run's result (with the content of its inputs)."""
+
+    recipe: str
+    model: str = "snn"
+    profile: str = "loihi2"
+    dataset: str = "digits"
+    victims: int = 8
+    batch_size: int = 1
+    clients: int = 8
+    local_steps: int = 1
+    local_lr: float = 0.1
+    arch: str = "auto"  # mlp | conv | auto (neurofl.models.architecture_for)
+    seed: int = 0
+    iterations: int | None = None  # overrides every gradient-matching recipe's
+    updates: Path | None = None
+    data_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Updates attacked together (one global model) with the private truth to score them by."""
+
+    key: str
+    target: Target
+    victims: Victims
+
+
+def _validate(cfg: AttackConfig) -> None:
+    for flag, value, hi in (("--victims", cfg.victims, 100_000), ("--batch-size", cfg.batch_size, 4096),
+                            ("--clients", cfg.clients, 100_000), ("--local-steps", cfg.local_steps, 1000)):
+        if not (1 <= value <= hi):
+            raise UserError(f"{flag} must be in 1..{hi}, got {value}")
+    if not (0 <= cfg.seed <= SEED_MAX):
+        raise UserError(f"--seed must be in 0..{SEED_MAX}, got {cfg.seed}")
+    if cfg.iterations is not None and not (1 <= cfg.iterations <= 1_000_000):
+        raise UserError(f"--iterations must be in 1..1000000, got {cfg.iterations}")
+
+
+def fresh_group(cfg: AttackConfig, ds: Any, splits: Any) -> Group:
+    """Victims drawn as ``evaluate`` draws them; their FedSGD gradients or FedAvg deltas."""
+    profile = load_profile(cfg.profile)
+    victims = draw_victims(splits.clients, cfg.victims, cfg.batch_size, cfg.clients, cfg.seed)
+    arch = architecture_for(ds.input_shape, ds.classes, cfg.arch)
+    model = build_model(cfg.model, arch, profile, seed=cfg.seed)
+    update = shared_updates(model, victims, profile, cfg.seed, cfg.local_steps, cfg.local_lr)
+    target = Target(model, update, cfg.batch_size, tuple(ds.input_shape), ds.classes, cfg.model,
+                    ds.kind == "events", profile, splits.auxiliary, cfg.local_steps, cfg.local_lr)  # fmt: skip
+    return Group(keyed(f"{cfg.model}@{profile.name}", table_digest(profile)), target, victims)
+
+
+def captured_groups(cfg: AttackConfig, ds: Any, splits: Any) -> list[Group]:
+    """Updates recorded by federated training, one group per round and client setting (same
+    global model, batch, kind, steps and rate). A one-step ``delta`` is ``-lr * gradient``."""
+    from neurofl.federated.capture import load_captured
+
+    groups: dict[tuple, list] = {}
+    for c in load_captured(Path(cfg.updates)):
+        if c.true_inputs is None or c.true_labels is None:
+            raise UserError(f"{cfg.updates}: round {c.round} client {c.client} has no true inputs to score against")
+        if c.dataset != ds.name:
+            raise UserError(f"{cfg.updates}: captured on dataset '{c.dataset}', not --dataset {ds.name}")
+        key = (c.round, c.profile, c.model_kind, c.kind, c.batch, c.local_steps, c.lr)
+        groups.setdefault(key, []).append(c)
+    out = []
+    for (round_, profile_name, kind, how, batch, steps, lr), caps in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        first = caps[0]
+        prof = load_profile(profile_name)
+        model = build_model(kind, first.arch, prof, seed=cfg.seed)
+        model.load_state_dict(first.state_dict)
+        update = {k: torch.cat([c.update[k] for c in caps]) for k in first.update}
+        x = torch.cat([c.true_inputs for c in caps])
+        y = torch.cat([c.true_labels for c in caps])
+        if how == "delta" and steps == 1:
+            update, how = {k: -v / lr for k, v in update.items()}, "gradient"
+        steps = 1 if how == "gradient" else steps
+        target = Target(model, update, batch, tuple(first.arch.input_shape), first.arch.classes, kind,
+                        ds.kind == "events", prof, splits.auxiliary, steps, lr)  # fmt: skip
+        victims = Victims(x, y, np.array([c.client for c in caps]), np.full(len(y), -1, dtype=np.int64), batch)
+        key = keyed(f"round{round_}-{kind}@{prof.name}", table_digest([how, batch, steps, lr, config_identity(prof)]))
+        out.append(Group(key, target, victims))
+    return out
+
+
+def _concat(parts: list[dict[str, RecipeResult]]) -> dict[str, RecipeResult]:
+    out = {}
+    for name in parts[0]:
+        rs = [p[name] for p in parts]
+        reason = next((r.reason for r in rs if r.reason is not None), None)
+        if reason is not None:
+            out[name] = RecipeResult(reason=reason)
+            continue
+        labs = [r.labels for r in rs]
+        out[name] = RecipeResult(
+            np.concatenate([r.images for r in rs]), np.concatenate([r.loss for r in rs]),
+            np.concatenate(labs) if all(lb is not None for lb in labs) else None, sum(r.seconds for r in rs),
+        )  # fmt: skip
+    return out
+
+
+def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run the attack and, with ``out``, write config.json, report.json, reconstructions.npz/.png.
+
+    Returns the report: one row in evaluate's row format (worst case over the recipes and
+    ``per_attack``)."""
+    _validate(cfg)
+    name, recipes = load_attack(cfg.recipe, cfg.iterations)
+    if cfg.model not in ("snn", "ann"):
+        raise UserError(f"--model must be snn or ann, got {cfg.model!r}")
+    ds = load_dataset(cfg.dataset, cfg.data_dir)
+    splits = split_dataset(ds, cfg.seed)
+    check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
+    groups = captured_groups(cfg, ds, splits) if cfg.updates is not None else [fresh_group(cfg, ds, splits)]
+    fp = {
+        "neurofl_version": __version__,
+        **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()
+           if k not in ("recipe", "profile", "data_dir")},  # fmt: skip
+        "recipes": [config_identity(r) for r in recipes],
+        "profile": config_identity(groups[0].target.profile),
+        "dataset_identity": dataset_identity(ds),
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = RunFolder(out if out is not None else Path(scratch) / "run", fp)
+        with folder as run:
+            report_path = run.out / "report.json"
+            if report_path.is_file():
+                return json.loads(report_path.read_text())
+            judge = judge_for(ds, splits, cfg.seed)
+            parts = []
+            for g in groups:
+                store = RowStore(run.path("rows", g.key))
+                parts.append(attack_row(g.target, recipes, store, cfg.seed, g.victims.y, g.key, on_progress))
+            x = torch.cat([g.victims.x for g in groups]).numpy()
+            y = torch.cat([g.victims.y for g in groups]).numpy()
+            index = np.concatenate([g.victims.index for g in groups])
+            batch = groups[0].target.batch
+            row, rec = score_row(_concat(parts), judge, x, y, index, batch)
+            first = groups[0].target
+            row = {"model": first.kind, "profile": first.profile.name, **row}
+            report = {
+                "neurofl_version": __version__,
+                "dataset": cfg.dataset,
+                "attack": name,
+                "recipes": [r.name for r in recipes],
+                "profile": first.profile.name,
+                "seed": cfg.seed,
+                "batch_size": batch,
+                "local_steps": cfg.local_steps if cfg.updates is None else first.local_steps,
+                "updates": str(cfg.updates) if cfg.updates else None,
+                "asr_kind": judge.name,
+                "chance": judge.chance,
+                "chance_empirical": chance_levels(judge, x, y, index, batch, splits.auxiliary.private().x, cfg.seed),
+                "results": [row],
+            }
+            if out is not None:
+                buf = io.BytesIO()
+                np.savez_compressed(buf, reconstructions=rec if rec is not None else np.zeros(0), originals=x)
+                atomic_write_bytes(run.out / "reconstructions.npz", buf.getvalue())
+                if rec is not None and rec.ndim in (4, 5):
+                    reconstructions_png(run.out / "reconstructions.png", x, {f"{row['model']}@{row['profile']}": rec})
+                write_json(report_path, report)
+    return report

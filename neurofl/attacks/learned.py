@@ -1,0 +1,203 @@
+"""Learned inversion (Wu et al., UAI 2023, "Learning to Invert"): a network trained to map an update
+to the batch it came from.
+
+The server simulates clients itself: it draws batches from its auxiliary data (public, disjoint
+from every client and from the oracle), computes their updates through the global model in the
+device's arithmetic and upload format (:func:`neurofl.victims.shared_updates`, with the attacker's
+own randomness), and fits an MLP from update features to inputs. It takes no derivative through
+the attacked model at attack time, so it works the same for any architecture, encoding, profile or
+defense the server can simulate; it is the attack-independent check of "obscurity vs security".
+
+Features: the flattened update through a fixed seeded Gaussian projection (or the first tensor
+alone), scaled to unit norm, plus its log norm. The network: a trunk of ReLU layers to B latent
+codes, one shared decoder from a code to an input (sigmoid) and its label. For B > 1 the loss pairs
+the B outputs with the B inputs by best assignment (a batch update does not order its samples).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+from neurofl.atomic import atomic_write_bytes
+from neurofl.attacks.inverting import Inversion
+from neurofl.attacks.recipe import LearnedInversionRecipe
+from neurofl.attacks.target import Target
+from neurofl.gradients import flatten
+
+LATENT = 256  # per-sample code width between the trunk and the shared decoder
+SIMULATE_CHUNK = 512  # samples per simulated-update call (bounds memory)
+
+
+class Inverter(torch.nn.Module):
+    """features (n, F) -> images (n, batch, D) in (0, 1) and label logits (n, batch, classes)."""
+
+    def __init__(self, features: int, batch: int, size: int, classes: int, hidden: int, layers: int):
+        super().__init__()
+        dims = [features] + [hidden] * layers
+        trunk: list[torch.nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            trunk += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        trunk.append(torch.nn.Linear(dims[-1], batch * LATENT))
+        self.trunk = torch.nn.Sequential(*trunk)
+        self.decoder = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(LATENT, hidden), torch.nn.ReLU())
+        self.image = torch.nn.Linear(hidden, size)
+        self.label = torch.nn.Linear(hidden, classes)
+        self.batch = batch
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.decoder(self.trunk(f).reshape(f.shape[0], self.batch, LATENT))
+        return torch.sigmoid(self.image(h)), self.label(h)
+
+
+class Features:
+    """Update -> features: a fixed projection of the flattened update (seeded), unit-normed, plus
+    its log norm."""
+
+    def __init__(self, target: Target, recipe: LearnedInversionRecipe, seed: int):
+        sizes = [t[0].numel() for t in target.update.values()]
+        self.first_only = recipe.features == "first_layer"
+        total = sizes[0] if self.first_only else sum(sizes)
+        self.proj = None
+        if total > recipe.projection_dim:
+            gen = torch.Generator().manual_seed(seed)
+            self.proj = torch.randn(total, recipe.projection_dim, generator=gen) / recipe.projection_dim**0.5
+        self.dim = (recipe.projection_dim if self.proj is not None else total) + 1
+
+    def __call__(self, update: dict[str, torch.Tensor]) -> torch.Tensor:
+        u = next(iter(update.values())).flatten(1) if self.first_only else flatten(update)
+        u = torch.nan_to_num(u.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
+        if self.proj is not None:
+            u = u @ self.proj
+        norm = u.norm(dim=1, keepdim=True)
+        return torch.cat([u / norm.clamp_min(1e-30), torch.log(norm.clamp_min(1e-30))], 1)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to one pixel (zero fill) and contrast in [0.8, 1]; (n, C, H, W[, T])."""
+    n = x.shape[0]
+    out = torch.zeros_like(x)
+    shifts = torch.randint(-1, 2, (n, 2), generator=gen)
+    for i in range(n):
+        dy, dx = int(shifts[i, 0]), int(shifts[i, 1])
+        src = x[i, :, max(0, -dy) : x.shape[2] - max(0, dy), max(0, -dx) : x.shape[3] - max(0, dx)]
+        out[i, :, max(0, dy) : max(0, dy) + src.shape[1], max(0, dx) : max(0, dx) + src.shape[2]] = src
+    contrast = 0.8 + 0.2 * torch.rand((n,) + (1,) * (x.dim() - 1), generator=gen)
+    return out if x.dim() == 5 else out * contrast
+
+
+def simulate(
+    target: Target, recipe: LearnedInversionRecipe, features: Features, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``training_updates`` updates of auxiliary batches, as the device would upload them.
+
+    Returns (features (N, F), inputs (N, batch, D), labels (N, batch))."""
+    from neurofl.victims import Victims, shared_updates
+
+    aux = target.auxiliary
+    b = target.batch
+    gen = torch.Generator().manual_seed(seed)
+    if recipe.auxiliary_samples is not None:
+        aux = aux.subset(torch.randperm(len(aux.y), generator=gen)[: recipe.auxiliary_samples].numpy())
+    xs, ys, fs = [], [], []
+    per_call = max(1, SIMULATE_CHUNK // b)
+    for start in range(0, recipe.training_updates, per_call):
+        count = min(per_call, recipe.training_updates - start)
+        idx = torch.randint(0, len(aux.y), (count * b,), generator=gen)
+        x = torch.from_numpy(aux.x[idx.numpy()])
+        if recipe.augment:
+            x = _augment(x, gen)
+        y = torch.from_numpy(aux.y[idx.numpy()])
+        v = Victims(x, y, np.zeros(count, dtype=np.int64), idx.numpy(), b)
+        upd = shared_updates(target.model, v, target.profile, seed + 7919 * (start + 1),
+                             target.local_steps, target.local_lr)  # fmt: skip
+        fs.append(features(upd))
+        xs.append(x.reshape(count, b, -1))
+        ys.append(y.reshape(count, b))
+    return torch.cat(fs), torch.cat(xs), torch.cat(ys)
+
+
+def _matched_loss(img: torch.Tensor, logit: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error (plus label cross-entropy) under the best pairing of outputs and inputs."""
+    if img.shape[1] > 1:
+        cost = ((img.detach()[:, :, None, :] - x[:, None, :, :]) ** 2).mean(-1).numpy()  # (n, out, in)
+        perm = np.stack([linear_sum_assignment(c)[1] for c in cost])
+        order = torch.from_numpy(perm)
+        x = torch.gather(x, 1, order[..., None].expand_as(x))
+        y = torch.gather(y, 1, order)
+    return F.mse_loss(img, x) + 0.01 * F.cross_entropy(logit.flatten(0, 1), y.flatten())
+
+
+def train_inverter(
+    target: Target, recipe: LearnedInversionRecipe, seed: int, on_step: Callable[[int], None] | None = None
+) -> tuple[Inverter, Features]:
+    """Simulate the training updates and fit the inverter (seeded; no global RNG is touched)."""
+    feats = Features(target, recipe, seed)
+    f, x, y = simulate(target, recipe, feats, seed + 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    gen = torch.Generator().manual_seed(seed + 2)
+    n = len(f)
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, recipe.batch_size):
+            i = order[start : start + recipe.batch_size]
+            img, logit = net(f[i])
+            loss = _matched_loss(img, logit, x[i], y[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if on_step is not None:
+            on_step(epoch + 1)
+    net.eval()
+    return net, feats
+
+
+def _load(cache: Path, target: Target, recipe: LearnedInversionRecipe) -> tuple[Inverter, Features]:
+    state = torch.load(cache, weights_only=True)
+    feats = Features(target, recipe, int(state["seed"]))
+    with torch.random.fork_rng(devices=[]):  # the layers' initialization is overwritten below
+        net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
+    net.load_state_dict(state["net"])
+    net.eval()
+    return net, feats
+
+
+def prepare_inverter(
+    target: Target, recipe: LearnedInversionRecipe, seed: int, cache: Path, on_step: Callable[[int], None] | None
+) -> None:
+    """Train the row's inverter into ``cache`` (a file, written atomically) unless it is there.
+
+    The inverter depends on the row (model, profile, batch), the recipe and ``seed``, not on the
+    victims, so every chunk of victims and every resumed run reuses it."""
+    if Path(cache).is_file():
+        return
+    net, _ = train_inverter(target, recipe, seed, on_step)
+    buf = io.BytesIO()
+    torch.save({"seed": seed, "net": net.state_dict()}, buf)
+    atomic_write_bytes(Path(cache), buf.getvalue())
+
+
+def learned_inversion(target: Target, recipe: LearnedInversionRecipe, cache: Path) -> Inversion:
+    """Invert every victim's update with the inverter :func:`prepare_inverter` left in ``cache``.
+
+    Returns images (victims * batch, *input_shape), loss (victims,): 0 where the update is finite,
+    NaN elsewhere, and the predicted labels (or None)."""
+    net, feats = _load(Path(cache), target, recipe)
+    finite = torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in target.update.values()]).all(0)
+    with torch.no_grad():
+        img, logit = net(feats(target.update))
+    images = img.reshape(-1, *target.input_shape)
+    per_sample = finite.repeat_interleave(target.batch)
+    images = torch.where(per_sample.reshape(-1, *([1] * len(target.input_shape))), images, torch.nan)
+    labels = logit.argmax(-1).reshape(-1) if recipe.predict_labels else None
+    loss = torch.where(finite, 0.0, float("nan"))
+    return Inversion(images, loss.float(), labels)
