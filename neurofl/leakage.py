@@ -81,12 +81,15 @@ class RecipeResult:
 
 
 def row_labels(target: Target, store: RowStore, seed: int) -> torch.Tensor:
-    """The labels recovered from the updates (iDLG at batch 1, the count estimate above), once per row."""
+    """The labels recovered from the updates (iDLG at batch 1, the count estimate above, calibrated on
+    the attacker's auxiliary data), once per row."""
     path = store.dir / "labels.npz"
     done = store.load(path)
     if done is not None:
         return torch.from_numpy(done["labels"])
-    labels = recover_labels(target.model, target.gradients(), target.batch, target.input_shape, seed)
+    aux = target.auxiliary
+    calibration = (torch.from_numpy(aux.x), torch.from_numpy(aux.y)) if aux is not None and len(aux.y) else None
+    labels = recover_labels(target.model, target.gradients(), target.batch, target.input_shape, seed, calibration)
     store.save(path, {"labels": labels.numpy()})
     return labels
 

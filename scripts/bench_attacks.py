@@ -1,7 +1,11 @@
-"""How much faster attacking many victims at once is than attacking them one at a time.
+"""What attacks cost: batched vs sequential gradient matching, and every attack's seconds per victim.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_attacks.py [--victims 32] [--iterations 50]
-        [--recipe inverting_gradients_plain] [--out bench_attacks.json]
+        [--recipe inverting_gradients_plain] [--suite suite_full] [--suite-victims 16] [--out bench_attacks.json]
+
+Part 2 (``per_attack``): each recipe of ``--suite`` on the same ``--suite-victims`` victims of the
+digits MLP (ann@float32, snn@loihi2) at batch 1 and 4, through the evaluation core; seconds per
+victim, with learned inversion's training (once per row) reported apart as ``prepare_seconds``.
 
 For the float ANN and the SNN (loihi2 profile) the same victims are attacked with the same recipe,
 iterations and per-victim seeds, once in one vectorized optimization and once in a Python loop
@@ -20,6 +24,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from neurofl.attacks import invert, load_recipe
@@ -69,12 +74,60 @@ def bench(kind: str, profile_name: str, victims: int, recipe, seed: int) -> dict
     }
 
 
+def per_attack(suite: str, victims: int, seed: int) -> list[dict]:
+    """Seconds per victim of every recipe of ``suite`` (and learned inversion's training time)."""
+    import tempfile
+
+    from neurofl.attacks.recipe import load_attack
+    from neurofl.attacks.registry import prepare, run_attack, why_not
+    from neurofl.attacks.target import Target
+    from neurofl.leakage import RowStore, row_labels
+    from neurofl.scoring import judge_for, sample_scores
+    from neurofl.victims import draw_victims, shared_updates
+
+    _, recipes = load_attack(suite)
+    ds = load_dataset("digits")
+    splits = split_dataset(ds, seed)
+    judge = judge_for(ds, splits, seed)
+    rows = []
+    for batch in (1, 4):
+        v = draw_victims(splits.clients, victims, batch, 8, seed)
+        for kind, profile_name in (("ann", "float32"), ("snn", "loihi2")):
+            prof = load_profile(profile_name)
+            model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed)
+            t = Target(model, shared_updates(model, v, prof, seed), batch, (1, 8, 8), 10, kind, False, prof,
+                       splits.auxiliary)  # fmt: skip
+            with tempfile.TemporaryDirectory() as tmp:
+                labels = row_labels(t, RowStore(Path(tmp)), seed)
+                for r in recipes:
+                    if why_not(t, r) is not None:
+                        continue
+                    t0 = time.perf_counter()
+                    prepare(t, r, seed, Path(tmp) / f"{r.name}.pt")
+                    t_prep = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    inv = run_attack(t, r, labels if r.labels in ("idlg",) else None, seed + 1,
+                                     cache=Path(tmp) / f"{r.name}.pt")  # fmt: skip
+                    t_run = time.perf_counter() - t0
+                    s = sample_scores(judge, inv.images.numpy(), inv.loss.numpy(), v.x.numpy(), v.y.numpy(),
+                                      v.index, batch)  # fmt: skip
+                    rows.append({
+                        "model": kind, "profile": profile_name, "batch": batch, "recipe": r.name,
+                        "victims": victims, "seconds_per_victim": t_run / victims, "prepare_seconds": t_prep,
+                        "asr": float(s.hit.mean()), "psnr": float(np.nanmean(s.psnr)),
+                    })  # fmt: skip
+                    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--victims", type=int, default=32)
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--recipe", default="inverting_gradients_plain")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--suite", default="suite_full", help="Suite for the per-attack costs ('none' skips them).")
+    ap.add_argument("--suite-victims", type=int, default=16)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     recipe = dataclasses.replace(load_recipe(args.recipe), iterations=args.iterations)
@@ -92,6 +145,9 @@ def main() -> None:
         / ann["batched_seconds_per_iteration"],
         "snn_over_ann_seconds_per_iteration_single_victim": snn["sequential_seconds"] / ann["sequential_seconds"],
     }
+    if args.suite != "none":
+        result["suite"] = args.suite
+        result["per_attack"] = per_attack(args.suite, args.suite_victims, args.seed)
     print(json.dumps(result, indent=2))
     if args.out is not None:
         write_json(args.out, result)

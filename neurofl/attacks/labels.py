@@ -33,25 +33,33 @@ def count_labels(
     input_shape: tuple[int, ...],
     seed: int,
     probes: int = 16,
+    calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Estimate each victim's label multiset from its batch-mean last-layer gradient.
 
-    The attacker calibrates on random inputs: ``R[c]`` is the mean last-layer row-sum vector of
-    one sample of class ``c``. A batch's row sums are then about ``R^T n / batch`` for the label
-    counts ``n``; non-negative least squares gives ``n``, rounded to ``batch`` labels by largest
-    remainder (the idea of Wainakh et al. 2022's LLG+, calibrated on the attacker's own model).
+    The attacker calibrates on its own inputs: ``R[c]`` is the mean last-layer row-sum vector of
+    one sample of class ``c`` (``calibration``: the attacker's labelled auxiliary inputs, up to
+    ``probes`` per class; without them, uniform random inputs). A batch's row sums are then about
+    ``R^T n / batch`` for the label counts ``n``; non-negative least squares gives ``n``, rounded to
+    ``batch`` labels by largest remainder (the idea of Wainakh et al. 2022's LLG+, calibrated on the attacker's own model).
 
     last_weight_grad : (victims, classes, *fan_in), the mean over each victim's ``batch`` samples
     Returns labels (victims * batch,) int64, sorted within each victim.
     """
     classes = last_weight_grad.shape[1]
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand((probes * classes, *input_shape), generator=gen).requires_grad_(True)
+    x = torch.rand((probes * classes, *input_shape), generator=gen)
     y = torch.arange(classes).repeat(probes)
+    if calibration is not None:
+        cx, cy = calibration
+        picks = [torch.nonzero(cy == c).flatten()[:probes] for c in range(classes)]
+        if all(len(p) for p in picks):
+            idx = torch.cat(picks)
+            x, y = cx[idx], cy[idx]
     with torch.enable_grad():
-        grads = per_sample_gradients(model, x, y, generator=gen)
-    last = row_sums(list(grads.values())[-1].detach())  # (probes * classes, classes)
-    calib = last.reshape(probes, classes, classes).mean(0).double().numpy()  # R[c_true, c]
+        grads = per_sample_gradients(model, x.clone().requires_grad_(True), y, generator=gen)
+    last = row_sums(list(grads.values())[-1].detach())  # (probes, classes)
+    calib = np.stack([last[y == c].mean(0).double().numpy() for c in range(classes)])  # R[c_true, c]
     sums = row_sums(last_weight_grad.detach()).double().numpy() * batch
     out = []
     for s in sums:
@@ -70,12 +78,14 @@ def recover_labels(
     batch: int,
     input_shape: tuple[int, ...],
     seed: int,
+    calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """iDLG at batch 1, the count estimate above. target: name -> (victims, ...) -> (victims * batch,)"""
+    """iDLG at batch 1, the count estimate above (calibrated on ``calibration`` inputs and labels
+    where given). target: name -> (victims, ...) -> (victims * batch,)"""
     last = target[[k for k in target if k.endswith("weight")][-1]]
     if batch == 1:
         return idlg_labels(last)
-    return count_labels(model, last, batch, input_shape, seed)
+    return count_labels(model, last, batch, input_shape, seed, calibration=calibration)
 
 
 def solve_labels(
