@@ -53,6 +53,21 @@ def iid_partition(n: int, clients: int, rng: np.random.Generator) -> list[np.nda
     return [np.sort(s) for s in np.array_split(rng.permutation(n), clients)]
 
 
+def private_shards(clients_data: Dataset, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each client's private samples (rows of the clients' split): an IID split of the clients' data,
+    restricted to the samples that may be victims (for ``faces``, faces only)."""
+    shards = iid_partition(len(clients_data.y), clients, rng)
+    if clients_data.private_class is not None:
+        shards = [s[clients_data.y[s] == clients_data.private_class] for s in shards]
+    return shards
+
+
+def victims_that_fit(clients_data: Dataset, batch: int, clients: int, seed: int) -> int:
+    """The most victims of ``batch`` samples that :func:`draw_victims` can draw with this seed."""
+    smallest = min(len(s) for s in private_shards(clients_data, clients, np.random.default_rng(seed)))
+    return (smallest // batch) * clients
+
+
 def draw_victims(clients_data: Dataset, victims: int, batch: int, clients: int, seed: int) -> Victims:
     """Victim ``v`` belongs to client ``v % clients`` and holds ``batch`` private samples of its
     shard (for ``faces``, faces only: :meth:`Dataset.private`).
@@ -65,9 +80,7 @@ def draw_victims(clients_data: Dataset, victims: int, batch: int, clients: int, 
     if victims < 1 or batch < 1 or clients < 1:
         raise UserError("--victims, --batch-size and --clients must be >= 1")
     rng = np.random.default_rng(seed)
-    shards = iid_partition(len(clients_data.y), clients, rng)
-    if clients_data.private_class is not None:
-        shards = [s[clients_data.y[s] == clients_data.private_class] for s in shards]
+    shards = private_shards(clients_data, clients, rng)
     per_client = -(-victims // clients) * batch
     have = min(len(s) for s in shards)
     if have < per_client:

@@ -1,20 +1,23 @@
 #!/usr/bin/env python
-"""Reproduce the study: ANN vs SNN leakage under float32 and a chip profile, on every dataset
-available (the embedded ones always: digits, faces, dvs-digits; on-disk ones when their files
-are under --data-dir / $NEUROFL_DATA).
+"""The study behind the verdict: does an SNN on a chip leak less than the matched float ANN against the
+strongest attack we have, and is that attack known to work on the ANN?
 
-Writes OUT/study.json and OUT/study.md (per dataset: ASR with its 95% interval and chance,
-PSNR/SSIM for images or l2 for event frames, and the ASR reduction); each dataset's full
-evaluation lands in OUT/<dataset>/ (report.json, report.md, reconstructions.png), and a rerun
-with the same OUT resumes.
+For every available dataset (embedded: digits, faces, dvs-digits; on disk: fashion-mnist and the
+others when their files are under --data-dir / $NEUROFL_DATA) and every batch size, one
+``neurofl evaluate`` with the attack suite (rows ann@float32, snn@float32 and snn under each
+--profiles entry). Writes OUT/study.json, OUT/study.md and OUT/study.png (ASR against batch size per
+dataset: each row's worst case over the suite, and the paper's Inverting Gradients for reference);
+each cell's full evaluation lands in OUT/<dataset>/batch<B>/, and a rerun with the same OUT resumes.
 
-    .venv/bin/python scripts/reproduce_study.py --data-dir ~/data --out runs/study
-    .venv/bin/python scripts/reproduce_study.py --victims 4 --iterations 20 --out /tmp/study  # smoke run
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/reproduce_study.py --out results/study
+    .venv/bin/python scripts/reproduce_study.py --datasets digits --batches 1 --victims 2 --iterations 5 \\
+        --train-epochs 0 --out /tmp/study   # smoke run
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,92 +25,219 @@ import click
 
 from neurofl.errors import UserError
 
+REFERENCE = "inverting_gradients_plain"  # the paper's attack: the gap the strong attacks must close or confirm
 
-def dataset_summary(name: str, kind: str, report: dict[str, Any]) -> dict[str, Any]:
-    """The study's numbers for one dataset, from its report.json content."""
-    metrics = ("l2",) if kind == "events" else ("psnr", "ssim")
-    rows = [
-        {"model": r["model"], "profile": r["profile"], "asr": r["asr"], "asr_ci95": r["asr_ci95"],
-         **{m: r.get(m) for m in metrics}}
-        for r in report["results"]
-    ]  # fmt: skip
+
+def _gap(ann: dict[str, Any] | None, snn: dict[str, Any] | None) -> float | None:
+    if not ann or not snn or ann.get("asr") is None or snn.get("asr") is None:
+        return None
+    return ann["asr"] - snn["asr"]
+
+
+def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The study's numbers for one (dataset, batch) cell, from its report.json content."""
+    rows = []
+    ann = report["results"][0]
+    for r in report["results"]:
+        pa = r["per_attack"]
+        ran = {n: v for n, v in pa.items() if v["applicable"]}
+        effective = {n: v for n, v in ran.items() if v.get("works_on_ann")}
+        strongest = max(effective, key=lambda n: ran[n]["asr"]) if effective else None
+        ref = pa.get(REFERENCE, {})
+        rows.append({
+            "model": r["model"], "profile": r["profile"], "asr": r["asr"], "asr_ci95": r["asr_ci95"],
+            "psnr": r.get("psnr"), "l2": r.get("l2"), "label_accuracy": r.get("label_accuracy"),
+            "test_accuracy": r.get("test_accuracy"),
+            "per_attack": {n: {"asr": v["asr"], "asr_ci95": v["asr_ci95"], "works_on_ann": v.get("works_on_ann")}
+                           for n, v in ran.items()},
+            "not_applicable": {n: v["reason"] for n, v in pa.items() if not v["applicable"]},
+            "strongest_effective_attack": strongest,
+            "strongest_effective_asr": ran[strongest]["asr"] if strongest else None,
+            "reference_asr": ref.get("asr") if ref.get("applicable") else None,
+            "best_attack": r.get("best_attack"),
+        })  # fmt: skip
+    for row in rows[1:]:
+        row["gap_reference"] = (
+            None if row["reference_asr"] is None or rows[0]["reference_asr"] is None
+            else rows[0]["reference_asr"] - row["reference_asr"]
+        )  # fmt: skip
+        row["gap_worst_case"] = _gap(rows[0], row)
+        lo_ann, hi_snn = ann["asr_ci95"][0], row["asr_ci95"][1]
+        row["leaks_less_than_ann"] = bool(lo_ann is not None and hi_snn is not None and hi_snn < lo_ann)
     return {
-        "dataset": name,
-        "kind": kind,
-        "chance": report["chance"],
-        "victims": report["victims"],
-        "rows": rows,
-        "asr_reduction": report["asr_reduction"],
-    }
+        "batch": report["batch_size"], "victims": report["victims"], "samples": report["samples"],
+        "chance": report["chance"], "chance_empirical": report["chance_empirical"],
+        "oracle_accuracy": report["oracle_accuracy"], "asr_kind": report["asr_kind"], "rows": rows,
+    }  # fmt: skip
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+def _fmt(v: Any, d: int = 2) -> str:
+    return "–" if v is None else f"{v:.{d}f}" if isinstance(v, float) else str(v)
+
+
+def _ci(ci: list[Any]) -> str:
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+def statement(cell: dict[str, Any], row: dict[str, Any]) -> str:
+    """Whether the strong attacks closed the SNN-ANN gap that the paper's attack showed, and by how much."""
+    ref, worst = row.get("gap_reference"), row.get("gap_worst_case")
+    if row["strongest_effective_attack"] is None:
+        head = "no attack works on the ANN here: the setting cannot tell security from obscurity"
+    elif row["leaks_less_than_ann"]:
+        head = f"leaks less than the ANN (worst case {_fmt(row['asr'])} vs {_fmt(cell['rows'][0]['asr'])})"
+    else:
+        head = f"not shown to leak less than the ANN (worst case {_fmt(row['asr'])} vs {_fmt(cell['rows'][0]['asr'])})"
+    if ref is None:
+        return head
+    closed = ref - worst if worst is not None else None
+    return (f"{head}; the paper's IG showed a gap of {_fmt(ref)}, the strong attacks leave {_fmt(worst)} "
+            f"(closed {_fmt(closed)})")
 
 
 def study_markdown(study: dict[str, Any]) -> str:
-    """One table per dataset: rows ann@float32, snn@float32, snn@<profile>."""
-    lines = ["# neurofl study reproduction", "", f"profile: {study['profile']}, seed {study['seed']}", ""]
+    lines = ["# neurofl study: SNN vs ANN leakage against the strongest attacks", "",
+             f"attack {study['attack']} (gradient-matching iterations {study['iterations'] or 'as shipped'}), "
+             f"seed {study['seed']}, up to {study['victims']} victims per cell. ASR: share of samples the "
+             "independent judge recognizes (worst case: any attack); chance: uniform / batch mean / random "
+             "auxiliary images through the same pairing and judge.", ""]  # fmt: skip
     for d in study["datasets"]:
-        metrics = [k for k in ("psnr", "ssim", "l2") if k in d["rows"][0]]
-        lines += [f"## {d['dataset']} ({d['kind']}, {d['victims']} victims, chance {d['chance']:.3f})", ""]
-        lines += ["| model | profile | ASR | ASR 95% CI | " + " | ".join(m.upper() for m in metrics) + " |"]
-        lines += ["|---" * (4 + len(metrics)) + "|"]
-        for r in d["rows"]:
-            ci = f"[{r['asr_ci95'][0]:.2f}, {r['asr_ci95'][1]:.2f}]"
-            vals = " | ".join(_fmt(r[m]) for m in metrics)
-            lines.append(f"| {r['model']} | {r['profile']} | {r['asr']:.3f} | {ci} | {vals} |")
-        rule = f"1 - ASR snn@{study['profile']} / ASR ann@float32"
-        lines += ["", f"ASR reduction ({rule}): {_fmt(d['asr_reduction'])}", ""]
+        lines += [f"## {d['dataset']}", ""]
+        for cell in d["cells"]:
+            ce = cell["chance_empirical"]
+            lines += [f"### batch {cell['batch']} ({cell['victims']} victims, {cell['samples']} samples; chance "
+                      f"{_fmt(ce['uniform'], 3)} / {_fmt(ce.get('batch_mean'))} / {_fmt(ce.get('random_images'))}; "
+                      f"top of scale {_fmt(cell['oracle_accuracy'])})", ""]  # fmt: skip
+            names = sorted({n for r in cell["rows"] for n in r["per_attack"]})
+            head = "| model | profile | worst case ASR [95% CI] | " + " | ".join(names) + " | strongest on ANN |"
+            lines += [head, "|---|---|---|" + "---|" * len(names) + "---|"]
+            for r in cell["rows"]:
+                cells = [(f"{_fmt(r['per_attack'][n]['asr'])}{'*' if r['per_attack'][n]['works_on_ann'] else ''}"
+                          if n in r["per_attack"] else "n/a") for n in names]  # fmt: skip
+                lines.append(f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])} {_ci(r['asr_ci95'])} | "
+                             + " | ".join(cells) + f" | {r['strongest_effective_attack'] or '–'} |")  # fmt: skip
+            lines.append("")
+            for r in cell["rows"][1:]:
+                lines.append(f"- snn@{r['profile']}: {statement(cell, r)}")
+            lines.append("")
+        if d.get("skipped_batches"):
+            lines += [f"Batches skipped: {d['skipped_batches']}", ""]
     if study["skipped"]:
-        lines += ["Not available (no files under the data dir): " + ", ".join(study["skipped"]), ""]
+        lines += ["Datasets not available (no files under the data dir): " + ", ".join(study["skipped"]), ""]
+    lines += ["`*`: the attack works on the ANN in that cell (the lower end of the ANN's 95% interval is above "
+              "every chance level). n/a: the attack does not apply (each cell's report.md says why).", ""]
     return "\n".join(lines)
+
+
+def study_png(path: Path, study: dict[str, Any]) -> None:
+    """ASR against batch size, one panel per dataset: worst case (solid) and the paper's IG (dashed) per row."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurofl.atomic import atomic_write_bytes
+
+    ds = [d for d in study["datasets"] if d["cells"]]
+    if not ds:
+        return
+    fig, axes = plt.subplots(1, len(ds), figsize=(4 * len(ds), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], ds, strict=True):
+        batches = [c["batch"] for c in d["cells"]]
+        for i, row in enumerate(d["cells"][0]["rows"]):
+            label = f"{row['model']}@{row['profile']}"
+            worst = [c["rows"][i]["asr"] for c in d["cells"]]
+            ref = [c["rows"][i]["reference_asr"] for c in d["cells"]]
+            (line,) = ax.plot(batches, worst, "o-", label=f"{label} worst case")
+            if any(v is not None for v in ref):
+                ax.plot(batches, [v if v is not None else float("nan") for v in ref], "x--", color=line.get_color(),
+                        alpha=0.6, label=f"{label} paper IG")  # fmt: skip
+        ax.plot(batches, [c["chance_empirical"]["uniform"] for c in d["cells"]], "k:", label="chance")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("ASR")
+        ax.set_title(d["dataset"], fontsize=9)
+    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 @click.command()
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/study"), show_default=True)
-@click.option("--profile", default="loihi2", show_default=True, help="Chip profile compared with float32.")
-@click.option("--datasets", "only", default=None, help="Comma-separated subset (default: every available one).")
-@click.option("--victims", type=int, default=32, show_default=True)
-@click.option("--clients", type=int, default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--iterations", type=int, default=None, help="Override the attack's iterations (quick runs).")
-@click.option("--train-epochs", type=int, default=15, show_default=True, help="Epochs for each row's test accuracy.")
-def main(data_dir, out, profile, only, victims, clients, seed, iterations, train_epochs) -> None:
-    """Run `evaluate` on every available dataset and summarize."""
+@click.option("--profiles", default="loihi2,loihi1", show_default=True, help="Chip profiles beside float32.")
+@click.option("--datasets", "only", default="digits,fashion-mnist,faces,dvs-digits", show_default=True,
+              help="Comma-separated datasets (those not available are listed as skipped).")
+@click.option("--batches", default="1,4,16", show_default=True)
+@click.option("--attack", default="suite_full", show_default=True)
+@click.option("--victims", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--clients", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--iterations", type=click.IntRange(1), default=None,
+              help="Gradient-matching iterations (default: the recipes').")
+@click.option("--train-epochs", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--min-victims", type=click.IntRange(1), default=4, show_default=True,
+              help="Skip a (dataset, batch) cell where fewer victims fit.")
+def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed, iterations, train_epochs, min_victims):
+    """Run `evaluate` on every available dataset and batch size and summarize the verdict."""
     from neurofl.atomic import atomic_write_bytes
     from neurofl.commands.common import stderr
+    from neurofl.data import load_dataset, split_dataset
     from neurofl.data.base import available_datasets
     from neurofl.data.paths import optional_data_dir
     from neurofl.data.registry import is_available
     from neurofl.evaluate import EvaluateConfig, run_evaluate
     from neurofl.report import write_json
+    from neurofl.victims import victims_that_fit
 
     registry = available_datasets()
-    names = list(registry) if only is None else [n.strip() for n in only.split(",") if n.strip()]
+    names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in registry]
     if unknown:
         raise UserError(f"--datasets: unknown dataset '{unknown[0]}' (known: {', '.join(registry)})")
+    sizes = sorted({int(b) for b in batches.split(",") if b.strip()})
     root = optional_data_dir(data_dir)
     todo = [n for n in names if is_available(registry[n], root)]
-    study: dict[str, Any] = {"profile": profile, "seed": seed, "victims": victims, "clients": clients,
-                             "attack_iterations": iterations, "datasets": [],
+    study: dict[str, Any] = {"attack": attack, "profiles": profiles, "seed": seed, "victims": victims,
+                             "clients": clients, "iterations": iterations, "datasets": [],
                              "skipped": [n for n in names if n not in todo]}  # fmt: skip
     for name in todo:
-        stderr.print(f"[bold]{name}[/bold]: evaluating ann and snn under float32 and {profile}")
-        kind = "events" if registry[name].shape.endswith("events") else "image"
-        cfg = EvaluateConfig(
-            profiles=(profile,), dataset=name, clients=clients, victims=victims, seed=seed,
-            out=out / name, data_dir=root, iterations=iterations, train_epochs=train_epochs,
-            attack="spike_ig" if kind == "events" else "inverting_gradients",
-        )  # fmt: skip
-        report = run_evaluate(cfg)
-        study["datasets"].append(dataset_summary(name, kind, report))
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "study.json", study)  # after each dataset, so a partial study is readable
-        atomic_write_bytes(out / "study.md", study_markdown(study).encode())
-    stderr.print(f"wrote {out / 'study.json'} and {out / 'study.md'}")
+        ds = load_dataset(name, root)
+        clients_split = split_dataset(ds, seed).clients
+        entry: dict[str, Any] = {"dataset": name, "kind": ds.kind, "cells": [], "skipped_batches": []}
+        study["datasets"].append(entry)
+        for b in sizes:
+            n = min(victims, victims_that_fit(clients_split, b, clients, seed))
+            if n < min_victims:
+                why = f"{b} (only {n} victims of {b} private samples fit in {clients} clients)"
+                entry["skipped_batches"].append(why)
+                continue
+            stderr.print(f"[bold]{name}[/bold] batch {b}: {n} victims, rows ann/snn float32 and {profiles}")
+            t0 = time.perf_counter()
+            cfg = EvaluateConfig(
+                profiles=tuple(profiles.split(",")), dataset=name, attack=attack, clients=clients, victims=n,
+                batch_size=b, seed=seed, out=out / name / f"batch{b}", data_dir=root, iterations=iterations,
+                train_epochs=train_epochs,
+            )  # fmt: skip
+            cell = cell_summary(run_evaluate(cfg))
+            cell["seconds"] = time.perf_counter() - t0
+            entry["cells"].append(cell)
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "study.json", study)  # after each cell, so a partial study is readable
+            atomic_write_bytes(out / "study.md", study_markdown(study).encode())
+            study_png(out / "study.png", study)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "study.json", study)
+    atomic_write_bytes(out / "study.md", study_markdown(study).encode())
+    study_png(out / "study.png", study)
+    stderr.print(f"wrote {out / 'study.json'}, {out / 'study.md'} and {out / 'study.png'}")
 
 
 if __name__ == "__main__":

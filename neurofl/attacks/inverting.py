@@ -31,8 +31,16 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
-def gradient_distance(candidate: torch.Tensor, target: torch.Tensor, distance: str) -> torch.Tensor:
-    """Per-victim distance between flattened gradients. (n, P), (n, P) -> (n,)"""
+def gradient_distance(
+    candidate: torch.Tensor, target: torch.Tensor, distance: str, sizes: list[int] | None = None
+) -> torch.Tensor:
+    """Per-victim distance between flattened gradients. (n, P), (n, P) -> (n,)
+
+    ``layer_cosine`` averages ``1 - cosine`` over the tensors whose flattened ``sizes`` make up P
+    (every layer counts equally, however many weights it has)."""
+    if distance == "layer_cosine":
+        parts = zip(candidate.split(sizes, 1), target.split(sizes, 1), strict=True)
+        return torch.stack([gradient_distance(c, t, "cosine") for c, t in parts]).mean(0)
     if distance == "cosine":
         dot = (candidate * target).sum(1)
         norms = candidate.norm(dim=1) * target.norm(dim=1)
@@ -138,6 +146,7 @@ def invert(
     enc_gen = torch.Generator().manual_seed(seed + 1)
     tgt_once = {k: v.detach() for k, v in target.items()}
     tgt = flatten(tgt_once).repeat(r, 1)
+    sizes = [v[0].numel() for v in tgt_once.values()]
     joint = recipe.labels == "joint"
     if not joint and labels is None:
         raise ValueError("labels are required unless the recipe optimizes them jointly")
@@ -169,7 +178,7 @@ def invert(
                 start_labels = labels if not joint else torch.full((n, classes), 1.0 / classes)
                 x0 = analytic_init(
                     simulate, tgt_once, start_labels, input_shape, batch,
-                    lambda a, b: gradient_distance(a, b, recipe.distance),
+                    lambda a, b: gradient_distance(a, b, recipe.distance, sizes),
                 )
             noise = _per_victim(lambda g: 0.1 * torch.randn((batch, *input_shape), generator=g), seed, victims, r)
             noise[:n] = 0  # the first restart starts at the readout itself
@@ -192,7 +201,7 @@ def invert(
         def objective(zz: torch.Tensor, ll: torch.Tensor | None, graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
             x = candidate(zz)
             y = F.softmax(ll, dim=-1) if joint else y_fixed
-            dist = gradient_distance(flatten(simulate(x, y, graph)), tgt, recipe.distance)
+            dist = gradient_distance(flatten(simulate(x, y, graph)), tgt, recipe.distance, sizes)
             tv = _tv(x, input_shape).reshape(rows, batch).mean(1)
             return dist + recipe.tv_weight * tv, dist
 

@@ -41,7 +41,8 @@ def count_labels(
     one sample of class ``c`` (``calibration``: the attacker's labelled auxiliary inputs, up to
     ``probes`` per class; without them, uniform random inputs). A batch's row sums are then about
     ``R^T n / batch`` for the label counts ``n``; non-negative least squares gives ``n``, rounded to
-    ``batch`` labels by largest remainder (the idea of Wainakh et al. 2022's LLG+, calibrated on the attacker's own model).
+    ``batch`` labels by largest remainder (the idea of Wainakh et al. 2022's LLG+, calibrated on the
+    attacker's own model).
 
     last_weight_grad : (victims, classes, *fan_in), the mean over each victim's ``batch`` samples
     Returns labels (victims * batch,) int64, sorted within each victim.

@@ -23,7 +23,8 @@ class AttackRecipe:
 
     attack: ``dlg`` / ``idlg`` (Zhu et al. 2019 / Zhao et al. 2020), ``inverting_gradients``
     (Geiping et al. 2020) or ``spike_ig`` (the input is a relaxed binary spike tensor).
-    distance: ``cosine`` (1 - cosine similarity over all weights, Geiping et al.) or ``l2``
+    distance: ``cosine`` (1 - cosine similarity over all weights, Geiping et al.), ``layer_cosine``
+    (its mean over the layers, so a small first layer counts as much as a large one) or ``l2``
     (squared Euclidean distance, DLG). optimizer: ``adam`` (``signed_gradients`` as in Geiping's
     code) or ``lbfgs`` (per-victim L-BFGS with a fixed step ``lr`` and ``history`` pairs, as DLG).
     labels: ``idlg`` recovers labels from the last layer's gradient (iDLG at batch 1, a count
@@ -44,7 +45,7 @@ class AttackRecipe:
 
     name: str
     attack: Literal["dlg", "idlg", "inverting_gradients", "spike_ig"]
-    distance: Literal["cosine", "l2"]
+    distance: Literal["cosine", "layer_cosine", "l2"]
     optimizer: Literal["adam", "lbfgs"]
     signed_gradients: bool
     iterations: int = field(metadata=bounded(1, 1_000_000))
