@@ -1,9 +1,9 @@
 """Privacy vs utility of each defense, ANN vs SNN, on real federated training of digits.
 
 For every (model, defense setting): train with ``neurofl fl``'s in-process engine, capture
-updates of the first and last round, attack them with Inverting Gradients (the shipped recipe,
-fewer iterations), and score attack success (ASR) with an independent oracle (logistic
-regression trained on the held-out oracle split; chance 0.1). Writes JSON, Markdown and a plot.
+updates of the first and last round, attack them with the attack suite and score them on the
+evaluation core (``neurofl attack --updates``: the same oracle, pairing and worst case as
+``evaluate``; chance 0.1). Writes JSON, Markdown and a plot.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/privacy_utility.py [--out results/privacy_utility]
 """
@@ -11,7 +11,6 @@ regression trained on the held-out oracle split; chance 0.1). Writes JSON, Markd
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,13 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurofl.attacks import idlg_labels, invert, load_recipe
-from neurofl.data import load_dataset, split_dataset
+from neurofl.data import load_dataset
 from neurofl.federated import fl_config, load_captured
 from neurofl.federated.engine import run_local
 from neurofl.federated.files import write_bytes, write_json
 from neurofl.federated.task import make_task
-from neurofl.models import build_model
 from neurofl.profiles import load_profile
 
 # (label, profile, settings): the profile's upload quantization is itself a defense setting.
@@ -39,43 +36,27 @@ SETTINGS = [
 ]
 
 
-def oracle_fn(seed: int):
-    from sklearn.linear_model import LogisticRegression
+def attack(run_dir: Path, model_kind: str, attack_name: str, iterations: int, seed: int) -> dict:
+    """The captured updates of a run, attacked and scored on the evaluation core (``neurofl attack
+    --updates``): worst case over the suite, every attack's ASR, the same judge as ``evaluate``."""
+    from neurofl.attack_run import AttackConfig, run_attack
 
-    oracle = split_dataset(load_dataset("digits"), seed).oracle
-    clf = LogisticRegression(max_iter=2000).fit(oracle.x.reshape(len(oracle.y), -1), oracle.y)
-    return lambda x: clf.predict(x.reshape(len(x), -1).numpy())
-
-
-def attack(items, recipe, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Reconstruct every captured update; returns (reconstructions, truths, labels)."""
-    recs, truths, labels = [], [], []
-    for item in items:
-        prof = load_profile(item.profile)
-        model = build_model(item.model_kind, item.arch, prof, seed)
-        model.load_state_dict(item.state_dict)
-        last = list(item.update)[-1]
-        # batch 1: iDLG recovers the label; an aggregate of k samples: the attacker knows the labels
-        y = idlg_labels(item.update[last]) if item.batch == 1 else item.true_labels
-        inv = invert(model, item.update, y, tuple(item.arch.input_shape), recipe, seed, batch=item.batch)
-        recs.append(inv.images)
-        truths.append(item.true_inputs)
-        labels.append(item.true_labels)
-    return torch.cat(recs), torch.cat(truths), torch.cat(labels)
+    cfg = AttackConfig(recipe=attack_name, model=model_kind, dataset="digits", iterations=iterations, seed=seed,
+                       updates=run_dir / "updates")  # fmt: skip
+    return run_attack(cfg, out=run_dir / "attack")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("results/privacy_utility"))
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--iterations", type=int, default=300, help="Gradient-matching iterations.")
+    ap.add_argument("--attack", default="suite", help="Attack suite or recipe (scored on the core).")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    recipe = dataclasses.replace(load_recipe("inverting_gradients"), iterations=args.iterations)
     # The server's FedSGD step: 0.5 trains the ANN; the SNN's spike-count logits diverge above ~0.05.
     FEDSGD_LR = {"ann": 0.5, "snn": 0.03}  # noqa: N806
-    predict = oracle_fn(args.seed)
     ds = load_dataset("digits")
     rows = []
     for model_kind in ("ann", "snn"):
@@ -100,19 +81,20 @@ def main() -> None:
             )
             res = run_local(make_task(ds, model_kind, load_profile(profile), cfg), run_dir)
             items = load_captured(run_dir / "updates")
-            recs, truths, labels = attack(items, recipe, args.seed)
-            hits = predict(recs) == labels.numpy()
-            mse = float(((recs - truths) ** 2).mean())
+            report = attack(run_dir, model_kind, args.attack, args.iterations, args.seed)
+            scored = report["results"][0]
             row = {
                 "model": model_kind,
                 "defense": label,
                 "profile": profile,
                 "final_accuracy": res.rows[-1]["accuracy"],
-                "asr": float(hits.mean()),
-                "victims": len(hits),
+                "asr": scored["asr"],
+                "asr_ci95": scored["asr_ci95"],
+                "per_attack": {k: v.get("asr") for k, v in scored["per_attack"].items() if v["applicable"]},
+                "samples": scored["samples"],
                 "updates_attacked": len(items),
                 "samples_per_update": items[0].batch,
-                "mse": mse,
+                "psnr": scored["psnr"],
                 "epsilon": res.rows[-1].get("epsilon"),
                 "seconds": time.perf_counter() - t0,
             }
@@ -124,20 +106,22 @@ def main() -> None:
         "rounds": args.rounds,
         "clients": 40,
         "per_round": 4,
-        "attack": f"inverting_gradients, {args.iterations} iterations",
+        "attack": f"{args.attack} (worst case per sample), gradient matching {args.iterations} iterations",
         "seed": args.seed,
         "results": rows,
     }
     write_json(args.out / "privacy_utility.json", result)
     md = [
-        "| model | defense | profile | final accuracy | ASR (chance 0.10) | victims | MSE | epsilon |",
+        "| model | defense | profile | final accuracy | worst-case ASR [95% CI] (chance 0.10) | samples | PSNR dB "
+        "| epsilon |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         eps = "" if r["epsilon"] is None else f"{r['epsilon']:.3g}"
         md.append(
             f"| {r['model']} | {r['defense']} | {r['profile']} | {r['final_accuracy']:.3f} | {r['asr']:.2f} "
-            f"| {r['victims']} | {r['mse']:.3f} | {eps} |"
+            f"[{r['asr_ci95'][0]:.2f}, {r['asr_ci95'][1]:.2f}] | {r['samples']} | "
+            f"{'–' if r['psnr'] is None else format(r['psnr'], '.1f')} | {eps} |"
         )
     write_bytes(args.out / "privacy_utility.md", ("\n".join(md) + "\n").encode())
     plot(rows, args.out / "privacy_utility.png")
