@@ -35,8 +35,9 @@ v = draw_victims(s.clients, {victims}, 1, 8, 0)
 p = load_profile("loihi2")
 out = {{}}
 for kind in ("ann", "snn"):
-    m = build_model(kind, architecture_for(ds.input_shape, ds.classes), p if kind == "snn" else load_profile("float32"), 0)
-    u = shared_updates(m, v, p, 0)
+    prof = p if kind == "snn" else load_profile("float32")
+    m = build_model(kind, architecture_for(ds.input_shape, ds.classes), prof, 0)
+    u = shared_updates(m, v, prof, 0)
     r = dataclasses.replace(load_recipe("inverting_gradients_plain"), iterations={iterations})
     t = time.perf_counter(); invert(m, u, v.y, (1, 8, 8), r, 1); out[kind] = time.perf_counter() - t
 print(out)
