@@ -20,8 +20,7 @@ import torch
 from neurofl.atomic import atomic_write
 from neurofl.config import from_table
 from neurofl.errors import UserError
-from neurofl.models import Architecture, ModelKind, build_model
-from neurofl.models.factory import NeuronParams
+from neurofl.models import Architecture, ModelKind, NeuronParams, build_model
 from neurofl.profiles import HardwareProfile
 
 FORMAT = "neurofl-checkpoint/1"
