@@ -8,7 +8,7 @@ is read. Sizes are checked against a bound before any byte is read.
 >>> import tempfile, os
 >>> d = tempfile.mkdtemp()
 >>> os.mkfifo(os.path.join(d, "fifo"))
->>> regular_file(os.path.join(d, "fifo"), "profile")
+>>> regular_file(os.path.join(d, "fifo"), "profile")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 neurofl.errors.UserError: .../fifo: a FIFO, not a regular file (profile)
@@ -101,14 +101,25 @@ def read_regular(path: Path | str, limit: int, what: str = "file") -> bytes:
         As :func:`open_regular`, or a read error.
     """
     path = Path(path)
+    chunks: list[bytes] = []
+    total = 0
     with open_regular(path, what, limit) as f:
+        # read(n) allocates n bytes up front: ask for what fstat says is there (+1 to see growth),
+        # then for bounded chunks (files such as /proc's report size 0)
+        want = os.fstat(f.fileno()).st_size + 1
         try:
-            data = f.read(limit + 1)
+            while total <= limit:
+                chunk = f.read(min(want, limit + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                want = 1 << 20
         except OSError as e:
             raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
-    if len(data) > limit:
+    if total > limit:
         raise UserError(f"{path}: more than the {limit} bytes accepted for a {what}")
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def regular_files(paths: list[Path], what: str = "file") -> list[Path]:
