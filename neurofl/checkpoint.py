@@ -246,7 +246,10 @@ def load_checkpoint(
         )
     if arch is not None and got_arch != arch:
         raise UserError(f"{path}: checkpoint architecture {got_arch.widths} does not match the requested {arch.widths}")
-    model = build_model(got_kind, got_arch, got_profile, seed=0)
+    try:
+        model = build_model(got_kind, got_arch, got_profile, seed=0)
+    except UserError as e:  # e.g. a profile SLAYER's neurons cannot run: the file is at fault
+        raise UserError(f"{path}: {e}") from None
     load_state(model, state, path)
     model.eval()
     dataset = header.get("dataset", "?")

@@ -123,6 +123,9 @@ def _main(argv: list[str] | None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo(INTERRUPTED, err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:  # `neurofl` alone: the help, as --help shows it
+        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        sys.exit(0)
     except click.ClickException as e:
         click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(2)

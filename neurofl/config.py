@@ -55,6 +55,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         table = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML: {' '.join(str(e).split())[:200]}") from None
+    except ValueError as e:  # Python refuses integers of more than 4300 digits (int_max_str_digits)
+        raise UserError(f"{path}: invalid TOML: {' '.join(str(e).split())[:120]}") from None
     except RecursionError:  # tomli recurses once per nesting level
         raise UserError(f"{path}: arrays or tables nested more than {MAX_TOML_NESTING} deep") from None
     if _nesting(table) > MAX_TOML_NESTING:

@@ -152,14 +152,20 @@ def export(checkpoint, out, profile_name, data_dir, as_json) -> None:
         raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to NetX")
     _check_profile(profile_name, ck.profile, str(checkpoint))
     seed = header_seed(ck.header, f"{checkpoint} header")
-    calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
+    try:
+        calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
+    except UserError as e:  # the dataset the header names
+        raise UserError(f"{checkpoint}: header dataset '{ck.dataset}': {e}"[:400]) from None
     if tuple(calib.shape[1:]) != tuple(ck.arch.input_shape):
         raise UserError(
             f"{checkpoint}: its dataset '{ck.dataset}' has inputs of shape {tuple(calib.shape[1:])}, the "
             f"architecture in its header expects {tuple(ck.arch.input_shape)}"
         )
     meta = {"dataset": ck.dataset, "seed": seed, "slayer_accuracy": ck.accuracy, "checkpoint": str(checkpoint)}
-    fit = export_netx(ck.model, out, calib, meta, seed)
+    try:
+        fit = export_netx(ck.model, out, calib, meta, seed)
+    except UserError as e:  # the model does not fit its chip
+        raise UserError(f"{checkpoint}: {e}") from None
     result = {"out": str(out), "profile": ck.profile.name, "fit": dataclasses.asdict(fit)}
 
     def human() -> None:

@@ -103,6 +103,14 @@ def read_gesture_npy(path: Path) -> np.ndarray:
     if len(values) and np.abs(values).max() > np.iinfo(np.int64).max // 1000:
         raise UserError(f"{path}: value {np.abs(values).max():g} is out of range for event coordinates and times")
     raw = raw.astype(np.int64)
+    # checked before the cast into tonic's dtype, whose int16 x, y would wrap and bool p would
+    # turn any non-zero polarity into 1
+    w, h, pol = GESTURE_SENSOR
+    for col, name, hi in ((0, "x", w), (1, "y", h), (2, "p", pol)):
+        v = raw[:, col]
+        if len(v) and (v.min() < 0 or v.max() >= hi):
+            need = f"the {w}x{h}x{pol} sensor needs 0..{hi - 1}"
+            raise UserError(f"{path}: event {name} in [{v.min()}, {v.max()}], {need}")
     raw[:, 3] *= 1000  # tonic stores milliseconds, events use microseconds
     ev = recfunctions.unstructured_to_structured(raw, DVSGesture.dtype)
     return check_events(ev, GESTURE_SENSOR, path)
