@@ -48,7 +48,7 @@ MAX_FILE_BYTES = 1 << 30
 
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
 # Exceptions a corrupt pickle makes the C unpickler (and numpy's array __setstate__) raise.
-_CORRUPT = (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeDecodeError,
+_CORRUPT = (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeDecodeError, LookupError,
             OverflowError, struct.error, RecursionError)  # fmt: skip
 
 

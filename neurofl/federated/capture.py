@@ -46,6 +46,8 @@ class CapturedUpdate:
         (name, shape, classes, sha256 of its arrays)
     run : SHA-256 of the run's identity (settings and input contents, without ``rounds`` and the
         capture options); every capture of one run carries the same value
+    (``neurofl fl`` always records these four; a capture written by other code may leave all four
+    None, "not recorded", never some of them)
     arch : the model topology; rebuild with ``build_model(model_kind, arch, profile, seed)``
     state_dict : the global model the client started from (``model.load_state_dict`` accepts it)
     update : name (as in ``model.weight_layers()``) -> (1, *weight_shape), after defense and the
@@ -71,10 +73,10 @@ class CapturedUpdate:
     lr: float
     true_inputs: torch.Tensor | None
     true_labels: torch.Tensor | None
-    seed: int = 0
-    profile_table: dict[str, Any] = dataclasses.field(default_factory=dict)
-    dataset_identity: dict[str, Any] = dataclasses.field(default_factory=dict)
-    run: str = ""
+    seed: int | None = None
+    profile_table: dict[str, Any] | None = None
+    dataset_identity: dict[str, Any] | None = None
+    run: str | None = None
 
 
 def file_name(round_: int, client: int) -> str:
@@ -107,6 +109,12 @@ def _check_provenance(d: dict, fields: dict[str, Any], arch: Any, path: Path) ->
     from neurofl.checkpoint import MAX_WIDTH, profile_from_dict
     from neurofl.identity import SEED_MAX
 
+    keys = ("seed", "profile_table", "dataset_identity", "run")
+    if all(d[k] is None for k in keys):  # not recorded (a capture written by hand or other tools)
+        fields.update(dict.fromkeys(keys))
+        return
+    if any(d[k] is None for k in keys):
+        raise UserError(f"{path}: seed, profile_table, dataset_identity and run are recorded together or not at all")
     fields["seed"] = _int(d, "seed", 0, path, SEED_MAX)
     table = d["profile_table"]
     if not isinstance(table, dict):
@@ -231,8 +239,9 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
             raise UserError(f"{path}: not a neurofl captured update (expected format {FORMAT})")
         item = _check_item(d, path)
         if items and item.run != items[0].run:
+            mine, theirs = (str(r)[:12] if r else "not recorded" for r in (item.run, items[0].run))
             raise UserError(
-                f"{path}: captured in another run than {files[0].name} (run {item.run[:12]} vs {items[0].run[:12]}); "
+                f"{path}: captured in another run than {files[0].name} (run {mine} vs {theirs}); "
                 "keep one run's updates per folder"
             )
         if file_name(item.round, item.client) != path.name:

@@ -133,3 +133,24 @@ def test_hostile_capture_folders_are_refused(tiny, tmp_path) -> None:
         torch.save({**payload, key: value}, folder / real.name)
         with pytest.raises(UserError, match=match):
             load_captured(folder)
+
+
+def test_provenance_is_all_or_nothing(tiny, tmp_path) -> None:
+    """Captures written by other code may leave the four provenance fields unrecorded (None), never
+    some of them; a folder mixing recorded and unrecorded captures is two runs."""
+    run_local(task_for(tiny, clients=4, rounds=1, capture_rounds=[1], capture_clients=2), tmp_path / "run")
+    first, second = sorted((tmp_path / "run" / "updates").glob("*.pt"))
+    payload = torch.load(first, weights_only=True)
+    bare = {**payload, "seed": None, "profile_table": None, "dataset_identity": None, "run": None}
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    torch.save(bare, folder / first.name)
+    (item,) = load_captured(folder)
+    assert item.run is None and item.seed is None and item.profile == payload["profile"]
+    torch.save({**bare, "seed": 3}, folder / first.name)
+    with pytest.raises(UserError, match="recorded together or not at all"):
+        load_captured(folder)
+    torch.save(bare, folder / first.name)
+    (folder / second.name).write_bytes(second.read_bytes())
+    with pytest.raises(UserError, match="another run"):
+        load_captured(folder)
