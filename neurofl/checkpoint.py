@@ -20,8 +20,7 @@ import torch
 from neurofl.atomic import atomic_write
 from neurofl.config import from_table
 from neurofl.errors import UserError
-from neurofl.models import Architecture, ModelKind, build_model
-from neurofl.models.factory import NeuronParams
+from neurofl.models import Architecture, ModelKind, NeuronParams, build_model
 from neurofl.profiles import HardwareProfile
 
 FORMAT = "neurofl-checkpoint/1"
@@ -145,6 +144,23 @@ def arch_from_dict(d: Any, where: str = "architecture") -> Any:
     return arch
 
 
+def header_seed(header: dict[str, Any], where: str, default: int = 0) -> int:
+    """The ``seed`` a file's header records (``default`` when it records none): an integer in
+    [0, :data:`neurofl.identity.SEED_MAX`].
+
+    Raises
+    ------
+    UserError
+        The seed is not such an integer (a string, list, bool, negative or too large).
+    """
+    from neurofl.identity import SEED_MAX
+
+    seed = header.get("seed", default)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UserError(f"{where}: seed must be an integer in 0..{SEED_MAX}, got {seed!r}"[:300])
+    return seed
+
+
 def profile_to_dict(profile: HardwareProfile) -> dict[str, Any]:
     """The profile as a TOML-shaped table (``None`` sections dropped), reloadable by :func:`profile_from_dict`."""
     return {k: v for k, v in dataclasses.asdict(profile).items() if v is not None}
@@ -199,8 +215,6 @@ def load_checkpoint(
         Missing or unreadable file, not a neurofl checkpoint, or a header that does not match.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
     payload = load_tensors_file(path, "checkpoint")
     if not isinstance(payload, dict) or "header" not in payload or "state_dict" not in payload:
         raise UserError(f"{path}: not a neurofl checkpoint (no header/state_dict)")
@@ -232,32 +246,38 @@ def load_checkpoint(
         )
     if arch is not None and got_arch != arch:
         raise UserError(f"{path}: checkpoint architecture {got_arch.widths} does not match the requested {arch.widths}")
-    model = build_model(got_kind, got_arch, got_profile, seed=0)
+    try:
+        model = build_model(got_kind, got_arch, got_profile, seed=0)
+    except UserError as e:  # e.g. a profile SLAYER's neurons cannot run: the file is at fault
+        raise UserError(f"{path}: {e}") from None
     load_state(model, state, path)
     model.eval()
     dataset = header.get("dataset", "?")
     accuracy = header.get("accuracy")
     if not isinstance(dataset, str):
         raise UserError(f"{path}: header dataset must be a string, got {dataset!r}"[:300])
-    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))):
-        raise UserError(f"{path}: header accuracy must be a number, got {accuracy!r}"[:300])
+    if accuracy is not None and (
+        isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1
+    ):
+        raise UserError(f"{path}: header accuracy must be a number in [0, 1], got {accuracy!r}"[:300])
+    header_seed(header, f"{path} header")
     return Checkpoint(model, got_kind, got_arch, got_profile, dataset, accuracy, header)
 
 
 def load_tensors_file(path: Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data only, no code runs.
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data only, no code runs,
+    and every size the file declares bounded before anything is allocated
+    (:func:`neurofl.tensorfile.load_tensors`).
 
     Raises
     ------
     UserError
-        The file is unreadable, truncated, or holds anything but tensors and plain data.
+        The file is not a regular file, is unreadable, truncated, too large, or holds anything but
+        plain tensors (inside their storage, not overlapping) and plain data.
     """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except MemoryError:
-        raise UserError(f"{path}: not a readable {what} (it claims more memory than is available)") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt or hostile files
-        raise UserError(f"{path}: not a readable {what} ({type(e).__name__})") from None
+    from neurofl.tensorfile import load_tensors
+
+    return load_tensors(path, what)
 
 
 def check_state_dict(state: Any, path: Path, what: str = "state_dict") -> dict[str, torch.Tensor]:

@@ -6,15 +6,11 @@ Commands live in ``neurofl/commands/`` and are imported only when used (lava is 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
-import warnings
 
-import click
-
-from neurofl.errors import UserError
+# Nothing but the standard library is imported before main() installs the exit-code contract, so
+# Ctrl-C at any moment (even during the seconds lava takes to import) exits 130 with one line.
 
 # name -> "module:attribute" of a click command
 COMMANDS = {
@@ -28,60 +24,119 @@ COMMANDS = {
     "fl": "neurofl.commands.fl:fl",
 }
 
+INTERRUPTED = "interrupted: rerun the same command (same --out) to resume"
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+# Known import-time notices of lava-dl's dependencies, printed (not warned) on stdout/stderr: they
+# are dropped; anything else printed during the import is passed on to stderr.
+IMPORT_NOISE = (
+    "WARNING: Prophesee Dataset Toolbox could not be found!",
+    "Only Prophesee DVS demo will not run properly.",
+    "Please install it from https://github.com/prophesee-ai/prophesee-automotive-dataset-toolbox",
+    "No CUDA runtime is found, using CUDA_HOME=",
+)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [n for n, target in COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None or not importlib.util.find_spec(target.split(":")[0]):
-            return None
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+# Warnings that are known noise from the libraries neurofl drives, by category and message (a
+# regular expression matched at the start); every other warning is shown.
+KNOWN_WARNINGS: tuple[tuple[str, str, str], ...] = (
+    # (action, message, category name); Python's default filters already hide Deprecation-,
+    # Import- and ResourceWarnings outside __main__
+    ("ignore", r"Tip: In future versions of Ray, Ray will no longer override accelerator", "FutureWarning"),
+)
 
 
-@click.group(cls=LazyGroup)
-@click.version_option(package_name="neurofl")
-def cli() -> None:
-    """How much private data leaks through federated updates of SNNs on neuromorphic chips."""
+def _filter_known_warnings() -> None:
+    """Silence only the warnings listed in :data:`KNOWN_WARNINGS` (this process; Ray workers
+    inherit no blanket ``PYTHONWARNINGS=ignore``)."""
+    import builtins
+    import warnings
+
+    for action, message, category in KNOWN_WARNINGS:
+        warnings.filterwarnings(action, message=message, category=getattr(builtins, category))
 
 
 def quiet_imports() -> None:
-    """Silence import-time notices of lava-dl (Prophesee toolbox, CUDA) and library warnings."""
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    warnings.filterwarnings("ignore")
+    """Import lava-dl with its known import-time notices dropped; other output is passed on."""
     import contextlib
     import io
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            import lava.lib.dl.slayer  # noqa: F401
-        except ImportError:
-            pass
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                import lava.lib.dl.slayer  # noqa: F401
+            except ImportError:
+                pass
+    finally:
+        for line in (out.getvalue() + "\n" + err.getvalue()).splitlines():
+            text = line.strip()
+            if text and not any(text.startswith(n) or n in text for n in IMPORT_NOISE):
+                print(line, file=sys.stderr)
+
+
+def _cli():  # noqa: ANN202 - click objects are built here, after the contract is in place
+    import importlib
+    import importlib.util
+
+    import click
+
+    class LazyGroup(click.Group):
+        """A group whose subcommands are imported on first use."""
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return [n for n, target in COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            target = COMMANDS.get(cmd_name)
+            if target is None or not importlib.util.find_spec(target.split(":")[0]):
+                return None
+            module, attr = target.split(":")
+            return getattr(importlib.import_module(module), attr)
+
+    @click.group(cls=LazyGroup)
+    @click.version_option(package_name="neurofl")
+    def cli() -> None:
+        """How much private data leaks through federated updates of SNNs on neuromorphic chips."""
+
+    return cli
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the exit-code contract."""
+    try:
+        _main(argv)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)
+
+
+def _main(argv: list[str] | None) -> None:
+    import click
+
+    from neurofl.errors import UserError
+
+    _filter_known_warnings()
     quiet_imports()
     try:
-        cli.main(args=argv, prog_name="neurofl", standalone_mode=False)
+        _cli().main(args=argv, prog_name="neurofl", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted: rerun the same command (same --out) to resume", err=True)
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:  # `neurofl` alone: the help, as --help shows it
+        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        sys.exit(0)
     except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
+        click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(2)
     except UserError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - the contract: one line, exit 1
+        first = " ".join(str(e).split())[:300]
         click.echo(
-            f"internal error: {type(e).__name__}: {e} (please report; set NEUROFL_DEBUG=1 for a traceback)", err=True
+            f"internal error: {type(e).__name__}: {first} (please report; set NEUROFL_DEBUG=1 for a traceback)",
+            err=True,
         )
         if os.environ.get("NEUROFL_DEBUG"):
             raise
@@ -95,3 +150,9 @@ def run(argv: list[str]) -> int:
     except SystemExit as e:
         return 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     return 0
+
+
+def __getattr__(name: str):  # noqa: ANN202 - ``neurofl.cli.cli`` (the click group) for callers that use it
+    if name == "cli":
+        return _cli()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

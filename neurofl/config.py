@@ -21,17 +21,55 @@ from neurofl.errors import UserError
 T = TypeVar("T")
 
 
+# A settings file is a few KB; larger ones are refused before reading, and tables or arrays may
+# nest at most this deep (the parser recurses; neurofl's files nest 2 levels).
+MAX_TOML_BYTES = 1 << 20
+MAX_TOML_NESTING = 16
+
+
+def _nesting(value: Any, depth: int = 0) -> int:
+    """Deepest nesting of tables and arrays in parsed TOML (iterative: any depth is safe)."""
+    deepest, todo = depth, [(value, depth)]
+    while todo:
+        v, d = todo.pop()
+        deepest = max(deepest, d)
+        if isinstance(v, dict):
+            todo.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            todo.extend((x, d + 1) for x in v)
+    return deepest
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; any failure becomes a one-line :class:`UserError`."""
+    """Parse a TOML file (a regular file of at most :data:`MAX_TOML_BYTES`, nested at most
+    :data:`MAX_TOML_NESTING` deep); any failure becomes a one-line :class:`UserError`."""
+    from neurofl.safeio import read_regular
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    data = read_regular(path, MAX_TOML_BYTES, "TOML file")
     try:
-        return tomli.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
+    try:
+        table = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
-        raise UserError(f"{path}: invalid TOML: {e}") from None
+        raise UserError(f"{path}: invalid TOML: {' '.join(str(e).split())[:200]}") from None
+    except ValueError as e:  # Python refuses integers of more than 4300 digits (int_max_str_digits)
+        raise UserError(f"{path}: invalid TOML: {' '.join(str(e).split())[:120]}") from None
+    except RecursionError:  # tomli recurses once per nesting level
+        raise UserError(f"{path}: arrays or tables nested more than {MAX_TOML_NESTING} deep") from None
+    if _nesting(table) > MAX_TOML_NESTING:
+        raise UserError(f"{path}: arrays or tables nested more than {MAX_TOML_NESTING} deep")
+    return table
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a hostile file's value may be megabytes)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_name(tp: Any) -> str:
@@ -43,7 +81,7 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise UserError(f"{where}: must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            raise UserError(f"{where}: must be one of {', '.join(map(repr, allowed))}, got {_short(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -57,21 +95,23 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
         return tuple(_check_value(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise UserError(f"{where}: must be true or false, got {value!r}")
+            raise UserError(f"{where}: must be true or false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"{where}: must be an integer, got {value!r}")
+            raise UserError(f"{where}: must be an integer, got {_short(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where}: must be a number, got {value!r}")
+            raise UserError(f"{where}: must be a number, got {_short(value)}")
+        if isinstance(value, int) and abs(value) > 1 << 1000:  # no float holds it (math.isfinite raises)
+            raise UserError(f"{where}: must be a finite number, got an integer of {len(str(abs(value)))} digits")
         if not math.isfinite(value):
-            raise UserError(f"{where}: must be finite, got {value!r}")
+            raise UserError(f"{where}: must be finite, got {_short(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise UserError(f"{where}: must be a string, got {value!r}")
+            raise UserError(f"{where}: must be a string, got {_short(value)}")
         return value
     raise TypeError(f"unsupported field type {_type_name(tp)}")  # a programming error, not input
 
@@ -108,11 +148,11 @@ def from_table(cls: type[T], table: Any, file: Path | str, prefix: str = "") -> 
         value = _check_value(table[name], tp, f"{file}: key '{key}'")
         meta = f.metadata
         if "choices" in meta and value not in meta["choices"]:
-            raise UserError(f"{file}: key '{key}' must be one of {sorted(meta['choices'])}, got {value!r}")
+            raise UserError(f"{file}: key '{key}' must be one of {sorted(meta['choices'])}, got {_short(value)}")
         if "min" in meta and value < meta["min"]:
-            raise UserError(f"{file}: key '{key}' must be >= {meta['min']}, got {value!r}")
+            raise UserError(f"{file}: key '{key}' must be >= {meta['min']}, got {_short(value)}")
         if "max" in meta and value > meta["max"]:
-            raise UserError(f"{file}: key '{key}' must be <= {meta['max']}, got {value!r}")
+            raise UserError(f"{file}: key '{key}' must be <= {meta['max']}, got {_short(value)}")
         values[name] = value
     try:
         return cls(**values)

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from neurofl.config import bounded, from_table, read_toml
+from neurofl.limits import MAX_TIME_STEPS
 from neurofl.resources import resolve_toml, shipped_tomls
 
 
@@ -60,7 +61,7 @@ class SpikeFormat:
 
 @dataclass(frozen=True)
 class Simulation:
-    time_steps: int = field(metadata=bounded(1, 10_000))
+    time_steps: int = field(metadata=bounded(1, MAX_TIME_STEPS))
     source: str
 
 

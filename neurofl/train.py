@@ -135,27 +135,111 @@ def _load_state(
     keys = ("identity", "epoch", "model", "optimizer", "numpy_rng", "torch_generator", "torch_global", "history")
     if not isinstance(state, dict) or any(k not in state for k in keys):
         raise UserError(f"{path}: not a neurofl training resume file; {hint}")
-    if state["identity"] != identity:
+    if not isinstance(state["identity"], str) or state["identity"] != identity:
         raise UserError(f"{path}: holds a run with other settings, data or seed; {hint}")
     done = state["epoch"]
     if isinstance(done, bool) or not isinstance(done, int) or done < 1:
         raise UserError(f"{path}: invalid epoch count {done!r}; {hint}"[:300])
     if done > epochs:
         raise UserError(f"{path}: already holds {done} epochs, more than --epochs {epochs}; {hint}")
-    try:
-        model.load_state_dict(check_state_dict(state["model"], path, "model"))
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
+    weights = _checked_model_state(state["model"], model, path, hint)
+    opt_state = _checked_optimizer_state(state["optimizer"], opt, path, hint)
+    rng_state = _checked_numpy_state(state["numpy_rng"], path, hint)
+    history = _checked_history(state["history"], done, path, hint)
+    for key in ("torch_generator", "torch_global"):
+        t = state[key]
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or tuple(t.shape) != (_TORCH_STATE_BYTES,):
+            raise UserError(f"{path}: '{key}' is not a torch generator state; {hint}")
+    try:  # torch checks the mt19937 state itself; an invalid one is the file's fault
         gen.set_state(state["torch_generator"])
         torch.set_rng_state(state["torch_global"])
-        history = [EpochStats(**h) for h in json.loads(state["history"])]
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any inconsistency means the file is not ours to resume from
-        raise UserError(f"{path}: unusable resume file ({type(e).__name__}); {hint}") from None
-    if len(history) != done:
-        raise UserError(f"{path}: history of {len(history)} epochs for epoch {done}; {hint}")
+    except RuntimeError as e:
+        raise UserError(f"{path}: unusable generator state ({e}); {hint}") from None
+    model.load_state_dict(weights)  # names, shapes and dtypes checked above: cannot fail
+    opt.load_state_dict(opt_state)
+    rng.bit_generator.state = rng_state
     return history
+
+
+_TORCH_STATE_BYTES = 5056  # torch's CPU generator (mt19937) state, as get_state() returns it
+
+
+def _checked_model_state(weights: Any, model: torch.nn.Module, path: Path, hint: str) -> dict[str, torch.Tensor]:
+    weights = check_state_dict(weights, path, "model")
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        raise UserError(f"{path}: model entries do not match the architecture; {hint}")
+    for k, t in expected.items():
+        if tuple(weights[k].shape) != tuple(t.shape) or weights[k].dtype != t.dtype:
+            raise UserError(f"{path}: model entry '{k}' has the wrong shape or dtype; {hint}"[:300])
+    return weights
+
+
+def _checked_optimizer_state(saved: Any, opt: torch.optim.Optimizer, path: Path, hint: str) -> dict[str, Any]:
+    """Adam's state for this model: the same parameter groups as a fresh optimizer, and per
+    parameter a finite step count and moments of the parameter's shape."""
+    fresh = opt.state_dict()
+    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
+        raise UserError(f"{path}: 'optimizer' is not an optimizer state; {hint}")
+    from neurofl.identity import canonical_json  # loaded data may hold tensors: compare as plain data
+
+    if canonical_json(saved["param_groups"]) != canonical_json(fresh["param_groups"]):
+        raise UserError(f"{path}: optimizer settings differ from this run's; {hint}")
+    params = [p for g in opt.param_groups for p in g["params"]]
+    per_param = saved["state"]
+    if not isinstance(per_param, dict) or not set(per_param) <= set(range(len(params))):
+        raise UserError(f"{path}: optimizer state names unknown parameters; {hint}")
+    for i, entry in per_param.items():
+        ok = isinstance(entry, dict) and set(entry) == {"step", "exp_avg", "exp_avg_sq"}
+        ok = ok and all(isinstance(v, torch.Tensor) and v.dtype == torch.float32 for v in entry.values())
+        ok = ok and entry["step"].dim() == 0 and float(entry["step"]) >= 0
+        ok = ok and all(tuple(entry[k].shape) == tuple(params[i].shape) for k in ("exp_avg", "exp_avg_sq"))
+        ok = ok and all(bool(torch.isfinite(v).all()) for v in entry.values())
+        ok = ok and bool((entry["exp_avg_sq"] >= 0).all())
+        if not ok:
+            raise UserError(f"{path}: optimizer state of parameter {i} is malformed; {hint}"[:300])
+    return saved
+
+
+def _checked_numpy_state(text: Any, path: Path, hint: str) -> dict[str, Any]:
+    """numpy's PCG64 state, as ``bit_generator.state`` gives it (JSON in the file)."""
+    bad = UserError(f"{path}: 'numpy_rng' is not a numpy PCG64 state; {hint}")
+    if not isinstance(text, str) or len(text) > 4096:
+        raise bad
+    try:
+        st = json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad from None
+    if not isinstance(st, dict) or set(st) != {"bit_generator", "state", "has_uint32", "uinteger"}:
+        raise bad
+    inner = st["state"]
+    if st["bit_generator"] != "PCG64" or not isinstance(inner, dict) or set(inner) != {"state", "inc"}:
+        raise bad
+    ints = [(inner["state"], 1 << 128), (inner["inc"], 1 << 128), (st["has_uint32"], 2), (st["uinteger"], 1 << 32)]
+    if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < hi for v, hi in ints):
+        raise bad
+    return st
+
+
+def _checked_history(text: Any, done: int, path: Path, hint: str) -> list[EpochStats]:
+    bad = UserError(f"{path}: 'history' is not a list of {done} epochs; {hint}")
+    if not isinstance(text, str) or len(text) > (1 << 20):
+        raise bad
+    try:
+        rows = json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad from None
+    names = [f.name for f in dataclasses.fields(EpochStats)]
+    if not isinstance(rows, list) or len(rows) != done:
+        raise bad
+    out = []
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or sorted(row) != sorted(names) or row["epoch"] != i:
+            raise bad
+        if any(isinstance(row[k], bool) or not isinstance(row[k], (int, float)) for k in names):
+            raise bad
+        out.append(EpochStats(**row))
+    return out
 
 
 def _check_shapes(arch: Architecture, *datasets: Dataset) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,9 +26,36 @@ def emit(result: dict[str, Any], as_json: bool, human: Callable[[], None]) -> No
         human()
 
 
+class _LazyProgress(Progress):
+    """A progress bar that appears only once it first moves: a run refused before its first unit
+    of work (a bad file, a mismatched resume) prints only its one error line."""
+
+    _shown = False
+
+    def __enter__(self) -> _LazyProgress:
+        return self
+
+    def _show(self) -> None:
+        if not self._shown:
+            self._shown = True
+            self.start()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._show()
+        super().update(*args, **kwargs)
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        self._show()
+        super().advance(*args, **kwargs)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._shown:
+            self.stop()
+
+
 def progress() -> Progress:
-    """A rich progress bar on stderr (stdout stays clean for --json)."""
-    return Progress(
+    """A rich progress bar on stderr (stdout stays clean for --json), shown from its first update."""
+    return _LazyProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -49,3 +77,36 @@ iterations_option = click.option(
     "--iterations", default=None, type=click.IntRange(1, 1_000_000),
     help="Override every gradient-matching recipe's iterations (quick runs).",
 )
+
+
+def check_out_file(out: Path, flag: str = "--out", companions: tuple[str, ...] = ()) -> Path:
+    """``out`` as a file a command may write (atomically): not a folder or special file, in a
+    folder that can be created and written, not under a system folder; ``companions`` are
+    suffixes of files written beside it (``.resume``), checked alike.
+
+    Raises
+    ------
+    UserError
+        One line naming ``flag`` and what is wrong.
+    """
+    import stat
+
+    from neurofl.errors import UserError
+    from neurofl.runfolder import check_out_dir
+
+    out = Path(out)
+    if out.name in ("", ".", ".."):
+        raise UserError(f"{flag} {out}: needs a file name")
+    check_out_dir(out.parent, flag)
+    for path in (out, *(out.with_name(out.name + c) for c in companions)):
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise UserError(f"{flag} {path}: cannot inspect it ({e.strerror})") from None
+        if stat.S_ISDIR(mode):
+            raise UserError(f"{flag} {path}: is a folder; give a file name")
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise UserError(f"{flag} {path}: exists and is not a regular file")
+    return out

@@ -8,8 +8,8 @@ import click
 from rich.table import Table
 
 from neurofl.commands.common import emit, json_option
-from neurofl.data.base import available_datasets
 from neurofl.data.paths import DATA_ENV, optional_data_dir
+from neurofl.data.registry import available_datasets
 
 
 @click.group()

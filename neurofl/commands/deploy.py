@@ -8,7 +8,10 @@ from pathlib import Path
 import click
 import torch
 
-from neurofl.commands.common import emit, json_option, progress, stderr
+from neurofl.commands.common import check_out_file, emit, json_option, progress, seed_option, stderr
+
+MAX_EPOCHS = 100_000
+MAX_SAMPLES = 1_000_000
 
 _data_dir = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None, help="Folder of on-disk datasets."
@@ -60,7 +63,7 @@ def _print_resources(res) -> None:
     help="auto: mlp for 8x8 images (digits), conv otherwise; NetX export takes mlp SNNs.",
 )
 @click.option("--epochs", type=int, default=15, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -81,8 +84,9 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
     from neurofl.profiles import load_profile
     from neurofl.train import train_model
 
-    if epochs < 1:  # before the progress bar starts, so the error is the only line printed
-        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    if not 1 <= epochs <= MAX_EPOCHS:
+        raise UserError(f"--epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
+    check_out_file(out, companions=(".resume",))
     profile = load_profile(profile_name)
     splits = _splits(dataset, data_dir, seed)
     arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
@@ -138,19 +142,30 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
 @json_option
 def export(checkpoint, out, profile_name, data_dir, as_json) -> None:
     """Check a trained SNN fits its chip, then write it as a NetX HDF5 network."""
-    from neurofl.checkpoint import load_checkpoint
+    from neurofl.checkpoint import header_seed, load_checkpoint
     from neurofl.deploy.export import export_netx
-
-    ck = load_checkpoint(checkpoint, kind=None)
     from neurofl.errors import UserError
 
+    check_out_file(out)
+    ck = load_checkpoint(checkpoint, kind=None)
     if ck.kind != "snn":
         raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to NetX")
     _check_profile(profile_name, ck.profile, str(checkpoint))
-    seed = int(ck.header.get("seed", 0))
-    calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
+    seed = header_seed(ck.header, f"{checkpoint} header")
+    try:
+        calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
+    except UserError as e:  # the dataset the header names
+        raise UserError(f"{checkpoint}: header dataset '{ck.dataset}': {e}"[:400]) from None
+    if tuple(calib.shape[1:]) != tuple(ck.arch.input_shape):
+        raise UserError(
+            f"{checkpoint}: its dataset '{ck.dataset}' has inputs of shape {tuple(calib.shape[1:])}, the "
+            f"architecture in its header expects {tuple(ck.arch.input_shape)}"
+        )
     meta = {"dataset": ck.dataset, "seed": seed, "slayer_accuracy": ck.accuracy, "checkpoint": str(checkpoint)}
-    fit = export_netx(ck.model, out, calib, meta, seed)
+    try:
+        fit = export_netx(ck.model, out, calib, meta, seed)
+    except UserError as e:  # the model does not fit its chip
+        raise UserError(f"{checkpoint}: {e}") from None
     result = {"out": str(out), "profile": ck.profile.name, "fit": dataclasses.asdict(fit)}
 
     def human() -> None:
@@ -170,24 +185,29 @@ def export(checkpoint, out, profile_name, data_dir, as_json) -> None:
 @click.command()
 @click.argument("netx_file", type=click.Path(path_type=Path))
 @click.option("--dataset", default="digits", show_default=True)
-@click.option("--samples", type=int, default=100, show_default=True, help="Test samples to run.")
+@click.option("--samples", type=click.IntRange(1, MAX_SAMPLES), default=100, show_default=True,
+              help="Test samples to run.")  # fmt: skip
 @click.option("--profile", "profile_name", default=None, help="Refuse unless the network was built for this profile.")
-@click.option("--seed", type=int, default=None, help="Split / rate-code seed (default: the one in the file).")
+@seed_option(default=None, help="Split / rate-code seed (default: the one in the file).")
 @_data_dir
 @json_option
 def verify(netx_file, dataset, samples, profile_name, seed, data_dir, as_json) -> None:
     """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike."""
+    from neurofl.checkpoint import header_seed
     from neurofl.deploy.netx import read_netx
     from neurofl.deploy.parity import check_dataset, reference_model, verify_netx
     from neurofl.deploy.resources import estimate_resources
 
     nf = read_netx(netx_file)
     _check_profile(profile_name, nf.profile, str(netx_file))
-    seed = int(nf.header.get("seed", 0)) if seed is None else seed
+    seed = header_seed(nf.header, f"{netx_file} header") if seed is None else seed
     test = _splits(dataset, data_dir, seed).test
     check_dataset(nf, test, samples)
-    stderr.print(f"running {min(samples, len(test.y))} samples in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")
-    rep = verify_netx(nf, test, samples, seed)
+
+    def notice() -> None:  # after every check, so a refused file prints only its error line
+        stderr.print(f"running {min(samples, len(test.y))} samples in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")
+
+    rep = verify_netx(nf, test, samples, seed, on_start=notice)
     res = estimate_resources(reference_model(nf), nf.profile, torch.from_numpy(test.x[: rep.samples]), seed)
     result = {
         "file": str(netx_file),

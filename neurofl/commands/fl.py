@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
 
-from neurofl.commands.common import emit, json_option, progress, stderr
+from neurofl.commands.common import emit, json_option, progress, seed_option, stderr
 from neurofl.errors import UserError
 
 
@@ -51,7 +52,7 @@ def _rounds_list(value: str | None) -> list[int] | None:
 @click.option("--secagg-clip", type=float, help="secagg: update entries are clipped to +-this (SecAgg+ range) [8].")
 @click.option("--capture-rounds", help="Rounds whose updates are recorded, e.g. 1,10,50 (needs --out).")
 @click.option("--capture-clients", type=int, help="Participants recorded per captured round [0].")
-@click.option("--seed", type=int, help="[0]")
+@seed_option(default=None, help="Seed of every random choice [0].")
 @click.option(
     "--config",
     "config_file",
@@ -95,20 +96,26 @@ def fl(
     from neurofl.config import read_toml
     from neurofl.data import load_dataset
     from neurofl.federated import fl_config
+    from neurofl.federated.recorder import run_fingerprint
     from neurofl.federated.task import make_task
     from neurofl.profiles import load_profile
+    from neurofl.runfolder import RunFolder, check_out_dir
 
+    # Everything is validated before the first round (and before the progress bar shows), so a
+    # refused run prints one line and leaves nothing under --out.
     settings["capture_rounds"] = _rounds_list(settings["capture_rounds"])  # type: ignore[arg-type]
     table = dict(read_toml(config_file)) if config_file else {}
     table.update({k: v for k, v in settings.items() if v is not None})
     cfg = fl_config(table, config_file or "command line")
     if cfg.capture_rounds and cfg.capture_clients and out is None:
         raise UserError("--capture-rounds needs --out DIR (captured updates are written to DIR/updates)")
-    if cpus < 1:
-        raise UserError(f"--cpus {cpus}: must be at least 1")
+    if not 1 <= cpus <= 4096:
+        raise UserError(f"--cpus {cpus}: must be between 1 and 4096")
     for name, value in (("--nodes", nodes), ("--ray-address", ray_address)):
         if value is not None and backend != "flower":
             raise UserError(f"{name} applies to --backend flower only")
+    if out is not None:
+        check_out_dir(out)
     prof = load_profile(profile)
     task = make_task(load_dataset(dataset, data_dir), model_kind, prof, cfg)  # type: ignore[arg-type]
     if backend == "flower":
@@ -116,7 +123,8 @@ def fl(
 
         nodes = flower_nodes(task, cpus, nodes)
 
-    with progress() as bar:
+    folder = RunFolder(out, run_fingerprint(task)) if out is not None else contextlib.nullcontext()
+    with folder, progress() as bar:
         job = bar.add_task(f"{backend}: {model_kind} on {dataset} ({prof.name})", total=cfg.rounds)
 
         def on_round(row: dict) -> None:

@@ -53,8 +53,10 @@ def show(name_or_path: str, as_json: bool) -> None:
 
 
 def _render(table: Table) -> str:
+    import io
+
     from rich.console import Console
 
-    c = Console(width=160, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    c = Console(width=160, record=True, file=io.StringIO())
     c.print(table)
     return c.export_text()

@@ -1,4 +1,7 @@
-"""The dataset contract every loader returns, the registry, and the study's three-way split."""
+"""The dataset contract every loader returns, a registry entry, and the study's three-way split.
+
+The registry itself (a plain table) lives in :mod:`neurofl.data.registry`, which imports this
+module; this module imports no loader."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
-from neurofl.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A registry entry: how to load a dataset and what it is."""
+    """A registry entry: how to load a dataset and what it is (the table is
+    :data:`neurofl.data.registry.DATASETS`)."""
 
     name: str
     source: str
@@ -68,32 +70,14 @@ class DatasetInfo:
     classes: str
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
+def __getattr__(name: str) -> object:
+    """``available_datasets`` and ``load_dataset`` moved to :mod:`neurofl.data.registry` (this
+    module no longer depends on it); the old import path keeps working, resolved on first use."""
+    if name in ("available_datasets", "load_dataset"):
+        from neurofl.data import registry
 
-
-def register(info: DatasetInfo) -> None:
-    _REGISTRY[info.name] = info
-
-
-def available_datasets() -> dict[str, DatasetInfo]:
-    """All registered datasets by name (importing :mod:`neurofl.data.registry` fills it)."""
-    import neurofl.data.registry  # noqa: F401  (registers the loaders)
-
-    return dict(_REGISTRY)
-
-
-def load_dataset(name: str, data_dir: Path | None = None, download: bool = False) -> Dataset:
-    """Load dataset ``name``; embedded ones need no ``data_dir``.
-
-    Raises
-    ------
-    UserError
-        Unknown name, or files missing under ``data_dir``.
-    """
-    registry = available_datasets()
-    if name not in registry:
-        raise UserError(f"unknown dataset '{name}' (known: {', '.join(registry)})")
-    return registry[name].loader(data_dir, download)
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

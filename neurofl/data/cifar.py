@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from neurofl.data.base import Dataset
 from neurofl.data.limits import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
+from neurofl.safeio import read_regular
 
 FOLDER = "cifar-100-python"
 FILES = ("train", "test", "meta")
@@ -45,12 +47,41 @@ MAX_FILE_BYTES = 1 << 30
 
 
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+# Exceptions a corrupt pickle makes the C unpickler (and numpy's array __setstate__) raise.
+_CORRUPT = (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeDecodeError, LookupError,
+            OverflowError, struct.error, RecursionError)  # fmt: skip
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct`` as numpy's own pickles call it: an empty ndarray that the pickle's
+    BUILD then fills (numpy checks the data length there). Any other shape would be an array of
+    uninitialised memory of whatever size the file names (167 bytes could claim 150 MB)."""
+    if subtype is not np.ndarray or not isinstance(shape, tuple) or shape != (0,):
+        raise pickle.UnpicklingError("numpy array reconstructed with a shape other than (0,)")
+    return np.core.multiarray._reconstruct(np.ndarray, (0,), _dtype(dtype))
+
+
+def _dtype(obj: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """``numpy.dtype`` for plain numbers only (no object, string or structured dtypes)."""
+    if not isinstance(obj, (str, bytes, np.dtype)) or not isinstance(align, bool) or not isinstance(copy, bool):
+        raise pickle.UnpicklingError("malformed numpy dtype")
+    try:
+        dt = np.dtype(obj.decode("ascii") if isinstance(obj, bytes) else obj, align, copy)
+    except (TypeError, ValueError, UnicodeDecodeError):
+        raise pickle.UnpicklingError("malformed numpy dtype") from None
+    if dt.kind not in "biuf" or dt.fields is not None or dt.subdtype is not None:
+        raise pickle.UnpicklingError(f"numpy dtype {dt} is not a plain number type")
+    return dt
 
 
 class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        if name == "_reconstruct":
+            return _reconstruct
+        if (module, name) == ("numpy", "dtype"):
+            return _dtype
         return super().find_class(module, name)
 
 
@@ -64,19 +95,15 @@ def _check_memo(data: bytes) -> None:
 
 def _unpickle(path: Path) -> dict:
     """Unpickle one cifar-100-python file allowing only plain data and numpy arrays."""
+    # Unpickle from memory: a length field in a corrupt file cannot make the reader allocate more
+    # than the file holds (a file object's read(n) preallocates n bytes). Regular files only.
+    data = read_regular(path, MAX_FILE_BYTES, "cifar-100-python file")
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise UserError(f"{path}: {path.stat().st_size} bytes, larger than any cifar-100-python file")
-        # Unpickle from memory: a length field in a corrupt file cannot make the reader allocate
-        # more than the file holds (a file object's read(n) preallocates n bytes).
-        data = path.read_bytes()
         _check_memo(data)
         d = _ArraysOnly(io.BytesIO(data), encoding="bytes").load()
-    except UserError:
-        raise
     except pickle.UnpicklingError as e:
         raise UserError(f"{path}: not a cifar-100-python pickle ({str(e)[:120]})") from None
-    except Exception as e:  # noqa: BLE001 - a corrupt pickle raises anything from EOFError to MemoryError
+    except _CORRUPT as e:  # what the unpickler and numpy's __setstate__ raise for corrupt bytes
         raise UserError(f"{path}: not a cifar-100-python pickle ({type(e).__name__})") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: not a cifar-100-python pickle (holds a {type(d).__name__}, not a dict)")

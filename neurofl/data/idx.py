@@ -17,6 +17,7 @@ from neurofl.data.base import Dataset
 from neurofl.data.limits import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
+from neurofl.safeio import open_regular
 
 # IDX type code -> numpy dtype (big-endian)
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -27,16 +28,23 @@ SPLITS = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), ("t10k-images-
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-# Largest array an IDX file may declare (MNIST's training images: 47M); refused before reading.
-MAX_IDX_ELEMENTS = 1 << 28
+# Largest array an IDX file may declare, in bytes of data (MNIST's training images: 47M); refused
+# before reading. A gzipped file is decompressed only up to this many bytes (+1), while streaming.
+MAX_IDX_BYTES = 1 << 26
+MAX_IDX_ELEMENTS = MAX_IDX_BYTES  # the same bound in values (bytes for the uint8 images)
+# Largest file (compressed or not) opened at all.
+MAX_IDX_FILE_BYTES = 1 << 28
+# The image size of the MNIST-format datasets neurofl reads.
+IMAGE_SHAPE = (28, 28)
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into an array of its declared type and shape.
 
-    The header is read first; a file declaring more than :data:`MAX_IDX_ELEMENTS` values is
-    refused, and only the declared bytes (plus one, to detect trailing data) are ever read, so a
-    hostile or gzip-bomb file cannot exhaust memory. Float arrays must be finite.
+    Only regular files are opened. The header is read first; a file declaring more than
+    :data:`MAX_IDX_BYTES` bytes of data is refused, and only the declared bytes (plus one, to
+    detect trailing data) are ever read or decompressed, so a hostile or gzip-bomb file cannot
+    exhaust memory. Float arrays must be finite.
 
     Raises
     ------
@@ -44,9 +52,9 @@ def read_idx(path: Path) -> np.ndarray:
         The file is truncated, too large, holds NaN/inf, or is not an IDX file.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    raw_file = open_regular(path, "IDX file", MAX_IDX_FILE_BYTES)
     try:
-        with opener(path, "rb") as f:
+        with raw_file, (gzip.GzipFile(fileobj=raw_file, mode="rb") if path.suffix == ".gz" else raw_file) as f:
             magic = f.read(4)
             if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
                 raise UserError(f"{path}: not an IDX file (bad magic number)")
@@ -59,9 +67,9 @@ def read_idx(path: Path) -> np.ndarray:
             count = 1
             for d in shape:
                 count *= d  # Python ints: no overflow
-            if count > MAX_IDX_ELEMENTS:
-                raise UserError(f"{path}: header claims shape {shape}, more than {MAX_IDX_ELEMENTS} values")
             need = count * dtype.itemsize
+            if need > MAX_IDX_BYTES:
+                raise UserError(f"{path}: header claims shape {shape}, more than {MAX_IDX_BYTES} bytes of data")
             raw = f.read(need + 1)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise UserError(f"{path}: cannot read ({type(e).__name__}: {str(e)[:100]})") from None
@@ -76,7 +84,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _find(folder: Path, stem: str) -> Path | None:
     for name in (stem, f"{stem}.gz"):
-        if (folder / name).is_file():
+        if (folder / name).exists():  # a FIFO or folder here is refused by read_idx, by name
             return folder / name
     return None
 
@@ -151,13 +159,15 @@ def load_idx_dataset(
             raise UserError(f"{labels_path}: labels must be integers, got {labels.dtype}")
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise UserError(f"{folder}: {images_stem} {images.shape} does not match {labels_stem} {labels.shape}")
+        if images.shape[1:] != IMAGE_SHAPE:
+            raise UserError(f"{images_path}: images of {images.shape[1:]} pixels, {src.name} has {IMAGE_SHAPE}")
         xs.append(images)
         ys.append(labels)
-    x = np.concatenate(xs)[:, None].astype(np.float32) / 255.0
     y = np.concatenate(ys).astype(np.int64)
     if len(y) == 0:
         raise UserError(f"{folder}: the IDX files hold no images")
     if y.min() < 0 or y.max() >= src.classes:
         raise UserError(f"{folder}: labels outside 0..{src.classes - 1}")
-    keep = cap_per_class(y, max_per_class)
-    return Dataset(src.name, x[keep], y[keep], src.classes, "image", f"{src.description} from {folder}")
+    keep = cap_per_class(y, max_per_class)  # before converting: only the kept images become floats
+    x = np.concatenate(xs)[keep][:, None].astype(np.float32) / 255.0
+    return Dataset(src.name, x, y[keep], src.classes, "image", f"{src.description} from {folder}")

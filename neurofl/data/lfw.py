@@ -11,6 +11,9 @@ is by identity (the oracle names the person in the reconstruction).
 
 from __future__ import annotations
 
+import os
+import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -58,6 +61,31 @@ def lfw_available(data_dir: Path | None) -> bool:
     return root is not None and all(p.exists() for p in _expected(root))
 
 
+# Bounds on the folder: LFW has 13,233 images of ~15 KB.
+MAX_FILES = 100_000
+MAX_IMAGE_BYTES = 16 << 20
+
+
+def _check_tree(home: Path) -> None:
+    """Every entry under ``home`` is a folder or a regular file of at most :data:`MAX_IMAGE_BYTES`
+    (a FIFO would block the image reader forever), and there are at most :data:`MAX_FILES`."""
+    count = 0
+    for folder, dirs, files in os.walk(home):
+        for name in dirs + files:
+            path = Path(folder) / name
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise UserError(f"dataset 'lfw': {path}: cannot read ({e.strerror})") from None
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            count += 1
+            if not stat.S_ISREG(st.st_mode):
+                raise UserError(f"dataset 'lfw': {path}: not a regular file")
+            if st.st_size > MAX_IMAGE_BYTES or count > MAX_FILES:
+                raise UserError(f"dataset 'lfw': {path}: more files or bytes than LFW holds")
+
+
 def load_lfw(data_dir: Path | None, download: bool, options: LfwOptions = LfwOptions()) -> Dataset:
     """LFW people (grey, [0, 1]) with ``options.min_faces`` images or more per identity.
 
@@ -68,8 +96,13 @@ def load_lfw(data_dir: Path | None, download: bool, options: LfwOptions = LfwOpt
         raise UserError(
             missing_message("lfw", root / HOME, [*PAIRS, f"{FUNNELED}/<Person_Name>/<Person_Name>_NNNN.jpg"])
         )
+    if lfw_available(root):
+        _check_tree(root / HOME)
+    from PIL import Image
     from sklearn.datasets import _lfw
 
+    corrupt = (OSError, ValueError, EOFError, SyntaxError, IndexError, TypeError, struct.error,
+               Image.DecompressionBombError)  # fmt: skip
     try:
         # scikit-learn's loader without its joblib cache: fetch_lfw_people memoizes results as
         # pickles under lfw_home/, and a pickle from the data dir could run code when read back.
@@ -77,7 +110,7 @@ def load_lfw(data_dir: Path | None, download: bool, options: LfwOptions = LfwOpt
         images, target, names = _lfw._fetch_lfw_people(
             folder, slice_=FACE_CROP, color=False, resize=options.resize, min_faces_per_person=options.min_faces
         )
-    except Exception as e:  # noqa: BLE001 - PIL and scikit-learn raise many types for corrupt images
+    except corrupt as e:  # what PIL and scikit-learn raise for corrupt, truncated or foreign images
         raise UserError(f"dataset 'lfw' under {root / HOME}: {type(e).__name__}: {str(e)[:200]}") from None
     people = _People(images, target, names)
     if len(people.target_names) < 2:

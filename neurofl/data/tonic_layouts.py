@@ -12,6 +12,7 @@ downloader. Layouts (under the data dir)::
 
 from __future__ import annotations
 
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from neurofl.data.events import FrameOptions, to_frames
 from neurofl.data.limits import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
+from neurofl.safeio import open_regular, read_regular, regular_file
 
 # Bound on one recording's events (DVSGesture's longest hold ~1M); checked from file metadata before reading.
 MAX_EVENTS = 1 << 24
@@ -38,7 +40,7 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     from numpy.lib import format as npy
 
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "DVSGesture recording") as f:
             version = npy.read_magic(f)
             if version == (1, 0):
                 shape, fortran, dtype = npy.read_array_header_1_0(f)
@@ -49,7 +51,8 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
             return shape, dtype, fortran, f.tell()
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
-    except Exception as e:  # noqa: BLE001 - numpy parses the header with ast/tokenize: any error type
+    except (ValueError, SyntaxError, TypeError, RecursionError, EOFError, UnicodeDecodeError, tokenize.TokenError) as e:
+        # numpy parses the header with tokenize, ast.literal_eval and descr_to_dtype
         raise UserError(f"{path}: not a .npy array file ({type(e).__name__}: {str(e)[:100]})") from None
 
 
@@ -88,9 +91,9 @@ def read_gesture_npy(path: Path) -> np.ndarray:
     have = path.stat().st_size - offset
     if have != need:
         raise UserError(f"{path}: holds {have} data bytes, its header {shape} {dtype} needs {need} (truncated?)")
-    with open(path, "rb") as f:
+    with open_regular(path, "DVSGesture recording") as f:
         f.seek(offset)
-        raw = np.fromfile(f, dtype=dtype, count=shape[0] * 4)
+        raw = np.frombuffer(f.read(need), dtype=dtype, count=shape[0] * 4)
     raw = raw.reshape(shape[::-1]).T if fortran else raw.reshape(shape)
     values = raw.astype(np.float64)
     if not np.all(np.isfinite(values)):
@@ -100,6 +103,14 @@ def read_gesture_npy(path: Path) -> np.ndarray:
     if len(values) and np.abs(values).max() > np.iinfo(np.int64).max // 1000:
         raise UserError(f"{path}: value {np.abs(values).max():g} is out of range for event coordinates and times")
     raw = raw.astype(np.int64)
+    # checked before the cast into tonic's dtype, whose int16 x, y would wrap and bool p would
+    # turn any non-zero polarity into 1
+    w, h, pol = GESTURE_SENSOR
+    for col, name, hi in ((0, "x", w), (1, "y", h), (2, "p", pol)):
+        v = raw[:, col]
+        if len(v) and (v.min() < 0 or v.max() >= hi):
+            need = f"the {w}x{h}x{pol} sensor needs 0..{hi - 1}"
+            raise UserError(f"{path}: event {name} in [{v.min()}, {v.max()}], {need}")
     raw[:, 3] *= 1000  # tonic stores milliseconds, events use microseconds
     ev = recfunctions.unstructured_to_structured(raw, DVSGesture.dtype)
     return check_events(ev, GESTURE_SENSOR, path)
@@ -129,12 +140,12 @@ def read_nmnist_bin(path: Path) -> np.ndarray:
 
     path = Path(path)
     try:
-        size = path.stat().st_size
+        size = regular_file(path, "N-MNIST recording").st_size
         if size % 5:
             raise UserError(f"{path}: size {size} is not a multiple of 5 bytes (N-MNIST events)")
         if size // 5 > MAX_EVENTS:
             raise UserError(f"{path}: holds {size // 5} events, more than the {MAX_EVENTS} accepted per recording")
-        raw = np.fromfile(path, dtype=np.uint8)
+        raw = np.frombuffer(read_regular(path, 5 * MAX_EVENTS, "N-MNIST recording"), dtype=np.uint8)
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     x, y, t, p = decode_nmnist(raw)

@@ -13,23 +13,35 @@ from typing import Any
 import h5py
 import numpy as np
 
-from neurofl.checkpoint import MAX_PARAMETERS, MAX_WIDTH, arch_from_dict, profile_from_dict
+from neurofl import limits
+from neurofl.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
 from neurofl.deploy.export import NETX_FORMAT
 from neurofl.errors import UserError
 from neurofl.models import Architecture
 from neurofl.profiles import HardwareProfile
+from neurofl.safeio import regular_file
 
 _NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
 # Everything NetX reads is checked against the file's metadata before any array is read: all
-# datasets together may declare at most this many bytes (a 50M-weight float32 model is 200 MB).
-MAX_DATASET_BYTES = 4 * MAX_PARAMETERS + (1 << 20)
+# datasets together may declare at most this many bytes (16M float32 weights), each stored
+# uncompressed and in full (so what the file declares is what it holds: no decompression or
+# fill-value amplification), and only the keys neurofl's exporter writes may appear.
+MAX_DATASET_BYTES = (64 << 20) + (1 << 20)
 MAX_HEADER_CHARS = 1 << 20
-MAX_TIME_STEPS = 1 << 16
+MAX_TIME_STEPS = limits.MAX_TIME_STEPS
 # Lava Dense keeps weight mantissas in [-256, 255] (lava/proc/dense/models.py); decays are on the
 # 12-bit grid (0..4096) and the bit-accurate LIF's threshold mantissa has 17 bits.
 WEIGHT_RANGE = (-256, 255)
 NEURON_RANGES = {"iDecay": (0, 4096), "vDecay": (0, 4096), "vThMant": (1, (1 << 17) - 1), "refDelay": (0, 1 << 16)}
-MAX_DELAY_VALUE = 1 << 16
+# The datasets of each kind of group (what `neurofl export` and SLAYER's export_hdf5 write);
+# any other key (bias, delay, messageBits, weight_rec, ...) would change what NetX builds without
+# the SLAYER reference seeing it, and is refused.
+INPUT_KEYS = {"type", "shape"}
+DENSE_KEYS = {"type", "shape", "inFeatures", "outFeatures", "weight", "neuron"}
+NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike"}
+# dtypes accepted for numbers: integers and float32/float64 (float16 cannot hold every mantissa
+# NetX computes with; complex and compound types are refused)
+_NUMERIC = {"i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,9 @@ class NetxFile:
 
 
 def _check_tree(f: h5py.File, path: Path) -> None:
-    """Hard links only (an external or soft link would read another file), and a bounded total
-    size declared by the datasets' metadata -- nothing is read yet."""
+    """Hard links only (an external or soft link would read another file), datasets stored in the
+    file, uncompressed and in full, and a bounded total size declared by the datasets' metadata --
+    nothing is read yet."""
     total = 0
     stack: list[tuple[str, h5py.Group]] = [("", f)]
     while stack:
@@ -68,19 +81,35 @@ def _check_tree(f: h5py.File, path: Path) -> None:
                 raise UserError(f"{path}: {where} is a {type(link).__name__}; NetX files hold hard links only")
             obj = g[key]
             if isinstance(obj, h5py.Group):
+                if len(stack) > 64 or where.count("/") > 8:
+                    raise UserError(f"{path}: {where}: groups nested too deep for a NetX file")
                 stack.append((where, obj))
             elif isinstance(obj, h5py.Dataset):
                 if obj.is_virtual or obj.external:
                     raise UserError(f"{path}: {where} stores its data outside the file")
+                if obj.id.get_create_plist().get_nfilters():
+                    raise UserError(f"{path}: {where} is compressed or filtered; NetX files store data plainly")
                 size = 1
                 for d in obj.shape or ():
                     size *= int(d)
-                total += size * obj.dtype.itemsize
+                nbytes = size * obj.dtype.itemsize
+                total += nbytes
                 if total > MAX_DATASET_BYTES:
                     raise UserError(
                         f"{path}: {where} {tuple(obj.shape)} makes the datasets claim more than "
                         f"{MAX_DATASET_BYTES} bytes; refused before reading"
                     )
+                if nbytes and obj.id.get_storage_size() < nbytes:
+                    raise UserError(f"{path}: {where} declares {nbytes} bytes but stores fewer (unwritten data)")
+            else:
+                raise UserError(f"{path}: {where} is a {type(obj).__name__}, not a group or dataset")
+
+
+def _only_keys(g: h5py.Group, allowed: set[str], where: str) -> None:
+    extra = sorted(set(g.keys()) - allowed)
+    if extra:
+        hold = ", ".join(sorted(allowed))
+        raise UserError(f"{where}: unexpected entry '{extra[0]}' (neurofl's NetX files hold {hold})"[:300])
 
 
 def _dataset(g: h5py.Group, key: str, where: str) -> h5py.Dataset:
@@ -90,38 +119,43 @@ def _dataset(g: h5py.Group, key: str, where: str) -> h5py.Dataset:
 
 
 def _string(g: h5py.Group, key: str, where: str) -> str:
+    """One printable ASCII string (fixed-length or variable-length), as NetX reads it (the first
+    element). A NUL inside the text, or any control character, is refused."""
     ds = _dataset(g, key, where)
-    if ds.size != 1 or ds.dtype.kind not in "SOU":
+    if ds.size != 1 or ds.dtype.kind not in "SO":
         raise UserError(f"{where}/{key}: must be one string, got {ds.dtype} of shape {ds.shape}")
     v = ds[()]
-    v = v.reshape(-1)[0] if isinstance(v, np.ndarray) else v
-    if isinstance(v, bytes):
-        try:
-            return v.decode("ascii")
-        except UnicodeDecodeError:
-            raise UserError(f"{where}/{key}: not an ASCII string") from None
-    if not isinstance(v, str):
-        raise UserError(f"{where}/{key}: must be a string, got {type(v).__name__}")
-    return v
+    if isinstance(v, np.ndarray):
+        raw = v.reshape(-1)[:1].tobytes()  # fixed-length: the padded bytes, NULs included
+        v = v.reshape(-1)[0]
+        raw = raw.rstrip(b"\x00") if ds.dtype.kind == "S" else v
+    else:
+        raw = v if isinstance(v, bytes) else None
+    if not isinstance(v, bytes) or not isinstance(raw, bytes):
+        raise UserError(f"{where}/{key}: must be a byte string, got {type(v).__name__}")
+    if not raw or any(c < 0x20 or c > 0x7E for c in raw):
+        raise UserError(f"{where}/{key}: not a printable ASCII string ({raw[:40]!r})"[:300])
+    return raw.decode("ascii")
 
 
 def _numbers(ds: h5py.Dataset, where: str, lo: float, hi: float) -> np.ndarray:
     """A numeric dataset of integer values in [lo, hi] (as NetX casts them to int)."""
-    if ds.dtype.kind not in "iuf":
-        raise UserError(f"{where}: must be numeric, got dtype {ds.dtype}")
-    v = np.asarray(ds[()], dtype=np.float64)
-    if not np.all(np.isfinite(v)):
-        raise UserError(f"{where}: holds NaN or infinite values")
+    if ds.dtype.kind == "b" or ds.dtype.str.lstrip("<>|=") not in _NUMERIC:
+        raise UserError(f"{where}: must be integers or float32/float64 numbers, got dtype {ds.dtype}")
+    v = np.asarray(ds[()])
+    if v.dtype.kind == "f":
+        if not np.all(np.isfinite(v)):
+            raise UserError(f"{where}: holds NaN or infinite values")
+        if not np.array_equal(v, np.round(v)):
+            raise UserError(f"{where}: holds non-integer values")
     if v.size and (v.min() < lo or v.max() > hi):
         raise UserError(f"{where}: values in [{v.min():g}, {v.max():g}], expected integers in [{lo}, {hi}]")
-    if not np.array_equal(v, np.round(v)):
-        raise UserError(f"{where}: holds non-integer values")
     return v
 
 
 def _scalar(g: h5py.Group, key: str, where: str, lo: float, hi: float) -> int:
     ds = _dataset(g, key, where)
-    if ds.size != 1:
+    if ds.size != 1 or ds.ndim > 1:
         raise UserError(f"{where}/{key}: must be a scalar, got shape {ds.shape}")
     return int(_numbers(ds, f"{where}/{key}", lo, hi).reshape(-1)[0])
 
@@ -135,26 +169,35 @@ def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
         raise UserError(f"{where}: weight has {w.shape[1]} inputs, the previous layer has {inputs} neurons")
     if not 1 <= w.shape[0] <= MAX_WIDTH:
         raise UserError(f"{where}: weight has {w.shape[0]} outputs, expected 1..{MAX_WIDTH}")
+    _only_keys(g, DENSE_KEYS, where)
     _numbers(w, f"{where}/weight", *WEIGHT_RANGE)
+    outputs = int(w.shape[0])
+    # NetX sizes the layer's neurons by 'shape' and trusts it: it must say what the weight says
+    shape = _dataset(g, "shape", where)
+    if shape.size != 1 or shape.ndim > 1 or _scalar(g, "shape", where, 1, MAX_WIDTH) != outputs:
+        raise UserError(f"{where}/shape: must be [{outputs}], the weight's output count")
+    for key, expected in (("inFeatures", inputs), ("outFeatures", outputs)):
+        if key in g and _scalar(g, key, where, 1, MAX_WIDTH) != expected:
+            raise UserError(f"{where}/{key}: must be {expected}, as the weight's shape {w.shape} says")
     if "neuron" not in g or not isinstance(g["neuron"], h5py.Group):
         raise UserError(f"{where}: missing neuron parameter group 'neuron'")
     n = g["neuron"]
     missing = [k for k in _NEURON_KEYS if k not in n]
     if missing:
         raise UserError(f"{where}: missing neuron parameter 'neuron/{missing[0]}'")
+    _only_keys(n, NEURON_KEYS, f"{where}/neuron")
     neuron_type = _string(n, "type", f"{where}/neuron")
     if neuron_type not in ("CUBA", "LOIHI"):
         raise UserError(f"{where}/neuron/type: '{neuron_type}' is not a CUBA neuron (neurofl exports CUBA)"[:300])
     for key, (lo, hi) in NEURON_RANGES.items():
         if key in n or key in _NEURON_KEYS:
             _scalar(n, key, f"{where}/neuron", lo, hi)
-    for key in ("bias", "delay"):
-        if key in g:
-            ds = _dataset(g, key, where)
-            if ds.size not in (1, w.shape[0], w.shape[1], w.size):
-                raise UserError(f"{where}/{key}: shape {ds.shape} does not fit weight {w.shape}")
-            _numbers(ds, f"{where}/{key}", -MAX_DELAY_VALUE if key == "bias" else 0, MAX_DELAY_VALUE)
-    return int(w.shape[0])
+    if "gradedSpike" in n:
+        graded = _dataset(n, "gradedSpike", f"{where}/neuron")
+        value = np.asarray(graded[()]).reshape(-1)
+        if graded.size != 1 or graded.dtype.kind not in "biu" or int(value[0]) not in (0, 1):
+            raise UserError(f"{where}/neuron/gradedSpike: must be one boolean")
+    return outputs
 
 
 def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
@@ -169,6 +212,7 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
         raise UserError(f"{path}: every /layer entry must be a group")
     if _string(layers["0"], "type", f"{path}: /layer/0") != "input":
         raise UserError(f"{path}: /layer/0 must be the input layer")
+    _only_keys(layers["0"], INPUT_KEYS, f"{path}: /layer/0")
     shape = _dataset(layers["0"], "shape", f"{path}: /layer/0")
     if not 1 <= shape.size <= 4 or shape.ndim > 1:
         raise UserError(f"{path}: /layer/0/shape must list 1 to 4 dimensions, got shape {shape.shape}")
@@ -182,8 +226,11 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
         if t != "dense":
             raise UserError(f"{where}: layer type '{t}' is not supported (neurofl exports dense layers)"[:300])
         widths.append(_dense_layer(layers[k], where, widths[-1]))
-    if "neurofl" not in f or "header" not in f["neurofl"].attrs:
+    if "neurofl" not in f or not isinstance(f["neurofl"], h5py.Group) or "header" not in f["neurofl"].attrs:
         raise UserError(f"{path}: no /neurofl header (export the model with `neurofl export`)")
+    attr = f["neurofl"].attrs.get_id("header")
+    if attr.get_storage_size() > 4 * MAX_HEADER_CHARS or attr.dtype.kind not in "SO" or attr.shape not in ((), None):
+        raise UserError(f"{path}: /neurofl header must be one JSON string of at most {MAX_HEADER_CHARS} characters")
     raw = f["neurofl"].attrs["header"]
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
@@ -213,20 +260,16 @@ def read_netx(path: Path) -> NetxFile:
         parameters, a missing or malformed neurofl header.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    regular_file(path, "NetX file")
     try:
         f = h5py.File(path, "r")
-    except Exception:  # noqa: BLE001 - h5py raises OSError and others for non-HDF5 or truncated files
+    except OSError:  # h5py's error for a file that is not HDF5, or is truncated
         raise UserError(f"{path}: not a readable HDF5 file (truncated or another format)") from None
     try:
         with f:
             widths, header = _read_layers(f, path)
-    except UserError:
-        raise
-    except MemoryError:
-        raise UserError(f"{path}: a dataset is too large to read") from None
-    except Exception as e:  # noqa: BLE001 - corrupt HDF5 object headers surface as many error types
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        # what h5py raises for corrupt object headers, B-trees and heaps inside a file that opened
         raise UserError(f"{path}: malformed NetX file ({type(e).__name__}: {str(e)[:120]})") from None
     if header.get("format") != NETX_FORMAT:
         raise UserError(f"{path}: unsupported header format {header.get('format')!r} (expected {NETX_FORMAT})"[:300])
@@ -244,6 +287,14 @@ def read_netx(path: Path) -> NetxFile:
         raise UserError(f"{path}: header input_frac_bits must be an integer in 0..{max_frac}, got {frac!r}"[:300])
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_TIME_STEPS:
         raise UserError(f"{path}: header time_steps must be an integer in 1..{MAX_TIME_STEPS}, got {steps!r}"[:300])
+    if steps != profile.simulation.time_steps:
+        want = profile.simulation.time_steps
+        raise UserError(f"{path}: header time_steps {steps} disagrees with its profile's {want}")
+    if encoding != profile.spikes.input_encoding:
+        raise UserError(f"{path}: header input_encoding {encoding!r} disagrees with its profile's")
+    if header.get("kind", "snn") != "snn":
+        raise UserError(f"{path}: header kind must be 'snn', got {header.get('kind')!r}"[:300])
+    header_seed(header, f"{path} header")
     nf = NetxFile(path, header, profile, arch, tuple(widths), encoding, frac, steps)
     if tuple(arch.widths) != nf.widths:
         raise UserError(f"{path}: layer widths {nf.widths} disagree with the header's architecture {arch.widths}")
@@ -260,13 +311,12 @@ def build_network(nf: NetxFile, reset_interval: int | None = None) -> Any:
     from lava.lib.dl.netx.hdf5 import Network
 
     bits = nf.profile.spikes.payload_bits if nf.graded_input else 0
-    try:
-        # NetX prints weight-fitting notes on stdout; keep stdout clean for --json
-        with contextlib.redirect_stdout(io.StringIO()):
-            # reset_offset=1: the input RingBuffer and the first Dense buffer delay the input by 2 steps
-            net = Network(str(nf.path), input_message_bits=bits, reset_interval=reset_interval, reset_offset=1)
-    except Exception as e:  # noqa: BLE001 - NetX raises bare exceptions for bad files
-        raise UserError(f"{nf.path}: NetX could not build the network ({type(e).__name__}: {e})") from None
+    # The file passed read_netx, which checks everything NetX reads: an exception here is a bug
+    # (in that check or in NetX), not bad input, and surfaces as an internal error.
+    # NetX prints weight-fitting notes on stdout; keep stdout clean for --json
+    with contextlib.redirect_stdout(io.StringIO()):
+        # reset_offset=1: the input RingBuffer and the first Dense buffer delay the input by 2 steps
+        net = Network(str(nf.path), input_message_bits=bits, reset_interval=reset_interval, reset_offset=1)
     if nf.input_frac_bits:
         syn = net.layers[0].synapse
         syn.proc_params.overwrite("weight_exp", int(syn.proc_params["weight_exp"]) - nf.input_frac_bits)

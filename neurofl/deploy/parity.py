@@ -8,6 +8,7 @@ Both sides see the same encoded inputs (one seeded rate code for binary-spike pr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import h5py
@@ -16,8 +17,9 @@ import torch
 
 from neurofl.data import Dataset
 from neurofl.deploy.netx import NetxFile
-from neurofl.deploy.trace import encoded_input, trace
+from neurofl.deploy.trace import encoded_input, neurons, trace
 from neurofl.errors import UserError
+from neurofl.limits import samples_per_chunk
 from neurofl.models import build_model
 
 
@@ -83,6 +85,14 @@ def chip_grid_hook(model: torch.nn.Module, frac_bits: int) -> torch.utils.hooks.
     return model.blocks[0].synapse.register_forward_hook(hook)
 
 
+def output_spikes(model: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
+    """The last block's spikes (N, out, T) int8 for encoded ``inputs`` (N, in, T), computed in chunks
+    of samples within :data:`neurofl.limits.ACTIVATION_BUDGET`."""
+    step = samples_per_chunk(neurons(model), inputs.shape[-1])
+    parts = [trace(model, None, inputs=inputs[i : i + step]).layers[-1] for i in range(0, inputs.shape[0], step)]
+    return torch.cat(parts).numpy().astype(np.int8)
+
+
 def check_dataset(nf: NetxFile, data: Dataset, samples: int = 1) -> None:
     """Raise :class:`UserError` unless ``data`` fits the network (input shape, classes) and ``samples`` >= 1."""
     if tuple(data.input_shape) != tuple(nf.arch.input_shape):
@@ -98,15 +108,19 @@ def check_dataset(nf: NetxFile, data: Dataset, samples: int = 1) -> None:
         raise UserError(f"--samples must be >= 1, got {samples}")
 
 
-def verify_netx(nf: NetxFile, data: Dataset, samples: int, seed: int = 0) -> ParityReport:
+def verify_netx(
+    nf: NetxFile, data: Dataset, samples: int, seed: int = 0, on_start: Callable[[], None] | None = None
+) -> ParityReport:
     """Run the first ``samples`` of ``data`` through SLAYER and Lava fixed point and compare.
+
+    ``on_start`` is called once every input check has passed, before the simulations run.
 
     Raises
     ------
     UserError
         ``data``'s input shape or classes do not match the network, or ``samples`` < 1.
     """
-    from neurofl.deploy.lava_run import run_lava
+    from neurofl.deploy.lava_run import run_lava, to_payload
 
     check_dataset(nf, data, samples)
     samples = min(samples, len(data.y))
@@ -115,7 +129,10 @@ def verify_netx(nf: NetxFile, data: Dataset, samples: int, seed: int = 0) -> Par
     model = reference_model(nf)
     t0 = time.perf_counter()
     inputs = encoded_input(model, x, seed)
-    ref = trace(model, x, inputs=inputs).layers[-1].numpy().astype(np.int8)
+    to_payload(inputs.numpy(), nf)  # refuses inputs the chip cannot represent, before any run
+    if on_start is not None:
+        on_start()
+    ref = output_spikes(model, inputs)
     t1 = time.perf_counter()
     out = run_lava(nf, inputs.numpy())
     t2 = time.perf_counter()
@@ -126,7 +143,7 @@ def verify_netx(nf: NetxFile, data: Dataset, samples: int, seed: int = 0) -> Par
     if nf.input_frac_bits:
         handle = chip_grid_hook(model, nf.input_frac_bits)
         try:
-            ref_grid = trace(model, x, inputs=inputs).layers[-1].numpy().astype(np.int8)
+            ref_grid = output_spikes(model, inputs)
         finally:
             handle.remove()
         grid = float((ref_grid[..., layers:] == out[..., layers:]).mean())

@@ -93,21 +93,25 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
     -------
     ResourceReport; ``problems`` lists every limit the model exceeds (empty when it fits).
     """
-    from neurofl.deploy.trace import trace
+    from neurofl.deploy.trace import chunks
 
     x = torch.as_tensor(x, dtype=torch.float32)
-    tr = trace(model, x, seed)
     n = x.shape[0]
-    steps = tr.inputs.shape[-1]
+    steps = model.time_steps
+    # input events of every block, counted chunk by chunk (bounded memory)
+    events_in = [0] * len(model.blocks)
+    for h in chunks(model, x, seed):
+        for i, block in enumerate(model.blocks):
+            events_in[i] += int((h != 0).sum())
+            h = block(h)
     bits = profile.weights.bits if profile.weights.quantized else 32
     r = profile.resources
     layers = []
     problems = []
-    spikes_in = [tr.inputs, *tr.layers[:-1]]
     for i, block in enumerate(model.blocks):
         fan_out, fan_in = block.synapse.weight.shape[:2]
         cores = _layer_cores(fan_out, fan_in, bits, profile)
-        events = float((spikes_in[i] != 0).sum()) / n
+        events = events_in[i] / n
         layers.append(
             LayerResources(
                 i, fan_out, fan_in, fan_in * fan_out, cores, fan_in * fan_out * bits // 8, events, events * fan_out

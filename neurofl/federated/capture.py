@@ -21,7 +21,14 @@ from neurofl.errors import UserError
 from neurofl.federated.files import write_torch
 from neurofl.models import Architecture
 
-FORMAT = "neurofl.captured_update/1"
+FORMAT = "neurofl.captured_update/2"
+# Bounds on what a captured file may declare (an attack allocates dummies of ``batch`` samples and
+# unrolls ``local_steps`` steps per iteration): the fl settings' own ranges.
+MAX_ROUND = 1_000_000
+MAX_CLIENT = 1_000_000
+MAX_BATCH = 1 << 16
+MAX_LR = 1e3
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,15 @@ class CapturedUpdate:
     ----------
     round, client : 1-based round; client id (-1: the aggregate of a secure-aggregation round)
     profile, dataset, model_kind : names of the hardware profile, dataset and ``snn`` | ``ann``
+    seed : the run's seed (every random choice of the run derives from it)
+    profile_table : the full resolved hardware profile (``neurofl.checkpoint.profile_to_dict``;
+        ``profile_from_dict`` rebuilds it), so the update can be rebuilt without the profile file
+    dataset_identity : ``neurofl.identity.dataset_identity`` of the full dataset the run loaded
+        (name, shape, classes, sha256 of its arrays)
+    run : SHA-256 of the run's identity (settings and input contents, without ``rounds`` and the
+        capture options); every capture of one run carries the same value
+    (``neurofl fl`` always records these four; a capture written by other code may leave all four
+    None, "not recorded", never some of them)
     arch : the model topology; rebuild with ``build_model(model_kind, arch, profile, seed)``
     state_dict : the global model the client started from (``model.load_state_dict`` accepts it)
     update : name (as in ``model.weight_layers()``) -> (1, *weight_shape), after defense and the
@@ -57,6 +73,10 @@ class CapturedUpdate:
     lr: float
     true_inputs: torch.Tensor | None
     true_labels: torch.Tensor | None
+    seed: int | None = None
+    profile_table: dict[str, Any] | None = None
+    dataset_identity: dict[str, Any] | None = None
+    run: str | None = None
 
 
 def file_name(round_: int, client: int) -> str:
@@ -72,11 +92,53 @@ def save_captured(dir: Path, item: CapturedUpdate) -> None:
     write_torch(Path(dir) / file_name(item.round, item.client), payload)
 
 
-def _int(d: dict, key: str, lo: int, path: Path) -> int:
+def _int(d: dict, key: str, lo: int, path: Path, hi: int) -> int:
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise UserError(f"{path}: '{key}' must be an integer >= {lo}, got {v!r}"[:300])
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise UserError(f"{path}: '{key}' must be an integer in {lo}..{hi}, got {v!r}"[:300])
     return v
+
+
+def _digest(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 64 and set(v) <= _HEX
+
+
+def _check_provenance(d: dict, fields: dict[str, Any], arch: Any, path: Path) -> None:
+    """seed, profile_table, dataset_identity and run: types, ranges, and agreement with the
+    file's other fields."""
+    from neurofl.checkpoint import MAX_WIDTH, profile_from_dict
+    from neurofl.identity import SEED_MAX
+
+    keys = ("seed", "profile_table", "dataset_identity", "run")
+    if all(d[k] is None for k in keys):  # not recorded (a capture written by hand or other tools)
+        fields.update(dict.fromkeys(keys))
+        return
+    if any(d[k] is None for k in keys):
+        raise UserError(f"{path}: seed, profile_table, dataset_identity and run are recorded together or not at all")
+    fields["seed"] = _int(d, "seed", 0, path, SEED_MAX)
+    table = d["profile_table"]
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: 'profile_table' must be a table, got {type(table).__name__}")
+    profile = profile_from_dict(table, f"{path} profile_table")
+    if profile.name != fields["profile"]:
+        raise UserError(f"{path}: 'profile_table' is profile {profile.name!r}, not {fields['profile']!r}"[:300])
+    fields["profile_table"] = table
+    ident = d["dataset_identity"]
+    if not isinstance(ident, dict) or set(ident) != {"name", "shape", "classes", "sha256"}:
+        raise UserError(f"{path}: 'dataset_identity' must be a table of name, shape, classes, sha256")
+    shape, classes = ident["shape"], ident["classes"]
+    if ident["name"] != fields["dataset"] or not _digest(ident["sha256"]):
+        raise UserError(f"{path}: 'dataset_identity' names another dataset or has no sha256 digest")
+    ints = isinstance(shape, list) and 2 <= len(shape) <= 5
+    ints = ints and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 31 for v in shape)
+    if not ints or tuple(shape[1:]) != tuple(arch.input_shape):
+        raise UserError(f"{path}: 'dataset_identity' shape {shape!r} does not fit inputs {arch.input_shape}"[:300])
+    if isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= MAX_WIDTH:
+        why = f"classes must be an integer in 2..{MAX_WIDTH}, got {str(classes)[:40]}"
+        raise UserError(f"{path}: 'dataset_identity' {why}")
+    fields["dataset_identity"] = ident
+    if not _digest(d["run"]):
+        raise UserError(f"{path}: 'run' must be a SHA-256 hex digest, got {d['run']!r}"[:300])
 
 
 def _choice(d: dict, key: str, choices: tuple[str, ...], path: Path) -> str:
@@ -97,21 +159,24 @@ def _expected_shapes(kind: str, arch: Any) -> dict[str, tuple[int, ...]]:
 
 def _check_item(d: dict, path: Path) -> CapturedUpdate:
     """Every field's type, range and shape, against the architecture the file declares."""
+    from neurofl.limits import MAX_LOCAL_STEPS
+
     fields: dict[str, Any] = {n: d[n] for n in _NAMES}
-    for key in ("round", "batch", "local_steps"):
-        fields[key] = _int(d, key, 1, path)
-    fields["client"] = _int(d, "client", -1, path)
+    for key, hi in (("round", MAX_ROUND), ("batch", MAX_BATCH), ("local_steps", MAX_LOCAL_STEPS)):
+        fields[key] = _int(d, key, 1, path, hi)
+    fields["client"] = _int(d, "client", -1, path, MAX_CLIENT - 1)
     fields["model_kind"] = _choice(d, "model_kind", ("snn", "ann"), path)
     fields["kind"] = _choice(d, "kind", ("gradient", "delta"), path)
     for key in ("profile", "dataset"):
         if not isinstance(d[key], str) or not d[key]:
             raise UserError(f"{path}: '{key}' must be a name, got {d[key]!r}"[:300])
     lr = d["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise UserError(f"{path}: 'lr' must be a finite number > 0, got {lr!r}"[:300])
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= MAX_LR:
+        raise UserError(f"{path}: 'lr' must be a finite number in (0, {MAX_LR:g}], got {lr!r}"[:300])
     fields["lr"] = float(lr)
     arch = arch_from_dict(d["arch"], str(path))
     fields["arch"] = arch
+    _check_provenance(d, fields, arch, path)
     shapes = _expected_shapes(fields["model_kind"], arch)
     state = check_state_dict(d["state_dict"], path, "state_dict")
     for name, shape in shapes.items():
@@ -141,6 +206,7 @@ def _check_item(d: dict, path: Path) -> CapturedUpdate:
 
 
 _NAMES = tuple(f.name for f in dataclasses.fields(CapturedUpdate))
+MAX_FILES = 100_000
 
 
 def load_captured(dir: Path) -> list[CapturedUpdate]:
@@ -164,10 +230,21 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
         raise UserError(
             f"{dir}: no captured updates (round*_client*.pt); run `neurofl fl --capture-rounds ...`"
         )
+    if len(files) > MAX_FILES:
+        raise UserError(f"{dir}: {len(files)} captured updates, more than the {MAX_FILES} read at once")
     items = []
     for path in files:
-        d = load_tensors_file(path, "captured update")
+        d = load_tensors_file(path, "captured update")  # refuses FIFOs, devices, sockets, folders
         if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in _NAMES):
             raise UserError(f"{path}: not a neurofl captured update (expected format {FORMAT})")
-        items.append(_check_item(d, path))
+        item = _check_item(d, path)
+        if items and item.run != items[0].run:
+            mine, theirs = (str(r)[:12] if r else "not recorded" for r in (item.run, items[0].run))
+            raise UserError(
+                f"{path}: captured in another run than {files[0].name} (run {mine} vs {theirs}); "
+                "keep one run's updates per folder"
+            )
+        if file_name(item.round, item.client) != path.name:
+            raise UserError(f"{path}: holds round {item.round} client {item.client}, not what its name says")
+        items.append(item)
     return sorted(items, key=lambda c: (c.round, c.client))

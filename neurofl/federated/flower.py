@@ -4,9 +4,10 @@ A Flower node (SuperNode) hosts the clients ``k`` with ``k % nodes == node`` (``
 one client per node, the deployment layout with real devices). Each round the server sends every
 node the ids of its sampled clients; the node computes their uploads (vectorized where exact, as
 the local engine does) and returns them stacked along a leading client axis. The server strategy is
-a Flower ``FedAvg`` (``FedProx`` for fedprox); it unpacks the clients' uploads, takes Flower's
-FedAvg weighted average of them as the round's aggregate, and steps the global model with it
-exactly as the local engine does. Under ``secagg`` every node hosts one client and the fit round
+a Flower ``FedAvg`` (``FedProx`` for fedprox); it unpacks the clients' uploads, takes their
+FedAvg weighted average with the local engine's arithmetic (float64 sums in client-id order) and
+steps the global model with it exactly as the local engine does, so both backends give
+bit-identical weights. Under ``secagg`` every node hosts one client and the fit round
 runs Flower's SecAgg+ workflow, so the strategy only ever receives the masked sum. The server picks
 the same clients as the local engine (seeded), so both backends train the same model.
 
@@ -17,6 +18,7 @@ or under Flower's deployment engine (``flwr run`` with real SuperNodes); see doc
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,11 +32,11 @@ import torch
 
 from neurofl.errors import UserError
 from neurofl.federated.client import ClientResult, client_round, first_batch, set_weights, weights_of
-from neurofl.federated.dispatch import fast_dispatch
+from neurofl.federated.dispatch import fast_dispatch, fast_grid
 from neurofl.federated.engine import FLResult
 from neurofl.federated.recorder import Recorder
 from neurofl.federated.rng import sample_clients
-from neurofl.federated.server import apply_update
+from neurofl.federated.server import apply_update, weighted_mean
 from neurofl.federated.shipping import ShipOnce, received
 from neurofl.federated.task import FLTask
 
@@ -126,14 +128,13 @@ def make_client_app(task: FLTask) -> Any:
 def _strategy_class(task: FLTask) -> type:
     from flwr.common import FitIns, GetPropertiesIns, ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server.strategy import FedAvg, FedProx
-    from flwr.server.strategy.aggregate import aggregate
 
     base = FedProx if task.cfg.strategy == "fedprox" else FedAvg
 
     class NeuroflStrategy(base):  # type: ignore[misc, valid-type]
         """Flower's FedAvg/FedProx over the clients' uploads, plus neurofl's bookkeeping. A node's
-        result holds several clients, so aggregation unpacks it and applies Flower's FedAvg rule
-        (``flwr.server.strategy.aggregate.aggregate``) to the individual uploads."""
+        result holds several clients, so aggregation unpacks it and applies FedAvg's rule to the
+        individual uploads with the local engine's arithmetic (:func:`weighted_mean`)."""
 
         def __init__(self, model: torch.nn.Module, rec: Recorder, start: int, nodes: int):
             cfg = task.cfg
@@ -206,9 +207,12 @@ def _strategy_class(task: FLTask) -> type:
                     for (cid, _, n), u in zip(per_client, uploads, strict=True)
                 ]
                 self.rec.capture(r, captured, self.global_state)  # under secagg each upload is the aggregate
-            # Flower's FedAvg rule (what FedAvg/FedProx.aggregate_fit apply), over the clients' uploads
-            mean = aggregate([(arrays, n) for _, arrays, n in per_client])
-            apply_update(self.model, _to_update(mean, self.names), cfg)
+            # FedAvg's rule (each upload weighted by its sample count), computed exactly as the local
+            # engine computes it: neurofl's weighted_mean (float64 sums, in client-id order), so both
+            # backends train bit-identical models. (flwr's aggregate() sums float32 arrays in the
+            # order results arrive, which drifts from the local engine after a few rounds.)
+            mean = weighted_mean(uploads, [n for _, _, n in per_client])
+            apply_update(self.model, mean, cfg)
             self.rec.end_round(r, self.model, [c for c, _, _ in per_client], uploads)
             return self._params(), {}
 
@@ -231,10 +235,9 @@ def make_server_app(task: FLTask, model: torch.nn.Module, rec: Recorder, start: 
     @app.main()
     def main(grid: Any, context: Any) -> None:
         # The simulation's in-memory grid sleeps pull_interval (0.1 s) between polls for replies,
-        # a fixed latency per round that dominates rounds of small models; poll faster (a poll
-        # costs ~0.05 ms).
-        if hasattr(grid, "pull_interval"):
-            grid.pull_interval = 0.002
+        # a fixed latency per round that dominates rounds of small models; poll faster (only under
+        # the pinned Flower, see neurofl.federated.dispatch).
+        fast_grid(grid)
         ctx = LegacyContext(
             context=context, config=ServerConfig(num_rounds=task.cfg.rounds - start), strategy=strategy
         )
@@ -272,6 +275,14 @@ def flower_nodes(task: FLTask, cpus: int, nodes: int | None) -> int:
     return nodes
 
 
+class _KnownNotices(logging.Filter):
+    """Drops Flower's notice that ``run_simulation`` is deprecated (neurofl drives the simulation
+    engine from Python on purpose; docs/federated.md says how to deploy with ``flwr run``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage().startswith("DEPRECATED FEATURE: The `run_simulation`"))
+
+
 def run_flower(
     task: FLTask,
     out: Path | None = None,
@@ -292,7 +303,6 @@ def run_flower(
         Ray instance on this machine; the nodes then run as Ray actors wherever a cluster CPU is free
     """
     import contextlib
-    import logging
     import sys
 
     from flwr.simulation import run_simulation
@@ -303,7 +313,10 @@ def run_flower(
     start = rec.resume(model)
     if start < task.cfg.rounds:
         if not verbose:
-            logging.getLogger("flwr").setLevel(logging.WARNING)
+            flwr_log = logging.getLogger("flwr")
+            flwr_log.setLevel(logging.WARNING)
+            if not any(isinstance(f, _KnownNotices) for f in flwr_log.filters):
+                flwr_log.addFilter(_KnownNotices())
         init_args = {"include_dashboard": False, "log_to_driver": verbose}
         backend = {
             "init_args": {**init_args, "num_cpus": cpus},

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from neurofl.errors import UserError
 from neurofl.federated import history
 from neurofl.federated.capture import CapturedUpdate, save_captured
 from neurofl.federated.client import ClientResult, Update, set_weights, weights_of
@@ -18,14 +19,47 @@ from neurofl.federated.server import evaluate
 from neurofl.federated.task import FLTask
 
 
-def identity(task: FLTask) -> dict[str, Any]:
-    """What makes two runs the same run (a resume must match it)."""
+def _data_identity(task: FLTask) -> dict[str, Any]:
+    """The content identity of the task's data: the loaded dataset's, or (a task built by hand)
+    the digest of every client's and the test split's arrays."""
+    if task.data_identity is not None:
+        return task.data_identity
+    from neurofl.identity import arrays_digest
+
+    arrays = [a.numpy() for c in task.clients for a in (c.x, c.y)] + [task.test_x.numpy(), task.test_y.numpy()]
+    n = sum(len(c.y) for c in task.clients) + len(task.test_y)
     return {
-        "dataset": task.dataset,
+        "name": task.dataset,
+        "shape": [n, *task.test_x.shape[1:]],
+        "classes": int(task.arch.classes),
+        "sha256": arrays_digest(*arrays),
+    }
+
+
+def identity(task: FLTask) -> dict[str, Any]:
+    """What makes two runs the same run (a resume must match it): the settings, and the content of
+    the profile and the data (their digests; an edited profile TOML with the same name is another run)."""
+    from neurofl.identity import config_identity
+
+    return {
+        "dataset": _data_identity(task),
         "model": task.model_kind,
-        "profile": task.profile.name,
+        "profile": config_identity(task.profile),
         **dataclasses.asdict(task.cfg),
     }
+
+
+def run_fingerprint(task: FLTask) -> dict[str, Any]:
+    """The identity without the settings a resumed run may change (``--rounds``, capture options):
+    what the run folder and every captured update are keyed by."""
+    return {k: v for k, v in identity(task).items() if k not in history.RESUMABLE}
+
+
+def run_digest(task: FLTask) -> str:
+    """SHA-256 of :func:`run_fingerprint` (stored in each captured update as ``run``)."""
+    from neurofl.identity import table_digest
+
+    return table_digest(run_fingerprint(task))
 
 
 class Recorder:
@@ -38,6 +72,7 @@ class Recorder:
         self.on_round = on_round
         self.out = Path(out) if out is not None else None
         self.ident = identity(task)
+        self.run = run_digest(task)
         self.rows: list[dict[str, Any]] = []
         self.start_round = 0
         self.clock = time.perf_counter()
@@ -45,11 +80,17 @@ class Recorder:
     def resume(self, model: torch.nn.Module) -> int:
         """Load the last completed round into ``model`` (or evaluate the initial model as round 0).
         Returns the last completed round."""
-        state = history.load_checkpoint(self.out, self.ident) if self.out else None
+        shapes = {k: tuple(v.shape) for k, v in weights_of(model).items()}
+        state = history.load_checkpoint(self.out, self.ident, shapes) if self.out else None
         if state is not None:
+            if state["round"] > self.task.cfg.rounds:
+                raise UserError(
+                    f"{self.out} holds {state['round']} rounds, more than --rounds {self.task.cfg.rounds}; "
+                    f"ask for {state['round']} or more to continue it, or use another --out"
+                )
             set_weights(model, state["weights"])
             self.rows = list(state["rows"])
-            self.start_round = int(state["round"])
+            self.start_round = state["round"]
         else:
             self.rows = [
                 {"round": 0, **evaluate(model, self.task.test_x, self.task.test_y, self.task.cfg.seed)}
@@ -69,9 +110,15 @@ class Recorder:
         cfg, task = self.task.cfg, self.task
         if not self.captures(round_):
             return
+        from neurofl.checkpoint import profile_to_dict
+
         common = dict(
             round=round_,
             profile=task.profile.name,
+            seed=cfg.seed,
+            profile_table=profile_to_dict(task.profile),
+            dataset_identity=_data_identity(task),
+            run=self.run,
             dataset=task.dataset,
             model_kind=task.model_kind,
             arch=task.arch,

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurofl.config import bounded, from_table
+from neurofl.identity import SEED_MAX
+from neurofl.limits import MAX_LOCAL_STEPS
 
 Strategy = Literal["fedsgd", "fedavg", "fedprox"]
 Defense = Literal["none", "dp", "prune", "secagg"]
@@ -50,7 +52,7 @@ class FLConfig:
     rounds: int = field(metadata=bounded(1, 1_000_000))
     fraction: float = field(default=1.0, metadata=bounded(1e-9, 1.0))
     strategy: Strategy = "fedsgd"
-    local_steps: int = field(default=1, metadata=bounded(1, 100_000))
+    local_steps: int = field(default=1, metadata=bounded(1, MAX_LOCAL_STEPS))
     batch: int = field(default=8, metadata=bounded(1, 1_000_000))
     lr: float = field(default=0.5, metadata=bounded(1e-9, 1e3))
     mu: float = field(default=0.01, metadata=bounded(0.0, 1e3))
@@ -65,7 +67,7 @@ class FLConfig:
     capture_rounds: tuple[int, ...] = ()
     capture_clients: int = field(default=0, metadata=bounded(0, 1_000_000))
     vectorize: bool = True
-    seed: int = field(default=0, metadata=bounded(0, 2**31 - 1))
+    seed: int = field(default=0, metadata=bounded(0, SEED_MAX))
 
     def __post_init__(self) -> None:
         if self.strategy == "fedsgd" and self.local_steps != 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -31,6 +32,7 @@ class FLTask:
     test_x: torch.Tensor
     test_y: torch.Tensor
     cfg: FLConfig
+    data_identity: dict[str, Any] | None = None  # identity.dataset_identity of the full dataset loaded
 
     def new_model(self) -> torch.nn.Module:
         """The initial global model (the same for every process with the same seed)."""
@@ -40,6 +42,8 @@ class FLTask:
 def make_task(ds: Dataset, model_kind: ModelKind, profile: HardwareProfile, cfg: FLConfig) -> FLTask:
     """Split ``ds`` (oracle / clients / test, as every neurofl command does, so captured
     victims never overlap the attack's oracle data) and partition the clients' split."""
+    from neurofl.identity import dataset_identity
+
     splits = split_dataset(ds, cfg.seed)
     train = splits.clients
     parts = partition(train.y, cfg.clients, cfg.partition, cfg.alpha, numpy_rng(cfg.seed, "partition"))
@@ -54,4 +58,5 @@ def make_task(ds: Dataset, model_kind: ModelKind, profile: HardwareProfile, cfg:
         test_x=torch.from_numpy(splits.test.x),
         test_y=torch.from_numpy(splits.test.y),
         cfg=cfg,
+        data_identity=dataset_identity(ds),
     )

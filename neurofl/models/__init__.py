@@ -1,6 +1,7 @@
 """Models under attack: SLAYER SNNs and matched float ANNs (fully connected or convolutional)."""
 
-from neurofl.models.factory import Architecture, ModelKind, NeuronParams, build_model
+from neurofl.models.arch import Architecture, ModelKind, NeuronParams
+from neurofl.models.factory import build_model
 
 __all__ = ["Architecture", "ModelKind", "NeuronParams", "build_model", "architecture_for"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from neurofl.models.factory import Architecture
+from neurofl.models.arch import Architecture
 
 
 class MLP(torch.nn.Module):

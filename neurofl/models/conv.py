@@ -19,7 +19,7 @@ from lava.lib.dl import slayer
 from neurofl.atomic import atomic_write
 from neurofl.config import bounded
 from neurofl.data.encoding import encode
-from neurofl.models.factory import NeuronParams
+from neurofl.models.arch import NeuronParams
 from neurofl.models.snn import SlayerNetwork, require_slayer_grids
 from neurofl.profiles import HardwareProfile
 

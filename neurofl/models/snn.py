@@ -7,7 +7,7 @@ from lava.lib.dl import slayer
 
 from neurofl.data.encoding import encode
 from neurofl.errors import UserError
-from neurofl.models.factory import Architecture
+from neurofl.models.arch import Architecture
 from neurofl.profiles import HardwareProfile
 
 # SLAYER's CUBA neuron is hard-wired to Loihi's grids; a profile must agree with them.

@@ -1,6 +1,6 @@
 import numpy as np
 
-from neurofl.data.base import load_dataset, split_dataset
+from neurofl.data import load_dataset, split_dataset
 
 
 def test_embedded_lfw_faces():

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from neurofl.cli import main
-from neurofl.data.base import available_datasets, load_dataset
 from neurofl.data.idx import DEBIAN_FASHION_MNIST
+from neurofl.data.registry import available_datasets, load_dataset
 from neurofl.errors import UserError
 
 STUDY = {"digits", "faces", "dvs-digits", "mnist", "fashion-mnist", "cifar100", "lfw", "dvs128-gesture", "nmnist"}

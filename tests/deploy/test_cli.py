@@ -80,15 +80,14 @@ def _bad_files(folder, net):
 
 @pytest.mark.timeout(120)
 def test_bad_input_exits_2_with_one_line(files, capsys, tmp_path, monkeypatch):
-    import neurofl.data.base as base
-    import neurofl.data.registry  # noqa: F401  (fills the registry before we add to it)
+    from neurofl.data import registry
     from neurofl.data.base import Dataset, DatasetInfo
 
     def tiny(_dir, _download):
         rng = np.random.default_rng(0)
         return Dataset("tiny", rng.random((40, 1, 4, 4), dtype=np.float32), np.arange(40) % 10, 10, "image", "test")
 
-    monkeypatch.setitem(base._REGISTRY, "tiny", DatasetInfo("tiny", "test", True, tiny, "1x4x4", "10"))
+    monkeypatch.setitem(registry.DATASETS, "tiny", DatasetInfo("tiny", "test", True, tiny, "1x4x4", "10"))
     cases = [(("verify", str(p), "--samples", "2"), msg) for p, msg in _bad_files(tmp_path, files["net"])]
     cases += [
         (("verify", str(files["net"]), "--profile", "loihi1"), "built for profile 'loihi2'"),

@@ -72,3 +72,85 @@ def test_load_captured_rejects_bad_input(tmp_path) -> None:
     torch.save({"format": "something else"}, tmp_path / "round00001_client000000.pt")
     with pytest.raises(UserError, match="not a neurofl captured update"):
         load_captured(tmp_path)
+
+
+def test_captures_carry_their_provenance(tiny, tmp_path) -> None:
+    from neurofl.checkpoint import profile_from_dict, profile_to_dict
+    from neurofl.federated.recorder import run_digest
+    from neurofl.identity import dataset_identity
+
+    task = task_for(tiny, "snn", "loihi2", clients=4, rounds=2, seed=7, capture_rounds=[1, 2], capture_clients=2)
+    run_local(task, tmp_path)
+    items = load_captured(tmp_path / "updates")
+    assert len(items) == 4
+    for item in items:
+        assert item.seed == 7 and item.profile == "loihi2"
+        assert item.profile_table == profile_to_dict(task.profile)
+        assert profile_from_dict(item.profile_table, "test") == task.profile
+        assert item.dataset_identity == dataset_identity(tiny)
+        assert item.run == run_digest(task) and len(item.run) == 64
+
+
+def test_a_folder_mixing_two_runs_is_refused(tiny, tmp_path) -> None:
+    for seed, name in ((0, "a"), (1, "b")):
+        run_local(task_for(tiny, clients=4, rounds=1, seed=seed, capture_rounds=[1], capture_clients=1),
+                  tmp_path / name)  # fmt: skip
+    (b_file,) = (tmp_path / "b" / "updates").glob("*.pt")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (a_file,) = (tmp_path / "a" / "updates").glob("*.pt")
+    (mixed / a_file.name).write_bytes(a_file.read_bytes())
+    (mixed / "round00001_client000003.pt").write_bytes(b_file.read_bytes())
+    with pytest.raises(UserError, match="another run"):
+        load_captured(mixed)
+
+
+def test_hostile_capture_folders_are_refused(tiny, tmp_path) -> None:
+    import os
+
+    run_local(task_for(tiny, clients=4, rounds=1, capture_rounds=[1], capture_clients=1), tmp_path / "run")
+    (real,) = (tmp_path / "run" / "updates").glob("*.pt")
+    payload = torch.load(real, weights_only=True)
+    # a FIFO among the updates: refused by name, never opened for reading (that would block forever)
+    fifo_dir = tmp_path / "fifo"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "round00001_client000000.pt")
+    with pytest.raises(UserError, match="FIFO"):
+        load_captured(fifo_dir)
+    # sizes that would make an attack run without end, and seeds out of range
+    for key, value, match in (
+        ("local_steps", 10**9, "local_steps"),
+        ("batch", 10**9, "batch"),
+        ("seed", -1, "seed"),
+        ("seed", 2**40, "seed"),
+        ("seed", "3", "seed"),
+        ("run", "x", "run"),
+        ("profile_table", {"name": "loihi2"}, "profile_table"),
+        ("dataset_identity", {"name": "tiny"}, "dataset_identity"),
+    ):
+        folder = tmp_path / f"{key}-{value!r}"[:40]
+        folder.mkdir()
+        torch.save({**payload, key: value}, folder / real.name)
+        with pytest.raises(UserError, match=match):
+            load_captured(folder)
+
+
+def test_provenance_is_all_or_nothing(tiny, tmp_path) -> None:
+    """Captures written by other code may leave the four provenance fields unrecorded (None), never
+    some of them; a folder mixing recorded and unrecorded captures is two runs."""
+    run_local(task_for(tiny, clients=4, rounds=1, capture_rounds=[1], capture_clients=2), tmp_path / "run")
+    first, second = sorted((tmp_path / "run" / "updates").glob("*.pt"))
+    payload = torch.load(first, weights_only=True)
+    bare = {**payload, "seed": None, "profile_table": None, "dataset_identity": None, "run": None}
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    torch.save(bare, folder / first.name)
+    (item,) = load_captured(folder)
+    assert item.run is None and item.seed is None and item.profile == payload["profile"]
+    torch.save({**bare, "seed": 3}, folder / first.name)
+    with pytest.raises(UserError, match="recorded together or not at all"):
+        load_captured(folder)
+    torch.save(bare, folder / first.name)
+    (folder / second.name).write_bytes(second.read_bytes())
+    with pytest.raises(UserError, match="another run"):
+        load_captured(folder)

@@ -50,10 +50,57 @@ def test_messages_move_when_stored_not_on_the_poll(monkeypatch):
 
 
 def test_fast_dispatch_swaps_flowers_loop_only_inside():
+    """Under the pinned Flower the speed-ups are active (a silent no-op would fail here)."""
+    from importlib import metadata
+
     from flwr.server.superlink.fleet.vce import vce_api
 
+    assert metadata.version("flwr") == dispatch.PINNED_FLOWER
+    assert dispatch.speedups_available() is None
     original = vce_api.add_messages_to_queue
     with dispatch.fast_dispatch() as active:
         assert active
-        assert vce_api.add_messages_to_queue is dispatch.dispatch_messages
+        assert vce_api.add_messages_to_queue is not original
     assert vce_api.add_messages_to_queue is original
+
+
+def test_another_flower_version_turns_the_speedups_off_with_one_line(monkeypatch, caplog):
+    from importlib import metadata
+
+    from flwr.server.grid.inmemory_grid import InMemoryGrid
+    from flwr.server.superlink.fleet.vce import vce_api
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "1.31.0" if name == "flwr" else real(name))
+    dispatch.speedups_available.cache_clear()
+    try:
+        original = vce_api.add_messages_to_queue
+        with caplog.at_level("WARNING", logger="neurofl.federated"), dispatch.fast_dispatch() as active:
+            assert not active and vce_api.add_messages_to_queue is original
+        assert [r.getMessage() for r in caplog.records] == [
+            "neurofl: event-driven dispatch is off (Flower 1.31.0 is not the tested 1.30.0); "
+            "Flower's 0.1 s polling is used"
+        ]
+        grid = InMemoryGrid.__new__(InMemoryGrid)
+        grid.pull_interval = 0.1
+        assert not dispatch.fast_grid(grid) and grid.pull_interval == 0.1
+    finally:
+        dispatch.speedups_available.cache_clear()
+
+
+class BrokenLinkState(FakeLinkState):
+    def get_message_ins(self, node_id: int, limit: int) -> list:
+        raise KeyError("an internal that changed")
+
+
+def test_a_failing_replacement_hands_over_to_flowers_loop(caplog):
+    calls = []
+
+    def flowers_loop(state, queue, nodes_mapping, f_stop):
+        calls.append(state)
+
+    state = BrokenLinkState()
+    with caplog.at_level("WARNING", logger="neurofl.federated"):
+        dispatch._guarded(flowers_loop)(state, Queue(), {0: 0}, threading.Event())
+    assert calls == [state] and "Flower's own loop takes over" in caplog.text
+    assert "store_message_ins" not in vars(state)

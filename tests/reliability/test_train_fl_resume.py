@@ -1,5 +1,11 @@
-"""Nothing lost: `neurofl train` and `neurofl fl` killed with SIGKILL mid-run and rerun with the same
---out end with exactly the model (and history) of an uninterrupted run."""
+"""Nothing lost: `neurofl train` and `neurofl fl` interrupted (SIGKILL, Ctrl-C) and rerun with the same
+--out end with exactly the model (and history) of an uninterrupted run.
+
+No test depends on how fast anything runs. The child is the real CLI in a real process, with one
+change: right after it saves its first unit of progress (epoch 1, round 1) it creates a marker file
+and waits. The test waits for that marker (an event; the deadline only guards against a hang), then
+sends the signal, so the signal always arrives at the same point of the run, however loaded the
+machine is."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from neurofl.cli import INTERRUPTED
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.federated import fl_config
@@ -24,25 +31,62 @@ from neurofl.models import Architecture, architecture_for
 from neurofl.profiles import load_profile
 from neurofl.train import train_model
 
+HANG_GUARD = 600  # seconds; only a child that never reaches its first save runs into it
+
+# The child: the real CLI, whose progress-saving function also creates MARKER and then waits for
+# a signal (SIGKILL ends it; SIGINT raises KeyboardInterrupt there, as Ctrl-C would mid-run).
+PAUSING_CLI = """
+import signal, sys
+from pathlib import Path
+marker, module, name = sys.argv[1:4]
+sys.argv = ["neurofl", *sys.argv[4:]]
+import importlib
+mod = importlib.import_module(module)
+original = getattr(mod, name)
+def save_then_wait(*args, **kwargs):
+    original(*args, **kwargs)
+    Path(marker).touch()
+    while True:
+        signal.pause()
+setattr(mod, name, save_then_wait)
+from neurofl.cli import main
+main()
+"""
+TRAIN_SAVE = ("neurofl.train", "_save_state")
+FL_SAVE = ("neurofl.federated.history", "save_checkpoint")
+
 
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _kill_when(path: Path, cmd: list[str], timeout: float = 120) -> None:
-    """Start ``cmd``, SIGKILL it as soon as ``path`` exists (a first unit of progress is saved)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, f"{cmd[3]} ended before saving progress"
-        assert time.time() - t0 < timeout
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+def _interrupt_after_first_save(tmp_path: Path, save: tuple[str, str], argv: list[str], sig: int) -> tuple[int, str]:
+    """Run the CLI until its first save, send ``sig``; return its exit code and stderr."""
+    marker = tmp_path / "saved.marker"
+    cmd = [sys.executable, "-c", PAUSING_CLI, str(marker), *save, *argv]
+    err_path = tmp_path / "child.err"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_env())
+        try:
+            deadline = time.monotonic() + HANG_GUARD
+            while not marker.exists():
+                if proc.poll() is not None:
+                    pytest.fail(f"the child ended (exit {proc.returncode}) before saving: {err_path.read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("the child never saved its first unit of progress")
+                time.sleep(0.05)
+            proc.send_signal(sig)
+            code = proc.wait(timeout=HANG_GUARD)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return code, err_path.read_text()
 
 
 def _run_json(cmd: list[str]) -> dict:
-    done = subprocess.run(cmd, check=True, capture_output=True, env=_env(), timeout=240, text=True)
+    done = subprocess.run(cmd, capture_output=True, env=_env(), timeout=HANG_GUARD, text=True)
+    assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
@@ -50,19 +94,29 @@ def _states_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.timeout(240)
-def test_train_sigkill_then_rerun_gives_the_uninterrupted_model(tmp_path):
-    out = tmp_path / "killed" / "m.pt"
-    cmd = [sys.executable, "-m", "neurofl", "train", "--epochs", "3", "--seed", "2", "--out", str(out), "--json"]
-    _kill_when(out.with_name("m.pt.resume"), cmd)
-    assert not out.exists() and not list(out.parent.glob(".*"))  # no final file, no temp file left
-    summary = _run_json(cmd)
-    assert summary["resumed_from"] >= 1
-    assert not out.with_name("m.pt.resume").exists()  # progress file removed once the model is saved
-    # reference: the same training uninterrupted, in process (what `neurofl train` runs)
-    splits = split_dataset(load_dataset("digits"), 2)
+def _uninterrupted_train(epochs: int, seed: int):
+    """The same training uninterrupted, in process (what `neurofl train` runs)."""
+    splits = split_dataset(load_dataset("digits"), seed)
     arch = architecture_for(splits.clients.input_shape, splits.clients.classes, "auto")
-    ref = train_model("snn", arch, load_profile("loihi2"), splits.clients, splits.test, 3, seed=2)
+    return train_model("snn", arch, load_profile("loihi2"), splits.clients, splits.test, epochs, seed=seed)
+
+
+@pytest.mark.timeout(HANG_GUARD * 2)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_train_interrupted_then_rerun_gives_the_uninterrupted_model(tmp_path, sig):
+    out = tmp_path / "run" / "m.pt"
+    argv = ["train", "--epochs", "3", "--seed", "2", "--out", str(out), "--json"]
+    code, err = _interrupt_after_first_save(tmp_path, TRAIN_SAVE, argv, sig)
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:  # Ctrl-C: exit 130, the one resume hint, no traceback
+        assert code == 130 and err.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in err, err
+    assert not out.exists() and not list(out.parent.glob(".*"))  # no final file, no temp file left
+    assert out.with_name("m.pt.resume").exists()
+    summary = _run_json([sys.executable, "-m", "neurofl", *argv])
+    assert summary["resumed_from"] == 1  # the signal always came right after epoch 1 was saved
+    assert not out.with_name("m.pt.resume").exists()  # progress file removed once the model is saved
+    ref = _uninterrupted_train(3, seed=2)
     assert summary["history"] == [dataclasses.asdict(h) for h in ref.history]
     assert _states_equal(torch.load(out, weights_only=True)["state_dict"], ref.model.state_dict())
 
@@ -72,7 +126,7 @@ def _digits():
     return splits, Architecture(splits.clients.input_shape, splits.clients.classes, hidden=(16,))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_train_interrupted_in_process_resumes_bit_for_bit(tmp_path):
     splits, arch = _digits()
     prof = load_profile("loihi2")
@@ -103,20 +157,47 @@ def _history(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
-@pytest.mark.timeout(240)
-def test_fl_sigkill_then_rerun_gives_the_uninterrupted_run(tmp_path):
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "neurofl", "fl", "--clients", "4", "--rounds", "20", "--seed", "1",
-           "--out", str(out), "--json"]  # fmt: skip
-    _kill_when(out / "checkpoint.pt", cmd)
-    assert not (out / "model.pt").exists()
-    summary = _run_json(cmd)
-    assert summary["resumed_from"] >= 1
+@pytest.mark.timeout(HANG_GUARD * 2)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_fl_interrupted_then_rerun_gives_the_uninterrupted_run(tmp_path, sig):
+    out = tmp_path / "run"
+    argv = ["fl", "--clients", "4", "--rounds", "6", "--seed", "1", "--out", str(out), "--json"]
+    code, err = _interrupt_after_first_save(tmp_path, FL_SAVE, argv, sig)
+    if sig == signal.SIGINT:
+        assert code == 130 and err.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in err, err
+    assert (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
+    assert not list(out.glob(".*.tmp"))
+    summary = _run_json([sys.executable, "-m", "neurofl", *argv])
+    assert summary["resumed_from"] == 1
     # reference: the same run uninterrupted, in process (what `neurofl fl --backend local` runs)
     ref = tmp_path / "ref"
-    cfg = fl_config({"clients": 4, "rounds": 20, "seed": 1}, "test")
+    cfg = fl_config({"clients": 4, "rounds": 6, "seed": 1}, "test")
     run_local(make_task(load_dataset("digits"), "snn", load_profile("loihi2"), cfg), ref)
     assert _history(out) == _history(ref)
     a = torch.load(ref / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     assert _states_equal(a, b)
+
+
+# Ctrl-C while lava is still being imported (the first seconds of every command): the child sends
+# itself SIGINT from inside that import.
+INTERRUPTED_IMPORT = """
+import os, signal, sys
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name == "lava.lib.dl.slayer":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Finder())
+sys.argv = ["neurofl", "profiles", "list"]
+import runpy
+runpy.run_module("neurofl", run_name="__main__")
+"""
+
+
+@pytest.mark.timeout(HANG_GUARD)
+def test_ctrl_c_during_the_lava_import_exits_130_with_one_line():
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True,
+                          env=_env(), timeout=HANG_GUARD)  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == [INTERRUPTED] and done.stdout == ""
