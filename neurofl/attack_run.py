@@ -88,35 +88,49 @@ def fresh_group(cfg: AttackConfig, ds: Any, splits: Any) -> Group:
     return Group(keyed(f"{cfg.model}@{profile.name}", table_digest(profile)), target, victims)
 
 
-def captured_groups(cfg: AttackConfig, ds: Any, splits: Any) -> list[Group]:
-    """Updates recorded by federated training, one group per round and client setting (same
-    global model, batch, kind, steps and rate). A one-step ``delta`` is ``-lr * gradient``."""
+def load_captures(cfg: AttackConfig) -> list[Any]:
+    """The captured updates of one federated run, with their provenance (refused without it)."""
     from neurofl.federated.capture import load_captured
 
-    groups: dict[tuple, list] = {}
-    for c in load_captured(Path(cfg.updates)):
+    caps = load_captured(Path(cfg.updates))
+    if any(c.seed is None for c in caps):
+        raise UserError(
+            f"{cfg.updates}: the captures record no provenance (seed, profile table, dataset identity); "
+            "capture them with `neurofl fl --capture-rounds`"
+        )
+    for c in caps:
         if c.true_inputs is None or c.true_labels is None:
             raise UserError(f"{cfg.updates}: round {c.round} client {c.client} has no true inputs to score against")
-        if c.dataset != ds.name:
-            raise UserError(f"{cfg.updates}: captured on dataset '{c.dataset}', not --dataset {ds.name}")
-        key = (c.round, c.profile, c.model_kind, c.kind, c.batch, c.local_steps, c.lr)
+    return caps
+
+
+def captured_groups(cfg: AttackConfig, caps: list[Any], ds: Any, splits: Any) -> list[Group]:
+    """Captured updates, one group per round and client setting (same global model, device profile,
+    batch, kind, steps and rate), each on the profile the device ran (from the capture's own table,
+    never a shipped file of the same name). A one-step ``delta`` is ``-lr * gradient``."""
+    from neurofl.checkpoint import profile_from_dict
+
+    groups: dict[tuple, list] = {}
+    for c in caps:
+        prof_key = table_digest(c.profile_table)
+        key = (c.round, prof_key, c.model_kind, c.kind, c.batch, c.local_steps, c.lr)
         groups.setdefault(key, []).append(c)
     out = []
-    for (round_, profile_name, kind, how, batch, steps, lr), caps in sorted(groups.items(), key=lambda kv: kv[0][0]):
-        first = caps[0]
-        prof = load_profile(profile_name)
-        model = build_model(kind, first.arch, prof, seed=cfg.seed)
+    for (round_, prof_key, kind, how, batch, steps, lr), group in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        first = group[0]
+        prof = profile_from_dict(first.profile_table, f"{cfg.updates} profile_table")
+        model = build_model(kind, first.arch, prof, seed=first.seed)
         model.load_state_dict(first.state_dict)
-        update = {k: torch.cat([c.update[k] for c in caps]) for k in first.update}
-        x = torch.cat([c.true_inputs for c in caps])
-        y = torch.cat([c.true_labels for c in caps])
+        update = {k: torch.cat([c.update[k] for c in group]) for k in first.update}
+        x = torch.cat([c.true_inputs for c in group])
+        y = torch.cat([c.true_labels for c in group])
         if how == "delta" and steps == 1:
             update, how = {k: -v / lr for k, v in update.items()}, "gradient"
         steps = 1 if how == "gradient" else steps
         target = Target(model, update, batch, tuple(first.arch.input_shape), first.arch.classes, kind,
                         ds.kind == "events", prof, splits.auxiliary, steps, lr)  # fmt: skip
-        victims = Victims(x, y, np.array([c.client for c in caps]), np.full(len(y), -1, dtype=np.int64), batch)
-        key = keyed(f"round{round_}-{kind}@{prof.name}", table_digest([how, batch, steps, lr, config_identity(prof)]))
+        victims = Victims(x, y, np.array([c.client for c in group]), np.full(len(y), -1, dtype=np.int64), batch)
+        key = keyed(f"round{round_}-{kind}@{prof.name}", table_digest([how, batch, steps, lr, prof_key]))
         out.append(Group(key, target, victims))
     return out
 
@@ -147,9 +161,20 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
     if cfg.model not in ("snn", "ann"):
         raise UserError(f"--model must be snn or ann, got {cfg.model!r}")
     ds = load_dataset(cfg.dataset, cfg.data_dir)
-    splits = split_dataset(ds, cfg.seed)
+    caps = load_captures(cfg) if cfg.updates is not None else None
+    split_seed = cfg.seed
+    if caps is not None:
+        ident = dataset_identity(ds)
+        theirs = caps[0].dataset_identity
+        if theirs["name"] != ident["name"] or theirs["sha256"] != ident["sha256"]:
+            raise UserError(
+                f"{cfg.updates}: captured on dataset '{theirs['name']}' with other content than --dataset "
+                f"{cfg.dataset} (sha256 {theirs['sha256'][:12]} vs {ident['sha256'][:12]})"
+            )
+        split_seed = caps[0].seed  # the run's own split: its victims are never in the oracle's data
+    splits = split_dataset(ds, split_seed)
     check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
-    groups = captured_groups(cfg, ds, splits) if cfg.updates is not None else [fresh_group(cfg, ds, splits)]
+    groups = captured_groups(cfg, caps, ds, splits) if caps is not None else [fresh_group(cfg, ds, splits)]
     fp = {
         "neurofl_version": __version__,
         **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()
@@ -157,6 +182,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
         "recipes": [config_identity(r) for r in recipes],
         "profile": config_identity(groups[0].target.profile),
         "dataset_identity": dataset_identity(ds),
+        "captured_run": caps[0].run if caps is not None else None,
     }
     with tempfile.TemporaryDirectory() as scratch:
         folder = RunFolder(out if out is not None else Path(scratch) / "run", fp)
@@ -164,7 +190,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
             report_path = run.out / "report.json"
             if report_path.is_file():
                 return json.loads(report_path.read_text())
-            judge = judge_for(ds, splits, cfg.seed)
+            judge = judge_for(ds, splits, split_seed)
             parts = []
             for g in groups:
                 store = RowStore(run.path("rows", g.key))
@@ -188,6 +214,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "updates": str(cfg.updates) if cfg.updates else None,
                 "asr_kind": judge.name,
                 "chance": judge.chance,
+                "split_seed": split_seed,
                 "chance_empirical": chance_levels(judge, x, y, index, batch, splits.auxiliary.private().x, cfg.seed),
                 "results": [row],
             }

@@ -54,10 +54,19 @@ class RowStore:
 
     @staticmethod
     def load(path: Path) -> dict[str, np.ndarray] | None:
-        if not path.is_file():
+        """A saved chunk, or None if there is none; a file that is not one of ours is refused."""
+        from neurofl.errors import UserError
+        from neurofl.safeio import regular_file
+
+        if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
+        regular_file(path, "saved chunk")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {name: z[name] for name in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            what = type(e).__name__
+            raise UserError(f"{path}: not a saved chunk of this run ({what}); remove it to recompute") from None
 
     @staticmethod
     def save(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -20,6 +20,7 @@ from neurofl.errors import UserError
 from neurofl.identity import path_component
 
 CONFIG = "config.json"
+CONFIG_BYTES = 1 << 20  # a run's config.json is a few KB; a larger one is not ours
 _SYSTEM = ("/proc", "/sys", "/dev")
 
 
@@ -78,11 +79,13 @@ class RunFolder:
 
     def existing(self) -> dict[str, Any] | None:
         """The fingerprint already in the folder, or None."""
-        if not self.config_path.is_file():
+        if not self.config_path.exists():
             return None
+        from neurofl.safeio import read_regular
+
         try:
-            theirs = json.loads(self.config_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            theirs = json.loads(read_regular(self.config_path, CONFIG_BYTES, "run configuration").decode())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise UserError(f"{self.config_path}: unreadable; remove it or use another --out") from None
         if not isinstance(theirs, dict):
             raise UserError(f"{self.config_path}: not a neurofl run configuration; use another --out")

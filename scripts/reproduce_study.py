@@ -189,8 +189,7 @@ def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed,
     """Run `evaluate` on every available dataset and batch size and summarize the verdict."""
     from neurofl.atomic import atomic_write_bytes
     from neurofl.commands.common import stderr
-    from neurofl.data import load_dataset, split_dataset
-    from neurofl.data.base import available_datasets
+    from neurofl.data import available_datasets, load_dataset, split_dataset
     from neurofl.data.paths import optional_data_dir
     from neurofl.data.registry import is_available
     from neurofl.evaluate import EvaluateConfig, run_evaluate

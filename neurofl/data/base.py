@@ -70,16 +70,6 @@ class DatasetInfo:
     classes: str
 
 
-def __getattr__(name: str) -> object:
-    """``available_datasets`` and ``load_dataset`` moved to :mod:`neurofl.data.registry` (this
-    module no longer depends on it); the old import path keeps working, resolved on first use."""
-    if name in ("available_datasets", "load_dataset"):
-        from neurofl.data import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True)
 class Splits:
     """Disjoint splits: ``oracle`` trains the independent oracle, ``auxiliary`` is the attacker's

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # what the test printed itself (e.g. lava's notice when it builds an SNN first)
     try:
         main(list(args))
         code = 0
@@ -91,14 +92,41 @@ def test_captured_updates(tmp_path, capsys, digits, kind, steps):
     else:
         upd = local_update(model, x, y, batch=1, steps=steps, lr=0.1)
     upd = {k: quantize_update(v.detach(), prof.update) for k, v in upd.items()}
+    from neurofl.checkpoint import profile_to_dict
+    from neurofl.data import load_dataset
+    from neurofl.identity import dataset_identity
+
+    provenance = {"seed": 3, "profile_table": profile_to_dict(prof), "dataset_identity": dataset_identity(
+        load_dataset("digits")), "run": "0" * 64}  # fmt: skip
+    caps = tmp_path / "caps"
     for c in range(2):
-        save_captured(tmp_path, CapturedUpdate(
+        save_captured(caps, CapturedUpdate(
             round=1, client=c, profile="loihi2", dataset="digits", model_kind="snn", arch=arch,
             state_dict=model.state_dict(), update={k: v[c : c + 1] for k, v in upd.items()}, kind=kind,
-            batch=1, local_steps=steps, lr=0.1, true_inputs=x[c : c + 1], true_labels=y[c : c + 1],
+            batch=1, local_steps=steps, lr=0.1, true_inputs=x[c : c + 1], true_labels=y[c : c + 1], **provenance,
         ))
-    code, out, _ = _run(capsys, "attack", "--updates", str(tmp_path), "--iterations", "5", "--json")
-    assert code == 0
-    row = json.loads(out)["results"][0]
+    code, out, err = _run(capsys, "attack", "--updates", str(caps), "--recipe", "inverting_gradients",
+                          "--iterations", "5", "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    row = report["results"][0]
     assert row["victims"] == 2 and row["model"] == "snn" and row["label_accuracy"] == 1.0
     assert row["psnr"] > 30  # the 8-bit readout of the first layer (measured ~60 dB at 8 bits)
+    assert report["split_seed"] == 3  # the oracle is fitted on the run's own split, whatever --seed says
+    # the same captures against another dataset's content are refused
+    code, _, err = _run(capsys, "attack", "--updates", str(caps), "--dataset", "dvs-digits", "--json")
+    assert code == 2 and "captured on dataset" in err
+
+
+def test_captures_without_provenance_are_refused(tmp_path, capsys, digits):
+    prof = load_profile("float32")
+    arch = Architecture((1, 8, 8), 10)
+    model = build_model("ann", arch, prof, seed=0)
+    upd = per_sample_gradients(model, digits[0][:1], digits[1][:1])
+    save_captured(tmp_path, CapturedUpdate(
+        round=1, client=0, profile="float32", dataset="digits", model_kind="ann", arch=arch,
+        state_dict=model.state_dict(), update={k: v.detach() for k, v in upd.items()}, kind="gradient",
+        batch=1, local_steps=1, lr=0.1, true_inputs=digits[0][:1], true_labels=digits[1][:1],
+    ))  # fmt: skip
+    code, _, err = _run(capsys, "attack", "--updates", str(tmp_path), "--json")
+    assert code == 2 and "provenance" in err and len(err.strip().splitlines()) == 1
