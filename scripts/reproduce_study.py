@@ -176,7 +176,7 @@ def study_png(path: Path, study: dict[str, Any]) -> None:
 @click.option("--datasets", "only", default="digits,fashion-mnist,faces,dvs-digits", show_default=True,
               help="Comma-separated datasets (those not available are listed as skipped).")
 @click.option("--batches", default="1,4,16", show_default=True)
-@click.option("--attack", default="suite_full", show_default=True)
+@click.option("--attack", default="suite_study", show_default=True)
 @click.option("--victims", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--clients", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import emit, iterations_option, json_option, progress, seed_option, stderr
+from neurofl.commands.common import (
+    attack_progress,
+    emit,
+    iterations_option,
+    json_option,
+    progress,
+    seed_option,
+    stderr,
+)
 
 
 @click.command()
@@ -53,14 +61,7 @@ def attack(
         updates=updates, data_dir=Path(data_dir) if data_dir else None,
     )
     with progress() as bar:
-        tasks: dict[tuple[str, str], int] = {}
-
-        def on_progress(row: str, name: str, done: int, total: int) -> None:
-            if (row, name) not in tasks:
-                tasks[(row, name)] = bar.add_task(f"{name} on {row}", total=total)
-            bar.update(tasks[(row, name)], completed=done)
-
-        report = run_attack(cfg, out, on_progress)
+        report = run_attack(cfg, out, attack_progress(bar))
 
     def human() -> None:
         r = report["results"][0]

@@ -65,6 +65,18 @@ def progress() -> Progress:
     )
 
 
+def attack_progress(bar: Progress) -> Callable[[str, str, int, int], None]:
+    """The leakage commands' progress callback: one bar per (row, attack), created on its first report."""
+    tasks: dict[tuple[str, str], Any] = {}
+
+    def on_progress(row: str, name: str, done: int, total: int) -> None:
+        if (row, name) not in tasks:
+            tasks[(row, name)] = bar.add_task(f"{name} on {row}", total=total)
+        bar.update(tasks[(row, name)], completed=done)
+
+    return on_progress
+
+
 def seed_option(default: int | None = 0, help: str = "Seed of every random choice.") -> Callable:
     """``--seed``: an integer in [0, 2**32 - 1] (what numpy's and torch's generators take)."""
     from neurofl.identity import SEED_MAX

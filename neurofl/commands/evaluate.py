@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import emit, iterations_option, json_option, progress, seed_option
+from neurofl.commands.common import attack_progress, emit, iterations_option, json_option, progress, seed_option
 
 
 @click.command()
@@ -94,14 +94,7 @@ def evaluate(
         encoding=encoding,
     )
     with progress() as bar:
-        tasks: dict[tuple[str, str], int] = {}
-
-        def on_progress(row: str, name: str, done: int, total: int) -> None:
-            if (row, name) not in tasks:
-                tasks[(row, name)] = bar.add_task(f"{name} on {row}", total=total)
-            bar.update(tasks[(row, name)], completed=done)
-
-        report = run_evaluate(cfg, on_progress)
+        report = run_evaluate(cfg, attack_progress(bar))
 
     def human() -> None:
         click.echo(markdown(report))
