@@ -8,6 +8,8 @@ others when their files are under --data-dir / $NEUROFL_DATA) and every batch si
 --profiles entry). Writes OUT/study.json, OUT/study.md and OUT/study.png (ASR against batch size per
 dataset: each row's worst case over the suite, and the paper's Inverting Gradients for reference);
 each cell's full evaluation lands in OUT/<dataset>/batch<B>/, and a rerun with the same OUT resumes.
+Cells an earlier invocation wrote to OUT/study.json with the same settings are kept, so a study can
+grow by datasets or batch sizes run at different times.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/reproduce_study.py --out results/study
     .venv/bin/python scripts/reproduce_study.py --datasets digits --batches 1 --victims 2 --iterations 5 \\
@@ -69,6 +71,24 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
         "chance": report["chance"], "chance_empirical": report["chance_empirical"],
         "oracle_accuracy": report["oracle_accuracy"], "asr_kind": report["asr_kind"], "rows": rows,
     }  # fmt: skip
+
+
+SAME_STUDY = ("attack", "profiles", "seed", "victims", "clients", "iterations", "train_epochs")
+
+
+def earlier_entries(path: Path, study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The dataset entries an earlier invocation wrote to ``path`` with the same settings, by name,
+    so that a study can grow by datasets or batch sizes run at different times. A study with other
+    settings (or none) contributes nothing."""
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict) or any(old.get(k) != study[k] for k in SAME_STUDY):
+        return {}
+    return {d["dataset"]: d for d in old.get("datasets", [])}
 
 
 def _fmt(v: Any, d: int = 2) -> str:
@@ -205,12 +225,22 @@ def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed,
     root = optional_data_dir(data_dir)
     todo = [n for n in names if is_available(registry[n], root)]
     study: dict[str, Any] = {"attack": attack, "profiles": profiles, "seed": seed, "victims": victims,
-                             "clients": clients, "iterations": iterations, "datasets": [],
-                             "skipped": [n for n in names if n not in todo]}  # fmt: skip
+                             "clients": clients, "iterations": iterations, "train_epochs": train_epochs,
+                             "datasets": [], "skipped": [n for n in names if n not in todo]}  # fmt: skip
+    earlier = earlier_entries(out / "study.json", study)
+
+    def save() -> None:  # after each cell, so a partial study is readable
+        whole = {**study, "datasets": [*study["datasets"], *earlier.values()]}
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "study.json", whole)
+        atomic_write_bytes(out / "study.md", study_markdown(whole).encode())
+        study_png(out / "study.png", whole)
+
     for name in todo:
         ds = load_dataset(name, root)
         clients_split = split_dataset(ds, seed).clients
-        entry: dict[str, Any] = {"dataset": name, "kind": ds.kind, "cells": [], "skipped_batches": []}
+        kept = [c for c in earlier.pop(name, {}).get("cells", []) if c["batch"] not in sizes]
+        entry: dict[str, Any] = {"dataset": name, "kind": ds.kind, "cells": kept, "skipped_batches": []}
         study["datasets"].append(entry)
         for b in sizes:
             n = min(victims, victims_that_fit(clients_split, b, clients, seed))
@@ -225,17 +255,13 @@ def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed,
                 batch_size=b, seed=seed, out=out / name / f"batch{b}", data_dir=root, iterations=iterations,
                 train_epochs=train_epochs,
             )  # fmt: skip
-            cell = cell_summary(run_evaluate(cfg))
-            cell["seconds"] = time.perf_counter() - t0
-            entry["cells"].append(cell)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "study.json", study)  # after each cell, so a partial study is readable
-            atomic_write_bytes(out / "study.md", study_markdown(study).encode())
-            study_png(out / "study.png", study)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "study.json", study)
-    atomic_write_bytes(out / "study.md", study_markdown(study).encode())
-    study_png(out / "study.png", study)
+            report = run_evaluate(cfg)
+            cell = cell_summary(report)
+            cell["wall_seconds"] = time.perf_counter() - t0  # this invocation's (small when resumed)
+            cell["attack_seconds"] = sum(r["phases"]["attacks"] for r in report["results"])  # kept across resumes
+            entry["cells"] = sorted([*entry["cells"], cell], key=lambda c: c["batch"])
+            save()
+    save()
     stderr.print(f"wrote {out / 'study.json'}, {out / 'study.md'} and {out / 'study.png'}")
 
 

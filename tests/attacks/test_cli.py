@@ -12,8 +12,6 @@ from neurofl.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile, quantize_update
 
-pytestmark = pytest.mark.timeout(240)
-
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()  # what the test printed itself (e.g. lava's notice when it builds an SNN first)

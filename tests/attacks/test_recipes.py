@@ -11,7 +11,7 @@ from neurofl.resources import shipped_tomls
 EXPECTED = {"dlg", "idlg", "inverting_gradients", "inverting_gradients_plain", "spike_ig",
             "adaptive_inverting_gradients", "adaptive_idlg", "detached_ig", "detached_spike_ig", "disaggregation",
             "cocktail_party", "cocktail_party_ica", "learned_inversion", "rgap"}
-SUITES = {"suite", "suite_full"}
+SUITES = {"suite", "suite_study", "suite_full"}
 
 
 def test_every_recipe_and_suite_ships_and_loads():
@@ -37,6 +37,15 @@ def test_the_quick_suite_caps_iterations_and_applies_overrides():
     assert {r.name for r in quick} < {r.name for r in full}
     _, over = load_attack("suite", iterations=7)
     assert all(r.iterations == 7 for r in over if isinstance(r, AttackRecipe))
+
+
+def test_the_study_suite_is_the_quick_suite_plus_the_papers_ig():
+    _, quick = load_attack("suite")
+    _, study = load_attack("suite_study")
+    by = {r.name: r for r in study}
+    assert set(by) == {r.name for r in quick} | {"inverting_gradients_plain"}
+    assert all(by[r.name] == r for r in quick)  # the same settings, so the study's cells match `evaluate`'s
+    assert by["inverting_gradients_plain"].iterations == 300 and not by["inverting_gradients_plain"].keep_best
 
 
 def _write(tmp_path, base: str, **changes) -> str:

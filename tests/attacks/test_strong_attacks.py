@@ -20,8 +20,6 @@ from neurofl.profiles import load_profile
 from neurofl.scoring import judge_for, label_accuracy, sample_scores
 from neurofl.victims import draw_victims, shared_updates
 
-pytestmark = pytest.mark.timeout(900)
-
 
 def _case(dataset: str, kind: str, profile: str, victims: int, batch: int, seed: int = 0):
     ds = load_dataset(dataset)

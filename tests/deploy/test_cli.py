@@ -32,7 +32,6 @@ def files(tmp_path_factory):
     return paths
 
 
-@pytest.mark.timeout(240)
 def test_train_export_verify_json(files, capsys, tmp_path):
     code, out, _ = run(
         capsys, "train", "--profile", "loihi1", "--epochs", "1", "--out", str(tmp_path / "m.pt"), "--json"
@@ -78,7 +77,6 @@ def _bad_files(folder, net):
     ]
 
 
-@pytest.mark.timeout(120)
 def test_bad_input_exits_2_with_one_line(files, capsys, tmp_path, monkeypatch):
     from neurofl.data import registry
     from neurofl.data.base import Dataset, DatasetInfo

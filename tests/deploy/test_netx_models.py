@@ -22,7 +22,6 @@ def test_manifest_covers_both_loihi_profiles():
         assert m["slayer_test_accuracy"] >= 0.9
 
 
-@pytest.mark.timeout(180)
 @pytest.mark.parametrize("entry", MANIFEST, ids=[m["file"] for m in MANIFEST])
 def test_recorded_parity_still_holds(entry):
     nf = read_netx(FOLDER / entry["file"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from neurofl.deploy.lava_run import run_lava
@@ -12,7 +11,6 @@ from neurofl.deploy.parity import reference_model, verify_netx
 from neurofl.deploy.trace import encoded_input, trace
 
 
-@pytest.mark.timeout(180)
 def test_binary_spike_network_is_bit_exact(net_loihi1, digits_splits):
     rep = verify_netx(read_netx(net_loihi1), digits_splits.test, 12, seed=0)
     assert rep.spike_agreement == 1.0 and rep.mismatched_bins == 0
@@ -21,7 +19,6 @@ def test_binary_spike_network_is_bit_exact(net_loihi1, digits_splits):
     assert rep.compared_bins == 12 * 10 * (16 - 2)
 
 
-@pytest.mark.timeout(180)
 def test_graded_input_network_matches_the_chip_grid_reference_exactly(net_loihi2, digits_splits):
     rep = verify_netx(read_netx(net_loihi2), digits_splits.test, 12, seed=0)
     assert rep.spike_agreement_chip_grid == 1.0
@@ -29,7 +26,6 @@ def test_graded_input_network_matches_the_chip_grid_reference_exactly(net_loihi2
     assert rep.spike_agreement >= 0.98 and rep.slayer_spikes > 50
 
 
-@pytest.mark.timeout(240)
 def test_back_to_back_run_equals_separate_runs(net_loihi1, digits_splits):
     """Samples share one Lava run with per-layer state resets; each must behave as if run alone."""
     nf = read_netx(net_loihi1)

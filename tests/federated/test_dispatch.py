@@ -29,22 +29,22 @@ class FakeLinkState:
 
 
 def test_messages_move_when_stored_not_on_the_poll(monkeypatch):
-    monkeypatch.setattr(dispatch, "POLL_SECONDS", 60.0)  # only the wake-up can deliver in time
+    monkeypatch.setattr(dispatch, "POLL_SECONDS", 3600.0)  # only the wake-up can deliver in time
     state, queue, stop = FakeLinkState(), Queue(), threading.Event()
     loop = threading.Thread(target=dispatch.dispatch_messages, args=(state, queue, {0: 0, 1: 1}, stop))
     loop.start()
     try:
         state.store_message_ins((0, "a"))
-        assert queue.get(timeout=10) == (0, "a")
+        assert queue.get(timeout=120) == (0, "a")
         for name in "bcd":  # several messages for one node: all of them move, one per sweep
             state.store_message_ins((1, name))
-        assert sorted(queue.get(timeout=10)[1] for _ in range(3)) == ["b", "c", "d"]
+        assert sorted(queue.get(timeout=120)[1] for _ in range(3)) == ["b", "c", "d"]
         with pytest.raises(Empty):
             queue.get(timeout=0.2)
     finally:
         stop.set()
         state.store_message_ins((0, "wake"))  # wakes the loop so it sees the stop
-        loop.join(timeout=10)
+        loop.join(timeout=120)
     assert not loop.is_alive()
     assert "store_message_ins" not in vars(state)  # the state's own method is back
 

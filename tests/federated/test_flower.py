@@ -32,7 +32,6 @@ def _same_models(a, b, atol: float) -> None:
         torch.testing.assert_close(p, q, rtol=1e-5, atol=atol, msg=n)
 
 
-@pytest.mark.timeout(300)
 def test_local_and_flower_train_the_same_model(tiny, tmp_path) -> None:
     # 5 clients on 2 nodes (client k on node k % 2), 4 per round: a node computes several clients
     settings = dict(
@@ -60,7 +59,6 @@ def test_local_and_flower_train_the_same_model(tiny, tmp_path) -> None:
         assert torch.equal(x.true_inputs, y.true_inputs)
 
 
-@pytest.mark.timeout(300)
 def test_flower_secagg_hands_the_server_only_the_aggregate_local_computes(tiny, tmp_path) -> None:
     # secagg_clip 0.1 is below the largest update entries (~0.3): both backends must clip alike
     settings = dict(
@@ -83,7 +81,6 @@ def test_flower_secagg_hands_the_server_only_the_aggregate_local_computes(tiny, 
         assert x.update[name].abs().max() > 1e-2  # not trivially close
 
 
-@pytest.mark.timeout(600)
 def test_local_and_flower_give_identical_weights_over_ten_fedavg_rounds_of_the_snn(tmp_path) -> None:
     """The issue's run (`neurofl fl --clients 10 --rounds 10 --strategy fedavg --local-steps 5 --lr 0.3
     --dataset digits --profile loihi2 --seed 3`): the same aggregation arithmetic on both backends,

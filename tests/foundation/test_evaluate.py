@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from neurofl.cli import run as run_cli
 
 ARGS = ["evaluate", "--profile", "loihi2", "--victims", "4", "--clients", "2", "--attack", "inverting_gradients",
@@ -21,7 +19,6 @@ def _strip_timing(report):
     return report
 
 
-@pytest.mark.timeout(600)
 def test_evaluate_writes_report_with_three_rows_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli([*ARGS, "--out", str(out), "--json"]) == 0
@@ -68,7 +65,6 @@ def test_evaluate_rejects_more_victims_than_data(tmp_path, capsys):
     assert "victims" in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.timeout(600)
 def test_evaluate_at_a_later_round_attacks_the_federated_model(tmp_path):
     """--round 3 attacks updates computed on the global model after 2 rounds of FedAvg."""
     out = tmp_path / "r3"
@@ -91,7 +87,6 @@ def test_encoding_override_is_recorded_and_refused_where_the_chip_cannot_take_it
     assert "binary spikes" in capsys.readouterr().err and not bad.exists()
 
 
-@pytest.mark.timeout(600)
 def test_a_copied_profile_with_other_numbers_is_its_own_row(tmp_path, capsys):
     """Run identity by content: a copy of loihi2.toml keeping name = "loihi2" but with other numbers is
     another row (labelled by its path), and editing it between runs refuses the old folder."""
@@ -122,7 +117,6 @@ def test_a_profile_name_never_becomes_a_path(tmp_path):
     assert outside == {evil}
 
 
-@pytest.mark.timeout(600)
 def test_the_suite_reports_every_attack_and_the_per_sample_worst_case(tmp_path):
     """A tiny suite on batch-2 victims: each attack's ASR, the worst case >= each of them, reasons
     for the attacks that do not apply, and empirical chance levels."""

@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -74,7 +73,6 @@ def _apply(m: tuple) -> dict:
     return d
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(structured)
 def test_structured_mutations_of_a_real_capture(tmp_path, m):
@@ -87,7 +85,6 @@ def test_structured_mutations_of_a_real_capture(tmp_path, m):
         assert all(torch.isfinite(t).all() for t in c.update.values()) and c.batch >= 1
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(byte_mutation(len(REAL)))
 def test_byte_mutations_of_a_real_capture(tmp_path, m):

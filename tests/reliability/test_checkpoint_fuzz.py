@@ -10,7 +10,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -90,7 +89,6 @@ def _apply(m: tuple) -> object:
     return {"header": json.dumps(header, allow_nan=True), "state_dict": state}
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(structured)
 def test_structured_mutations_of_a_real_checkpoint(tmp_path, m):
@@ -101,7 +99,6 @@ def test_structured_mutations_of_a_real_checkpoint(tmp_path, m):
         assert all(torch.isfinite(p).all() for p in ck.model.parameters())
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(byte_mutation(len(REAL)))
 def test_byte_mutations_of_a_real_checkpoint(tmp_path, m):
@@ -134,7 +131,6 @@ def test_pickled_code_never_runs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.timeout(120)
 def test_export_cli_prints_one_line_and_writes_nothing(tmp_path, capsys):
     path = tmp_path / "bad.pt"
     torch.save(_apply(("tensor", NAMES[-1], 1)), path)

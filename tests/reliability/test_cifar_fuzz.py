@@ -6,7 +6,6 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +30,6 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(byte_mutation(len(REAL)))
 @example(("delete", 50, 51))  # leaves a LONG_BINPUT claiming memo slot 175,726,962 (~3 GB memo table)
@@ -45,7 +43,6 @@ def test_byte_mutations_of_a_real_layout_pickle(tmp_path, m):
         assert ds.x.shape[1:] == (3, 32, 32) and np.isfinite(ds.x).all() and ds.y.max() < 100
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from([b"data", b"fine_labels"]), st.integers(0, len(HOSTILE)), st.sampled_from(["train", "test"]))
 def test_wrong_types_and_values(tmp_path, key, which, name):

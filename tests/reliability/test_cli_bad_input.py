@@ -45,7 +45,6 @@ CASES = {
 }
 
 
-@pytest.mark.timeout(120)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_exits_2_with_one_line(hostile, capsys, case):
     argv, needle = CASES[case]

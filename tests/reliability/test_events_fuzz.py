@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +29,6 @@ NMNIST = nmnist_bytes(
 )
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(byte_mutation(len(GESTURE)))
 def test_mutated_gesture_npy(tmp_path, m):
@@ -59,7 +57,6 @@ ARRAYS = [
 ]
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, len(ARRAYS) - 1), st.integers(0, 3), st.booleans())
 def test_gesture_arrays_with_wrong_values_types_and_shapes(tmp_path, which, column, fortran):
@@ -82,7 +79,6 @@ def test_npy_header_claiming_10_to_the_12_events_is_refused_before_reading(tmp_p
     assert check_reader("dvsgesture .npy (targeted)", lambda: read_gesture_npy(path), path) is None
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(byte_mutation(len(NMNIST)))
 def test_mutated_nmnist_bin_matches_tonic_when_accepted(tmp_path, m):
@@ -98,7 +94,6 @@ def test_mutated_nmnist_bin_matches_tonic_when_accepted(tmp_path, m):
         assert ev["x"].max(initial=0) < 34 and ev["y"].max(initial=0) < 34
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["gesture", "nmnist"]), st.sampled_from(["good", "label", "mutate"]), byte_mutation(200))
 def test_whole_layouts(tmp_path, which, how, m):

@@ -20,7 +20,6 @@ IMAGES = bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 28, 28) + bytes(range(256))
 LABELS = bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + bytes([3, 7])
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from([IMAGES, LABELS]), byte_mutation(len(IMAGES)), st.booleans())
 def test_mutated_idx_files(tmp_path, real, m, compress):
@@ -32,7 +31,6 @@ def test_mutated_idx_files(tmp_path, real, m, compress):
         assert arr.size == int(np.prod(arr.shape))
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.sampled_from(["train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),

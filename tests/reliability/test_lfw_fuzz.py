@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -39,7 +38,6 @@ def _image(kind: str) -> bytes:
 OPTIONS = LfwOptions(min_faces=2, resize=0.1)
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(byte_mutation(len(REAL)), st.tuples(st.sampled_from(["grey", "tiny", "rgba", "text", "empty"]))))
 def test_mutated_face_images(tmp_path, m):

@@ -94,7 +94,6 @@ def _apply(path: Path, m: tuple) -> None:
             g.create_dataset("type", data=np.array([m[1].encode()], dtype="S10"))
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(structured)
 def test_structured_mutations_of_a_shipped_model(tmp_path, m):
@@ -106,7 +105,6 @@ def test_structured_mutations_of_a_shipped_model(tmp_path, m):
         assert nf.widths == (64, 128, 10) and all(w >= 1 for w in nf.widths)
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(byte_mutation(len(REAL)))
 def test_byte_mutations_of_a_shipped_model(tmp_path, m):
@@ -126,7 +124,6 @@ def test_absurd_dataset_is_refused_from_metadata(tmp_path):
         read_netx(path)
 
 
-@pytest.mark.timeout(120)
 def test_verify_cli_prints_one_line_for_a_bad_file(tmp_path, capsys):
     path = tmp_path / "bad.net"
     shutil.copyfile(SHIPPED, path)

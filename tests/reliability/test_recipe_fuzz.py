@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +27,6 @@ def _replace_value(data: bytes, line: int, value: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.sampled_from(sorted(REAL)),
@@ -58,7 +56,6 @@ def test_mutated_recipe_loads_or_raises_one_line_user_error(tmp_path, name, m):
             assert math.isfinite(r.lr) and r.lr > 0 and math.isfinite(r.tv_weight)
 
 
-@pytest.mark.timeout(60)
 def test_attack_cli_exits_2_on_a_bad_recipe(tmp_path, capsys):
     path = tmp_path / "r.toml"
     path.write_bytes(

@@ -31,7 +31,7 @@ from neurofl.models import Architecture, architecture_for
 from neurofl.profiles import load_profile
 from neurofl.train import train_model
 
-HANG_GUARD = 600  # seconds; only a child that never reaches its first save runs into it
+HANG_GUARD = 1200  # seconds; only a child that never reaches its first save runs into it (load slows, not hangs)
 
 # The child: the real CLI, whose progress-saving function also creates MARKER and then waits for
 # a signal (SIGKILL ends it; SIGINT raises KeyboardInterrupt there, as Ctrl-C would mid-run).
@@ -126,7 +126,6 @@ def _digits():
     return splits, Architecture(splits.clients.input_shape, splits.clients.classes, hidden=(16,))
 
 
-@pytest.mark.timeout(300)
 def test_train_interrupted_in_process_resumes_bit_for_bit(tmp_path):
     splits, arch = _digits()
     prof = load_profile("loihi2")
@@ -195,7 +194,6 @@ runpy.run_module("neurofl", run_name="__main__")
 """
 
 
-@pytest.mark.timeout(HANG_GUARD)
 def test_ctrl_c_during_the_lava_import_exits_130_with_one_line():
     done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True,
                           env=_env(), timeout=HANG_GUARD)  # fmt: skip
