@@ -79,3 +79,13 @@ def test_a_study_keeps_earlier_cells_only_with_the_same_settings(study, tmp_path
     assert study.earlier_entries(path, settings) == {}
     md = study.study_markdown({**settings, "datasets": [{"dataset": "digits", "cells": [cell]}], "skipped": []})
     assert "| snn | loihi2 | 0.78 [0.66, 0.87] |" in md and "n/a" in md
+
+
+def test_events_are_compared_on_the_published_event_attack(study):
+    r = report(0.78, [0.66, 0.87])
+    for row, asr in zip(r["results"], (0.88, 0.19), strict=True):
+        row["per_attack"]["spike_ig"] = row["per_attack"].pop("inverting_gradients_plain")
+        row["per_attack"]["spike_ig"]["asr"] = asr
+        row["per_attack"]["inverting_gradients_plain"] = {"applicable": False, "reason": "inputs are events"}
+    snn = study.cell_summary(r)["rows"][1]
+    assert snn["reference_attack"] == "spike_ig" and snn["gap_reference"] == pytest.approx(0.88 - 0.19)
