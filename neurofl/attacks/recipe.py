@@ -212,7 +212,7 @@ def _family(table: Any, path: Path | str) -> type:
     if not isinstance(table, dict):
         raise UserError(f"{path}: not a table")
     attack = table.get("attack")
-    if attack not in FAMILIES:
+    if not isinstance(attack, str) or attack not in FAMILIES:
         raise UserError(f"{path}: key 'attack' must be one of {', '.join(map(repr, FAMILIES))}, got {attack!r}"[:300])
     return FAMILIES[attack]
 

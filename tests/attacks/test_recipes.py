@@ -62,6 +62,8 @@ def _write(tmp_path, base: str, **changes) -> str:
     [
         ("dlg", {"iterations": "-1"}, "'iterations'"),
         ("dlg", {"attack": '"gradinversion"'}, "'attack'"),
+        ("cocktail_party", {"attack": "[1, 2]"}, "'attack'"),  # unhashable: found by the fuzzer under CI
+        ("dlg", {"attack": "{ a = 1 }"}, "'attack'"),
         ("dlg", {"restart": "2"}, "'restart'"),
         ("dlg", {"init": '"random"'}, "'init'"),
         ("dlg", {"optimizer": '"lbfgs"', "signed_gradients": "true"}, "signed_gradients"),
