@@ -19,6 +19,7 @@ grow by datasets or batch sizes run at different times.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -85,8 +86,6 @@ def earlier_entries(path: Path, study: dict[str, Any]) -> dict[str, dict[str, An
     """The dataset entries an earlier invocation wrote to ``path`` with the same settings, by name,
     so that a study can grow by datasets or batch sizes run at different times. A study with other
     settings (or none) contributes nothing."""
-    import json
-
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):

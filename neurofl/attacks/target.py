@@ -8,6 +8,7 @@ scoring gets them separately, after the attack.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -47,10 +48,7 @@ class Target:
 
     @property
     def input_size(self) -> int:
-        n = 1
-        for s in self.input_shape:
-            n *= s
-        return n
+        return math.prod(self.input_shape)
 
     def chunk(self, start: int, stop: int) -> Target:
         """The same target restricted to victims ``start`` to ``stop`` (exclusive)."""

@@ -8,6 +8,7 @@ the factory.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,10 +54,7 @@ class Architecture:
     @property
     def input_size(self) -> int:
         """Inputs per sample (the product of ``input_shape``)."""
-        n = 1
-        for s in self.input_shape:
-            n *= s
-        return n
+        return math.prod(self.input_shape)
 
     @property
     def widths(self) -> tuple[int, ...]:
