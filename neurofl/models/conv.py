@@ -20,6 +20,7 @@ from neurofl.atomic import atomic_write
 from neurofl.config import bounded
 from neurofl.data.encoding import encode
 from neurofl.models.arch import NeuronParams
+from neurofl.models.cuba import fuse_neurons
 from neurofl.models.snn import SlayerNetwork, require_slayer_grids
 from neurofl.profiles import HardwareProfile
 
@@ -105,6 +106,7 @@ class ConvSNN(SlayerNetwork):
             slayer.block.cuba.Dense(arch.neuron.as_slayer(), arch.features, arch.classes, delay_shift=True, **common)
         )
         self.blocks = torch.nn.ModuleList(blocks)
+        fuse_neurons(self.blocks, arch.neuron.as_slayer())
         if not arch.is_events:  # event frames are binary spikes already
             self.floor_graded_input(profile)
 

@@ -8,6 +8,7 @@ from lava.lib.dl import slayer
 from neurofl.data.encoding import encode
 from neurofl.errors import UserError
 from neurofl.models.arch import Architecture
+from neurofl.models.cuba import fuse_neurons, run_block
 from neurofl.profiles import HardwareProfile
 
 # SLAYER's CUBA neuron is hard-wired to Loihi's grids; a profile must agree with them.
@@ -54,7 +55,7 @@ class SlayerNetwork(torch.nn.Module):
         """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
         s = self.input_spikes(x, generator)
         for block in self.blocks:
-            s = block(s)
+            s = run_block(block, s)
         return s
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -69,7 +70,8 @@ class SpikingMLP(SlayerNetwork):
     """CUBA LIF network of ``slayer.block.cuba.Dense`` blocks.
 
     Weights pass through the profile's quantizer (a straight-through pre-hook); each block
-    delays its output by one step (``delay_shift``), as Lava's Dense does.
+    delays its output by one step (``delay_shift``), as Lava's Dense does. The neurons are
+    :class:`neurofl.models.cuba.FusedCubaNeuron` (SLAYER's arithmetic, fewer operations).
 
     forward: x (batch, *input_shape) -> logits (batch, classes) = output spike counts over T steps.
     """
@@ -94,6 +96,7 @@ class SpikingMLP(SlayerNetwork):
             )
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
+        fuse_neurons(self.blocks, arch.neuron.as_slayer())
         self.floor_graded_input(profile)
 
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
