@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "neurofl.commands.deploy:train",
     "export": "neurofl.commands.deploy:export",
     "verify": "neurofl.commands.deploy:verify",
+    "import": "neurofl.commands.nir:import_",
     "fl": "neurofl.commands.fl:fl",
 }
 

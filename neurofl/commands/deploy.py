@@ -136,12 +136,16 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="NetX HDF5 file to write (.net).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (.net for NetX, .nir).")
 @click.option("--profile", "profile_name", default=None, help="Refuse unless the model was trained under this profile.")
+@click.option("--format", "fmt", type=click.Choice(["netx", "nir"]), default="netx", show_default=True,
+              help="netx: NetX HDF5 for Lava/Loihi; nir: a NIR graph for snnTorch, Norse, ... (docs/nir.md).")
+@click.option("--dt", type=float, default=1e-4, show_default=True,
+              help="--format nir: seconds per step written into the time constants (snnTorch reads 1e-4).")
 @_data_dir
 @json_option
-def export(checkpoint, out, profile_name, data_dir, as_json) -> None:
-    """Check a trained SNN fits its chip, then write it as a NetX HDF5 network."""
+def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
+    """Check a trained SNN fits its chip, then write it as a NetX HDF5 network (or a NIR graph)."""
     from neurofl.checkpoint import header_seed, load_checkpoint
     from neurofl.deploy.export import export_netx
     from neurofl.errors import UserError
@@ -149,8 +153,18 @@ def export(checkpoint, out, profile_name, data_dir, as_json) -> None:
     check_out_file(out)
     ck = load_checkpoint(checkpoint, kind=None)
     if ck.kind != "snn":
-        raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to NetX")
+        raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to {fmt}")
     _check_profile(profile_name, ck.profile, str(checkpoint))
+    if fmt == "nir":
+        from neurofl.nir_io.from_model import write_nir
+
+        try:
+            n = write_nir(ck.model, out, dt)
+        except UserError as e:
+            raise UserError(f"{checkpoint}: {e}") from None
+        emit({"out": str(out), "profile": ck.profile.name, "format": "nir", "layers": n, "dt": dt}, as_json,
+             lambda: click.echo(f"wrote {out} (NIR, {n} layers, dt {dt:g} s; profile '{ck.profile.name}')"))
+        return
     seed = header_seed(ck.header, f"{checkpoint} header")
     try:
         calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
