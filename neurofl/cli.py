@@ -95,8 +95,18 @@ def _cli():  # noqa: ANN202 - click objects are built here, after the contract i
 
     @click.group(cls=LazyGroup)
     @click.version_option(package_name="neurofl")
-    def cli() -> None:
+    @click.option(
+        "--threads",
+        type=int,
+        default=None,
+        help="Torch CPU threads per process [default: env NEUROFL_THREADS, else OMP_NUM_THREADS, else 1 "
+        "(measured fastest for these small models: results/bench_threads.json)].",
+    )
+    def cli(threads: int | None) -> None:
         """How much private data leaks through federated updates of SNNs on neuromorphic chips."""
+        from neurofl.threads import apply_thread_policy
+
+        apply_thread_policy(threads)
 
     return cli
 

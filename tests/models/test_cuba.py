@@ -7,10 +7,11 @@ import pytest
 import torch
 from lava.lib.dl.slayer.block.base import step_delay as slayer_step_delay
 from lava.lib.dl.slayer.neuron import cuba
+from lava.lib.dl.slayer.synapse import layer as slayer_synapse
 
 from neurofl.models import Architecture, NeuronParams, build_model
 from neurofl.models.conv import ConvArchitecture
-from neurofl.models.cuba import FusedCubaNeuron, step_delay
+from neurofl.models.cuba import FusedCubaNeuron, MatmulDense, step_delay
 from neurofl.profiles import load_profile
 
 PARAMS = [
@@ -76,10 +77,12 @@ def test_step_delay_equals_slayer() -> None:
 
 
 def _slayer_reference(model: torch.nn.Module) -> torch.nn.Module:
-    """The same network with SLAYER's own neurons and block forward."""
+    """The same network with SLAYER's own neurons, synapses and block forward."""
     for block in model.blocks:
         if isinstance(getattr(block, "neuron", None), FusedCubaNeuron):
             block.neuron = cuba.Neuron(**model.arch.neuron.as_slayer())
+        if isinstance(getattr(block, "synapse", None), MatmulDense):
+            block.synapse.__class__ = slayer_synapse.Dense
     return model
 
 
@@ -87,7 +90,7 @@ ARCHS = [Architecture((1, 8, 8), 10), ConvArchitecture((1, 16, 16), 4, channels=
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=["mlp", "conv"])
-@pytest.mark.parametrize("profile", ["loihi2", "loihi1"])
+@pytest.mark.parametrize("profile", ["loihi2", "loihi1", "float32"])
 def test_models_equal_their_slayer_version(arch, profile: str) -> None:
     """Whole SNNs: output spikes bin for bin and the per-sample weight gradients the attacks match."""
     from neurofl.gradients import per_sample_gradients
