@@ -5,6 +5,10 @@ Fresh updates come from the same victims and the same update computation as ``ev
 each group (round, device profile, client settings) attacked on its own global model. Either way
 the attack runs and is scored on the evaluation core (:mod:`neurofl.leakage`, :mod:`neurofl.scoring`),
 with chunks kept under ``--out`` so a rerun resumes.
+
+Fresh updates are computed on a model built from the seed, or on a checkpoint's model as it is
+(``checkpoint``, :mod:`neurofl.model_file`: its kind, topology and profile; the run's identity holds
+the file's digest).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.identity import SEED_MAX, config_identity, dataset_identity, keyed, table_digest
 from neurofl.leakage import ProgressFn, RecipeResult, RowStore, attack_row, score_row
+from neurofl.model_file import ModelFile, check_arch_option, open_model_file
 from neurofl.models import architecture_for, build_model
 from neurofl.profiles import load_profile
 from neurofl.report import reconstructions_png, write_json
@@ -41,9 +46,9 @@ class AttackConfig:
     """Everything that determines an attack run's result (with the content of its inputs)."""
 
     recipe: str
-    model: str = "snn"
-    profile: str = "loihi2"
-    dataset: str = "digits"
+    model: str = "snn"  # the kind built from the seed; with ``checkpoint``, the checkpoint's
+    profile: str | None = "loihi2"  # None: the checkpoint's (with ``checkpoint``), else loihi2
+    dataset: str | None = "digits"  # None: the checkpoint's (with ``checkpoint``), else digits
     victims: int = 8
     batch_size: int = 1
     clients: int = 8
@@ -54,6 +59,7 @@ class AttackConfig:
     iterations: int | None = None  # overrides every gradient-matching recipe's
     updates: Path | None = None
     data_dir: Path | None = None
+    checkpoint: Path | None = None  # attack this neurofl checkpoint's model as it is
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,17 @@ def _validate(cfg: AttackConfig) -> None:
         raise UserError(f"--iterations must be in 1..1000000, got {cfg.iterations}")
 
 
-def fresh_group(cfg: AttackConfig, ds: Any, splits: Any) -> Group:
-    """Victims drawn as ``evaluate`` draws them; their FedSGD gradients or FedAvg deltas."""
-    profile = load_profile(cfg.profile)
+def fresh_group(cfg: AttackConfig, ds: Any, splits: Any, mf: ModelFile | None = None) -> Group:
+    """Victims drawn as ``evaluate`` draws them; their FedSGD gradients or FedAvg deltas, on the
+    model built from the seed or on checkpoint ``mf``'s model."""
     victims = draw_victims(splits.clients, cfg.victims, cfg.batch_size, cfg.clients, cfg.seed)
-    arch = architecture_for(ds.input_shape, ds.classes, cfg.arch)
-    model = build_model(cfg.model, arch, profile, seed=cfg.seed)
+    if mf is not None:
+        mf = mf.for_dataset(ds)
+        check_arch_option(mf, cfg.arch)
+        profile, model = mf.profile, mf.build()
+    else:
+        profile = load_profile(cfg.profile or "loihi2")
+        model = build_model(cfg.model, architecture_for(ds.input_shape, ds.classes, cfg.arch), profile, seed=cfg.seed)
     update = shared_updates(model, victims, profile, cfg.seed, cfg.local_steps, cfg.local_lr)
     target = Target(model, update, cfg.batch_size, tuple(ds.input_shape), ds.classes, cfg.model,
                     ds.kind == "events", profile, splits.auxiliary, cfg.local_steps, cfg.local_lr)  # fmt: skip
@@ -158,6 +169,14 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
     ``per_attack``)."""
     _validate(cfg)
     name, recipes = load_attack(cfg.recipe, cfg.iterations)
+    mf = None
+    if cfg.checkpoint is not None:
+        if cfg.updates is not None:
+            raise UserError("--model FILE and --updates: captured updates carry their own global model; give one")
+        mf = open_model_file(cfg.checkpoint, cfg.dataset, cfg.profile)
+        cfg = dataclasses.replace(cfg, model=mf.kind, dataset=mf.dataset, profile=mf.profile.name)
+    else:
+        cfg = dataclasses.replace(cfg, dataset=cfg.dataset or "digits", profile=cfg.profile or "loihi2")
     if cfg.model not in ("snn", "ann"):
         raise UserError(f"--model must be snn or ann, got {cfg.model!r}")
     ds = load_dataset(cfg.dataset, cfg.data_dir)
@@ -174,11 +193,12 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
         split_seed = caps[0].seed  # the run's own split: its victims are never in the oracle's data
     splits = split_dataset(ds, split_seed)
     check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
-    groups = captured_groups(cfg, caps, ds, splits) if caps is not None else [fresh_group(cfg, ds, splits)]
+    groups = captured_groups(cfg, caps, ds, splits) if caps is not None else [fresh_group(cfg, ds, splits, mf)]
     fp = {
         "neurofl_version": __version__,
         **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()
-           if k not in ("recipe", "profile", "data_dir")},  # fmt: skip
+           if k not in ("recipe", "profile", "data_dir", "checkpoint")},  # fmt: skip
+        **({"model_file": mf.identity()} if mf is not None else {}),
         "recipes": [config_identity(r) for r in recipes],
         "profile": config_identity(groups[0].target.profile),
         "dataset_identity": dataset_identity(ds),
@@ -212,6 +232,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "batch_size": batch,
                 "local_steps": cfg.local_steps if cfg.updates is None else first.local_steps,
                 "updates": str(cfg.updates) if cfg.updates else None,
+                "model_file": {"path": str(cfg.checkpoint), **mf.identity()} if mf is not None else None,
                 "asr_kind": judge.name,
                 "chance": judge.chance,
                 "split_seed": split_seed,

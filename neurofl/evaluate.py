@@ -2,6 +2,12 @@
 attack suite, and leakage is compared between the float ANN, the float SNN and the SNN under each
 hardware profile, on the same victims.
 
+With a checkpoint (``model``, :mod:`neurofl.model_file`) the rows of its kind hold its weights and
+are attacked as they are (no training before the attacked round); the other rows are built as
+without one, with the checkpoint's topology. An SNN checkpoint gives one SNN row, under its own
+profile (``ann@float32`` built, ``snn@<its profile>`` from the file); an ANN checkpoint gives the
+ANN row (the SNN rows built under ``profiles``, as without one).
+
 A run folder belongs to one configuration, identified by content (:mod:`neurofl.identity`): the
 settings, the resolved profiles and recipes, the dataset's arrays. Rows and their chunks are kept
 under ``OUT/rows/`` (:mod:`neurofl.leakage`), so an interrupted run resumes where it stopped and
@@ -28,6 +34,7 @@ from neurofl.data import Dataset, load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.identity import SEED_MAX, config_identity, dataset_identity, keyed, table_digest
 from neurofl.leakage import ProgressFn, RowStore, attack_row, score_row
+from neurofl.model_file import ModelFile, check_arch_option, open_model_file
 from neurofl.models import Architecture, architecture_for, build_model
 from neurofl.profiles import HardwareProfile, load_profile
 from neurofl.report import markdown, profiles_png, reconstructions_png, write_json
@@ -43,8 +50,8 @@ MAX_ITERATIONS = 1_000_000  # the recipes' own limit
 class EvaluateConfig:
     """Settings of one evaluation (with the content of its inputs, everything that determines its results)."""
 
-    profiles: tuple[str, ...] = ("loihi2",)
-    dataset: str = "digits"
+    profiles: tuple[str, ...] = ("loihi2",)  # () with ``model``: the checkpoint's profile
+    dataset: str | None = "digits"  # None: the checkpoint's (with ``model``), else digits
     attack: str = "suite"
     clients: int = 8
     victims: int = 32
@@ -58,11 +65,12 @@ class EvaluateConfig:
     round: int = 1  # attack the updates of this federated round (1: the initial global model)
     encoding: str = "profile"  # SNN input encoding of static images: profile | direct | rate
     fl_lr: float | None = None  # FedAvg client learning rate for rounds before `round` (None: per model)
+    model: Path | None = None  # a neurofl checkpoint whose weights the rows of its kind use
 
     def settings(self) -> dict[str, Any]:
         """The settings as JSON data (paths and the output folder left out: inputs count by content)."""
         d = dataclasses.asdict(self)
-        for k in ("out", "data_dir", "profiles", "attack"):
+        for k in ("out", "data_dir", "profiles", "attack", "model"):
             d.pop(k)
         return json.loads(json.dumps(d, default=str))
 
@@ -73,13 +81,15 @@ class Row:
 
     spec : what the user named (shipped name or path); label : how the report shows it (the name,
     or ``name (path)`` where two profiles share a name); key : its folder under ``OUT/rows``
-    (name and content digest, never a raw name)."""
+    (name and content digest, never a raw name); source : the checkpoint whose weights the row
+    uses (None: built from the seed)."""
 
     kind: str
     profile: HardwareProfile
     spec: str
     label: str
     key: str
+    source: ModelFile | None = None
 
 
 def with_encoding(profile: HardwareProfile, encoding: str) -> HardwareProfile:
@@ -113,6 +123,26 @@ def plan_rows(specs: tuple[str, ...], encoding: str) -> list[Row]:
     return rows
 
 
+def plan_rows_with(mf: ModelFile, specs: tuple[str, ...], encoding: str) -> list[Row]:
+    """The rows with checkpoint ``mf``: its kind's row(s) hold its weights (row keys carry its digest).
+
+    An SNN checkpoint: ``ann@float32`` and ``snn`` under its own profile (``specs`` may only name
+    that profile); an ANN checkpoint: :func:`plan_rows` of ``specs`` (default ``loihi2``)."""
+    from neurofl.model_file import resolve_profile
+
+    if mf.kind == "ann":
+        rows = plan_rows(specs or ("loihi2",), encoding)
+        ann = rows[0]
+        key = keyed(f"ann@{ann.profile.name}-file", table_digest([ann.key, mf.sha256]))
+        return [dataclasses.replace(ann, key=key, source=mf)] + rows[1:]
+    for spec in specs:
+        resolve_profile(mf, spec)  # refuses a profile that is not the checkpoint's
+    prof = with_encoding(mf.profile, encoding)
+    ann = plan_rows((), encoding)[0]
+    key = keyed(f"snn@{prof.name}-file", table_digest(["snn", table_digest(prof), mf.sha256]))
+    return [ann, Row("snn", prof, prof.name, prof.name, key, mf)]
+
+
 def _validate(cfg: EvaluateConfig) -> None:
     if not (1 <= cfg.victims <= MAX_VICTIMS):
         raise UserError(f"--victims must be in 1..{MAX_VICTIMS}, got {cfg.victims}")
@@ -134,7 +164,8 @@ def fingerprint(
     return {
         "neurofl_version": __version__,
         **cfg.settings(),
-        "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile)} for r in rows],
+        "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile),
+                  **({"model_file": r.source.identity()} if r.source else {})} for r in rows],  # fmt: skip
         "attack": attack,
         "recipes": [config_identity(r) for r in recipes],
         "dataset_identity": dataset_identity(ds),
@@ -161,7 +192,7 @@ def global_model_at_round(row: Row, arch: Any, ds: Dataset, cfg: EvaluateConfig,
          "lr": cfg.fl_lr or FL_LR[row.kind], "seed": cfg.seed},
         "evaluate --round",
     )  # fmt: skip
-    task = make_task(ds, row.kind, row.profile, fl)
+    task = make_task(ds, row.kind, row.profile, fl, arch=arch)
     return run_local(task, out=out).model
 
 
@@ -171,17 +202,22 @@ def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path
     fully connected SNNs, cores, synaptic operations and energy per inference on the test split."""
     from neurofl.deploy.resources import estimate_resources
     from neurofl.models.snn import SpikingMLP
-    from neurofl.train import train_model
+    from neurofl.train import accuracy, train_model
 
     path = out / "utility.json"
     if path.is_file():
         return json.loads(path.read_text())
     util: dict[str, Any] = {"test_accuracy": None, "energy_uj": None, "synops": None, "cores": None}
-    if cfg.train_epochs > 0:
+    model = None
+    if row.source is not None:  # the file's model as it is: measured, never trained
+        model = row.source.build(row.profile)
+        util["test_accuracy"] = accuracy(model, splits.test, cfg.seed)
+    elif cfg.train_epochs > 0:
         trained = train_model(row.kind, arch, row.profile, splits.clients, splits.test, cfg.train_epochs, cfg.seed)
-        util["test_accuracy"] = trained.accuracy
-        if isinstance(trained.model, SpikingMLP):
-            rep = estimate_resources(trained.model, row.profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
+        model, util["test_accuracy"] = trained.model, trained.accuracy
+    if model is not None:
+        if isinstance(model, SpikingMLP):
+            rep = estimate_resources(model, row.profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
             util["synops"] = rep.synops_per_inference.value
             util["cores"] = rep.cores_used.value
             if rep.energy_per_inference is not None:
@@ -207,17 +243,29 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
     Returns the report (report.json's content).
     """
     _validate(cfg)
-    rows = plan_rows(cfg.profiles, cfg.encoding)
+    mf = open_model_file(cfg.model, cfg.dataset) if cfg.model is not None else None
+    cfg = dataclasses.replace(cfg, dataset=mf.dataset if mf else cfg.dataset or "digits")
+    if mf is None:
+        rows = plan_rows(cfg.profiles or ("loihi2",), cfg.encoding)
+    else:
+        rows = plan_rows_with(mf, cfg.profiles, cfg.encoding)
     attack, recipes = load_attack(cfg.attack, cfg.iterations)
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     splits = split_dataset(ds, cfg.seed)
     check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
     victims = draw_victims(splits.clients, cfg.victims, cfg.batch_size, cfg.clients, cfg.seed)
-    arch = architecture_for(ds.input_shape, ds.classes, cfg.arch)
-    if cfg.round > 1 and not isinstance(arch, Architecture):
+    if mf is not None:
+        mf = mf.for_dataset(ds)
+        rows = [dataclasses.replace(r, source=mf) if r.source else r for r in rows]
+        check_arch_option(mf, cfg.arch)
+    arch = mf.arch if mf else architecture_for(ds.input_shape, ds.classes, cfg.arch)
+    if cfg.round > 1 and not isinstance(arch, Architecture) and any(r.source is None for r in rows):
         raise UserError("--round > 1 trains with the federated engine, which builds fully connected models only")
     for row in rows:  # refuse a profile the models cannot take before anything is written
-        build_model(row.kind, arch, row.profile, seed=cfg.seed)
+        if row.source is not None:
+            row.source.build(row.profile)
+        else:
+            build_model(row.kind, arch, row.profile, seed=cfg.seed)
     with RunFolder(cfg.out, fingerprint(cfg, rows, attack, recipes, ds)) as run:
         judge = judge_for(ds, splits, cfg.seed)
         truth, labels = victims.x.numpy(), victims.y.numpy()
@@ -252,6 +300,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             "batch_size": cfg.batch_size,
             "samples": cfg.victims * cfg.batch_size,
             "round": cfg.round,
+            "model_file": {"path": str(cfg.model), **mf.identity()} if mf else None,
             "encodings": {r.label: r.profile.spikes.input_encoding for r in rows if r.kind == "snn"
                           and r.spec != "float32"},  # fmt: skip
             "arch": type(arch).__name__,
@@ -287,8 +336,11 @@ def evaluate_row(
     store = RowStore(run.path("rows", row.key))
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    model = build_model(row.kind, arch, row.profile, seed=cfg.seed)
-    if cfg.round > 1:
+    if row.source is not None:  # the checkpoint as it is: no federated rounds before the attacked one
+        model = row.source.build(row.profile)
+    else:
+        model = build_model(row.kind, arch, row.profile, seed=cfg.seed)
+    if cfg.round > 1 and row.source is None:
         model.load_state_dict(global_model_at_round(row, arch, ds, cfg, store.dir / "fl").state_dict())
     phases["global_model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -306,6 +358,8 @@ def evaluate_row(
     util = utility_row(row, arch, splits, cfg, store.dir)
     phases["utility"] = time.perf_counter() - t0
     out = {"model": row.kind, "profile": row.label, **scored, **util}
+    if cfg.model is not None:  # where each row's weights came from
+        out["weights"] = f"file {row.source.sha256[:12]}" if row.source else f"seed {cfg.seed}, round {cfg.round}"
     out["seconds"] = float(sum(phases.values()))
     out["phases"] = phases
     return out, rec

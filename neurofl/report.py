@@ -41,6 +41,20 @@ def _ci(ci: list[Any]) -> str:
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
+def _model_file_lines(report: dict[str, Any]) -> list[str]:
+    """The sentence saying which rows hold a checkpoint's weights (``evaluate --model``), if any."""
+    mf = report.get("model_file")
+    if not mf:
+        return []
+    rows = [r for r in report["results"] if str(r.get("weights", "")).startswith("file")]
+    named = ", ".join(f"{r['model']}@{r['profile']}" for r in rows)
+    return [
+        "",
+        f"Model: `{mf['path']}` (sha256 {mf['sha256'][:12]}, {mf['kind']}, profile {mf['profile']}); {named} "
+        "hold its weights as they are, the other rows are built from the seed with its topology.",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the worst case per row, every attack's ASR, the verdict, how to read it."""
     ce = report.get("chance_empirical", {})
@@ -52,6 +66,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"on the victims' true inputs it is {_fmt(report['oracle_accuracy'])} (the top of the scale). Chance: "
         f"{_fmt(report['chance'], 3)} (uniform), {_fmt(ce.get('batch_mean'))} (each sample given its batch's mean), "
         f"{_fmt(ce.get('random_images'))} (random auxiliary images), through the same pairing and judge.",
+        *_model_file_lines(report),
         "",
         "Worst case per row (a sample leaked if any attack recovered it):",
         "",

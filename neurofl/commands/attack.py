@@ -22,9 +22,13 @@ from neurofl.commands.common import (
 @click.command()
 @click.option("--recipe", "--attack", "recipe", default="suite", show_default=True,
               help="Attack recipe or suite: a shipped name (attacks/NAME.toml) or a TOML path.")
-@click.option("--model", type=click.Choice(["snn", "ann"]), default="snn", show_default=True)
-@click.option("--profile", default="loihi2", show_default=True, help="Hardware profile name or TOML path.")
-@click.option("--dataset", default="digits", show_default=True, help="Dataset name (see `neurofl datasets list`).")
+@click.option("--model", default="snn", show_default=True,
+              help="snn or ann (built from --seed), or a neurofl checkpoint (.pt, e.g. from `neurofl import`) "
+                   "attacked as it is.")
+@click.option("--profile", default=None,
+              help="Hardware profile name or TOML path [loihi2; with --model FILE: the checkpoint's].")
+@click.option("--dataset", default=None,
+              help="Dataset name (see `neurofl datasets list`) [digits; with --model FILE: the checkpoint's].")
 @click.option("--victims", default=8, show_default=True, type=click.IntRange(1, 100_000),
               help="Client updates attacked.")
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1, 4096),
@@ -48,17 +52,19 @@ from neurofl.commands.common import (
                    "settings resumes (or reuses the finished run).")
 @json_option
 def attack(
-    recipe: str, model: str, profile: str, dataset: str, victims: int, batch_size: int, clients: int,
+    recipe: str, model: str, profile: str | None, dataset: str | None, victims: int, batch_size: int, clients: int,
     local_steps: int, local_lr: float, arch: str, iterations: int | None, seed: int, updates: Path | None,
     data_dir: Path | None, out: Path | None, as_json: bool,
 ) -> None:
     """Invert shared updates with an attack recipe or suite; print ASR, PSNR, SSIM and label accuracy."""
     from neurofl.attack_run import AttackConfig, run_attack
+    from neurofl.model_file import split_model_option
 
+    kind, checkpoint = split_model_option(model)
     cfg = AttackConfig(
-        recipe=recipe, model=model, profile=profile, dataset=dataset, victims=victims, batch_size=batch_size,
+        recipe=recipe, model=kind or "snn", profile=profile, dataset=dataset, victims=victims, batch_size=batch_size,
         clients=clients, local_steps=local_steps, local_lr=local_lr, arch=arch, seed=seed, iterations=iterations,
-        updates=updates, data_dir=Path(data_dir) if data_dir else None,
+        updates=updates, data_dir=Path(data_dir) if data_dir else None, checkpoint=checkpoint,
     )
     with progress() as bar:
         report = run_attack(cfg, out, attack_progress(bar))

@@ -14,11 +14,15 @@ from neurofl.commands.common import attack_progress, emit, iterations_option, js
 @click.option(
     "--profile",
     "profile",
-    default="loihi2",
-    show_default=True,
-    help="Hardware profile name or TOML path; a comma-separated list compares several.",
+    default=None,
+    help="Hardware profile name or TOML path; a comma-separated list compares several "
+    "[loihi2; with an SNN --model: the checkpoint's, and no other].",
 )
-@click.option("--dataset", default="digits", show_default=True, help="Dataset name (see `neurofl datasets list`).")
+@click.option("--dataset", default=None,
+              help="Dataset name (see `neurofl datasets list`) [digits; with --model: the checkpoint's].")
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="A neurofl checkpoint (.pt, e.g. from `neurofl import`): the rows of its kind use its weights as "
+                   "they are; the other rows are built with its topology (docs/nir.md).")
 @click.option("--attack", default="suite", show_default=True,
               help="Attack suite or recipe: a shipped name (attacks/NAME.toml) or a TOML path.")
 @click.option(
@@ -31,9 +35,11 @@ from neurofl.commands.common import attack_progress, emit, iterations_option, js
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Topology: mlp (digits), conv (LeNet-style), auto picks by input size.")
 @click.option("--train-epochs", default=15, show_default=True, type=click.IntRange(0, 100_000),
-              help="Epochs to train each row's model for its test accuracy (0 skips).")
+              help="Epochs to train a copy of each built row's model for its test accuracy (0 skips); "
+                   "a --model row reports the file's model's own accuracy, untrained.")
 @click.option("--round", "round_", default=1, show_default=True, type=click.IntRange(1, 100_000),
-              help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine).")
+              help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine; "
+                   "with --model, of the built rows only).")
 @click.option("--fl-lr", default=None, type=click.FloatRange(min=0, min_open=True),
               help="FedAvg client learning rate for the rounds before --round [default: 0.5 ANN, 0.03 SNN].")
 @click.option("--encoding", type=click.Choice(["profile", "direct", "rate"]), default="profile", show_default=True,
@@ -55,8 +61,9 @@ from neurofl.commands.common import attack_progress, emit, iterations_option, js
 )
 @json_option
 def evaluate(
-    profile: str,
-    dataset: str,
+    profile: str | None,
+    dataset: str | None,
+    model: Path | None,
     attack: str,
     clients: int,
     victims: int,
@@ -77,7 +84,7 @@ def evaluate(
     from neurofl.report import markdown
 
     cfg = EvaluateConfig(
-        profiles=tuple(p.strip() for p in profile.split(",") if p.strip()),
+        profiles=tuple(p.strip() for p in (profile or "").split(",") if p.strip()),
         dataset=dataset,
         attack=attack,
         clients=clients,
@@ -92,6 +99,7 @@ def evaluate(
         round=round_,
         fl_lr=fl_lr,
         encoding=encoding,
+        model=model,
     )
     with progress() as bar:
         report = run_evaluate(cfg, attack_progress(bar))

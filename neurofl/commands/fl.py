@@ -33,10 +33,13 @@ def _rounds_list(value: str | None) -> list[int] | None:
 @click.option("--clients", type=int, help="Number of clients (required unless in --config).")
 @click.option("--rounds", type=int, help="Communication rounds (required unless in --config).")
 @click.option("--fraction", type=float, help="Share of clients sampled per round [1.0].")
-@click.option("--profile", default="loihi2", show_default=True, help="Hardware profile name or TOML path.")
-@click.option("--dataset", default="digits", show_default=True)
+@click.option("--profile", default=None,
+              help="Hardware profile name or TOML path [loihi2; with --model FILE: the checkpoint's].")
+@click.option("--dataset", default=None, help="Dataset name [digits; with --model FILE: the checkpoint's].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder of on-disk datasets.")
-@click.option("--model", "model_kind", type=click.Choice(["snn", "ann"]), default="snn", show_default=True)
+@click.option("--model", "model_kind", default="snn", show_default=True,
+              help="snn or ann (built from --seed), or a neurofl checkpoint (.pt, e.g. from `neurofl import`) "
+                   "whose weights are the initial global model.")
 @click.option("--strategy", type=click.Choice(["fedsgd", "fedavg", "fedprox"]), help="[fedsgd]")
 @click.option("--partition", type=click.Choice(["iid", "dirichlet"]), help="[iid]")
 @click.option("--alpha", type=float, help="Dirichlet concentration (smaller: more label skew) [0.5].")
@@ -80,8 +83,8 @@ def _rounds_list(value: str | None) -> list[int] | None:
 @json_option
 def fl(
     backend: str,
-    profile: str,
-    dataset: str,
+    profile: str | None,
+    dataset: str | None,
     data_dir: Path | None,
     model_kind: str,
     config_file: Path | None,
@@ -98,6 +101,7 @@ def fl(
     from neurofl.federated import fl_config
     from neurofl.federated.recorder import run_fingerprint
     from neurofl.federated.task import make_task
+    from neurofl.model_file import fl_task, open_model_file, split_model_option
     from neurofl.profiles import load_profile
     from neurofl.runfolder import RunFolder, check_out_dir
 
@@ -116,8 +120,15 @@ def fl(
             raise UserError(f"{name} applies to --backend flower only")
     if out is not None:
         check_out_dir(out)
-    prof = load_profile(profile)
-    task = make_task(load_dataset(dataset, data_dir), model_kind, prof, cfg)  # type: ignore[arg-type]
+    kind, model_file = split_model_option(model_kind)
+    if model_file is not None:
+        mf = open_model_file(model_file, dataset, profile)
+        dataset, prof = mf.dataset, mf.profile
+        task = fl_task(mf, load_dataset(dataset, data_dir), cfg)
+    else:
+        dataset, prof = dataset or "digits", load_profile(profile or "loihi2")
+        task = make_task(load_dataset(dataset, data_dir), kind, prof, cfg)  # type: ignore[arg-type]
+    model_kind = task.model_kind
     if backend == "flower":
         from neurofl.federated.flower import flower_nodes
 
@@ -149,6 +160,7 @@ def fl(
         "backend": backend,
         "dataset": dataset,
         "model": model_kind,
+        "model_file": {"path": str(model_file), **task.initial_identity} if model_file is not None else None,
         "profile": prof.name,
         "strategy": cfg.strategy,
         "defense": cfg.defense,

@@ -41,12 +41,15 @@ def identity(task: FLTask) -> dict[str, Any]:
     the profile and the data (their digests; an edited profile TOML with the same name is another run)."""
     from neurofl.identity import config_identity
 
-    return {
+    ident = {
         "dataset": _data_identity(task),
         "model": task.model_kind,
         "profile": config_identity(task.profile),
         **dataclasses.asdict(task.cfg),
     }
+    if task.initial_state is not None:  # a run from given weights (fl --model MODEL.pt)
+        ident["initial_model"] = task.initial_identity
+    return ident
 
 
 def run_fingerprint(task: FLTask) -> dict[str, Any]:

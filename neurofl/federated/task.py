@@ -33,16 +33,41 @@ class FLTask:
     test_y: torch.Tensor
     cfg: FLConfig
     data_identity: dict[str, Any] | None = None  # identity.dataset_identity of the full dataset loaded
+    initial_state: dict[str, torch.Tensor] | None = None  # start from these weights (None: seeded init)
+    initial_identity: dict[str, Any] | None = None  # what identifies them in the run's identity
 
     def new_model(self) -> torch.nn.Module:
-        """The initial global model (the same for every process with the same seed)."""
-        return build_model(self.model_kind, self.arch, self.profile, self.cfg.seed)
+        """The initial global model (the same for every process with the same seed): seeded,
+        then holding ``initial_state`` where the run starts from given weights."""
+        model = build_model(self.model_kind, self.arch, self.profile, self.cfg.seed)
+        if self.initial_state is not None:
+            model.load_state_dict(self.initial_state)
+        return model
 
 
-def make_task(ds: Dataset, model_kind: ModelKind, profile: HardwareProfile, cfg: FLConfig) -> FLTask:
+def make_task(
+    ds: Dataset,
+    model_kind: ModelKind,
+    profile: HardwareProfile,
+    cfg: FLConfig,
+    arch: Any | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
+    initial_identity: dict[str, Any] | None = None,
+) -> FLTask:
     """Split ``ds`` (oracle / clients / test, as every neurofl command does, so captured
-    victims never overlap the attack's oracle data) and partition the clients' split."""
-    from neurofl.identity import dataset_identity
+    victims never overlap the attack's oracle data) and partition the clients' split.
+
+    arch : the topology (default: the fully connected one for ``ds``)
+    initial_state, initial_identity : start from these weights (a checkpoint's), identified in the
+        run's identity by ``initial_identity`` (default: the digest of the weights and the topology)
+    """
+    from neurofl.identity import arrays_digest, dataset_identity
+
+    arch = arch if arch is not None else Architecture(ds.input_shape, ds.classes)
+    if initial_state is not None and initial_identity is None:
+        names = sorted(initial_state)
+        initial_identity = {"weights_sha256": arrays_digest(*(initial_state[k].numpy() for k in names)),
+                            "names": names, "arch": repr(arch)}  # fmt: skip
 
     splits = split_dataset(ds, cfg.seed)
     train = splits.clients
@@ -53,10 +78,12 @@ def make_task(ds: Dataset, model_kind: ModelKind, profile: HardwareProfile, cfg:
         dataset=ds.name,
         model_kind=model_kind,
         profile=profile,
-        arch=Architecture(ds.input_shape, ds.classes),
+        arch=arch,
         clients=clients,
         test_x=torch.from_numpy(splits.test.x),
         test_y=torch.from_numpy(splits.test.y),
         cfg=cfg,
         data_identity=dataset_identity(ds),
+        initial_state=initial_state,
+        initial_identity=initial_identity if initial_state is not None else None,
     )
