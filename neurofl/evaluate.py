@@ -38,6 +38,7 @@ from neurofl.model_file import ModelFile, check_arch_option, open_model_file
 from neurofl.models import Architecture, architecture_for, build_model
 from neurofl.profiles import HardwareProfile, load_profile
 from neurofl.report import markdown, profiles_png, reconstructions_png, write_json
+from neurofl.rowpool import default_workers, map_rows
 from neurofl.runfolder import RunFolder
 from neurofl.scoring import chance_levels, judge_for
 from neurofl.victims import Victims, draw_victims, shared_updates
@@ -66,11 +67,12 @@ class EvaluateConfig:
     encoding: str = "profile"  # SNN input encoding of static images: profile | direct | rate
     fl_lr: float | None = None  # FedAvg client learning rate for rounds before `round` (None: per model)
     model: Path | None = None  # a neurofl checkpoint whose weights the rows of its kind use
+    workers: int | None = None  # rows computed side by side (None: one per row, at most one per CPU)
 
     def settings(self) -> dict[str, Any]:
         """The settings as JSON data (paths and the output folder left out: inputs count by content)."""
         d = dataclasses.asdict(self)
-        for k in ("out", "data_dir", "profiles", "attack", "model"):
+        for k in ("out", "data_dir", "profiles", "attack", "model", "workers"):
             d.pop(k)
         return json.loads(json.dumps(d, default=str))
 
@@ -151,6 +153,8 @@ def _validate(cfg: EvaluateConfig) -> None:
             raise UserError(f"{flag} must be >= 1, got {value}")
     if not (0 <= cfg.seed <= SEED_MAX):
         raise UserError(f"--seed must be in 0..{SEED_MAX}, got {cfg.seed}")
+    if cfg.workers is not None and cfg.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {cfg.workers}")
     if cfg.iterations is not None and not (1 <= cfg.iterations <= MAX_ITERATIONS):
         raise UserError(f"--iterations must be in 1..{MAX_ITERATIONS}, got {cfg.iterations}")
     if cfg.train_epochs < 0:
@@ -273,8 +277,12 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
                                cfg.seed)  # fmt: skip
         top = float(judge.hits(truth, labels, victims.index).mean())
         results, images = [], {}
-        for row in rows:
-            result, rec = evaluate_row(row, arch, ds, splits, victims, recipes, judge, cfg, run, on_progress)
+
+        def one_row(i: int, progress: ProgressFn | None) -> tuple[dict[str, Any], np.ndarray | None]:
+            return evaluate_row(rows[i], arch, ds, splits, victims, recipes, judge, cfg, run, progress)
+
+        workers = cfg.workers if cfg.workers is not None else default_workers(len(rows))
+        for row, (result, rec) in zip(rows, map_rows(one_row, len(rows), workers, on_progress), strict=True):
             result["chance_empirical"] = chance
             results.append(result)
             if rec is not None:

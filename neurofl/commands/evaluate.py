@@ -59,6 +59,8 @@ from neurofl.commands.common import attack_progress, emit, iterations_option, js
     show_default=True,
     help="Run folder; rerun with the same --out to resume.",
 )
+@click.option("--workers", default=None, type=click.IntRange(1, 1024),
+              help="Rows computed side by side in forked processes [one per row, at most one per CPU].")
 @json_option
 def evaluate(
     profile: str | None,
@@ -77,6 +79,7 @@ def evaluate(
     seed: int,
     data_dir: Path | None,
     out: Path,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """One federated round; the server inverts each victim's (quantized) update; ANN vs SNN leakage."""
@@ -100,6 +103,7 @@ def evaluate(
         fl_lr=fl_lr,
         encoding=encoding,
         model=model,
+        workers=workers,
     )
     with progress() as bar:
         report = run_evaluate(cfg, attack_progress(bar))
