@@ -4,9 +4,9 @@ machine and with one CPU-bound process beside them.
     .venv/bin/python scripts/bench_threads.py [--victims 16] [--iterations 100] [--out results/bench_threads.json]
 
 Each measurement runs in a fresh subprocess with OMP_NUM_THREADS and ``torch.set_num_threads`` set to
-the thread count (so nothing is shared between them); the "busy" measurements first start a
-CPU-bound Python loop (one process) and stop exactly that process afterwards. Writes one JSON object
-with the seconds of each and the ratios 2-thread / 1-thread.
+the thread count (so nothing is shared between them; ``evaluate`` runs with ``--workers 1``); the
+"busy" measurements first start a CPU-bound Python loop (one process) and stop exactly that process
+afterwards. Writes one JSON object with the seconds of each and the ratios 2-thread / 1-thread.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def evaluate_seconds(threads: int, tmp: Path) -> float:
     out = tmp / f"eval-{threads}-{time.monotonic_ns()}"
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "neurofl", "evaluate", "--victims", "8", "--attack", "inverting_gradients",
-                    "--iterations", "100", "--train-epochs", "2", "--out", str(out)],
+                    "--iterations", "100", "--train-epochs", "2", "--workers", "1", "--out", str(out)],
                    capture_output=True, env=env, check=True)  # fmt: skip
     return time.perf_counter() - t
 

@@ -6,6 +6,11 @@ evaluation core (``neurofl attack --updates``: the same oracle, pairing and wors
 ``evaluate``; chance 0.1). Writes JSON, Markdown and a plot.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/privacy_utility.py [--out results/privacy_utility]
+
+``--dp-grid``: DP at target epsilons (``--epsilons 1,4,8``, sample level and client level at the
+largest) on the converging schedule ``configs/fl_digits_fedavg.toml`` (loihi2), ANN and SNN,
+reporting final accuracy, the calibrated noise multiplier and the epsilon spent; no attacks.
+Writes ``privacy_utility_dp.{json,md}``.
 """
 
 from __future__ import annotations
@@ -46,8 +51,62 @@ def attack(run_dir: Path, model_kind: str, attack_name: str, iterations: int, se
     return run_attack(cfg, out=run_dir / "attack")
 
 
+CONVERGING = Path(__file__).resolve().parent.parent / "configs" / "fl_digits_fedavg.toml"
+
+
+def dp_grid(out: Path, epsilons: list[float], delta: float) -> None:
+    """Final accuracy and epsilon spent of DP training at each target epsilon, on the converging
+    schedule (no attacks: the reduced grid of issue 14)."""
+    from dataclasses import replace
+
+    from neurofl.config import read_toml
+
+    base = fl_config(dict(read_toml(CONVERGING)), CONVERGING)
+    ds, profile = load_dataset("digits"), load_profile("loihi2")
+    grid = [("none", None, None)] + [("dp", "sample", e) for e in epsilons] + [("dp", "client", max(epsilons))]
+    rows = []
+    for kind in ("ann", "snn"):
+        for defense, level, eps in grid:
+            t0 = time.perf_counter()
+            cfg = base if defense == "none" else replace(base, defense="dp", dp_level=level, dp_epsilon=eps,
+                                                         dp_delta=delta)  # fmt: skip
+            task = make_task(ds, kind, profile, cfg)
+            res = run_local(task)
+            last = res.rows[-1]
+            row = {
+                "model": kind,
+                "defense": defense if level is None else f"dp {level}",
+                "target_epsilon": eps,
+                "noise_multiplier": task.cfg.dp_noise if defense == "dp" else None,
+                "epsilon": last.get("epsilon"),
+                "delta": delta if defense == "dp" else None,
+                "dp_unit": last.get("dp_unit"),
+                "final_accuracy": last["accuracy"],
+                "best_accuracy": max(r["accuracy"] for r in res.rows),
+                "seconds": time.perf_counter() - t0,
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    meta = {"config": str(CONVERGING.relative_to(CONVERGING.parent.parent)), "settings": vars(base),
+            "profile": "loihi2", "dataset": "digits", "torch_threads": torch.get_num_threads()}  # fmt: skip
+    write_json(out / "privacy_utility_dp.json", {**meta, "results": rows})
+    md = ["| model | defense | target epsilon | noise multiplier | epsilon spent (unit) | final accuracy | seconds |",
+          "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        spent = "" if r["epsilon"] is None else f"{r['epsilon']:.3f} ({r['dp_unit']})"
+        md.append(
+            f"| {r['model']} | {r['defense']} | {r['target_epsilon'] or ''} | "
+            f"{'' if r['noise_multiplier'] is None else format(r['noise_multiplier'], '.4g')} | {spent} | "
+            f"{r['final_accuracy']:.3f} | {r['seconds']:.0f} |"
+        )
+    write_bytes(out / "privacy_utility_dp.md", ("\n".join(md) + "\n").encode())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dp-grid", action="store_true", help="DP at target epsilons on the converging schedule.")
+    ap.add_argument("--epsilons", default="1,4,8", help="--dp-grid: target epsilons.")
+    ap.add_argument("--delta", type=float, default=1e-5, help="--dp-grid: delta.")
     ap.add_argument("--out", type=Path, default=Path("results/privacy_utility"))
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--iterations", type=int, default=300, help="Gradient-matching iterations.")
@@ -55,6 +114,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.dp_grid:
+        dp_grid(args.out, [float(e) for e in args.epsilons.split(",")], args.delta)
+        return
     # The server's FedSGD step: 0.5 trains the ANN; the SNN's spike-count logits diverge above ~0.05.
     FEDSGD_LR = {"ann": 0.5, "snn": 0.03}  # noqa: N806
     ds = load_dataset("digits")

@@ -48,9 +48,15 @@ def _rounds_list(value: str | None) -> list[int] | None:
 @click.option("--lr", type=float, help="Client learning rate (FedSGD: server step) [0.5].")
 @click.option("--mu", type=float, help="FedProx proximal weight [0.01].")
 @click.option("--defense", type=click.Choice(["none", "dp", "prune", "secagg"]), help="[none]")
-@click.option("--dp-clip", type=float, help="dp: L2 clip of each client update [1.0].")
-@click.option("--dp-noise", type=float, help="dp: noise multiplier (std / clip) [1.0].")
-@click.option("--dp-delta", type=float, help="dp: delta of the reported (epsilon, delta) [1e-5].")
+@click.option("--dp-level", type=click.Choice(["sample", "client", "local"]),
+              help="dp: sample (DP-SGD on each client: per-sample clipping and noise on the device), client "
+                   "(DP-FedAvg: clients clip their update, the server adds the noise) or local (clients clip "
+                   "their update and add the noise) [local].")
+@click.option("--dp-clip", type=float, help="dp: L2 clip of each sample's gradient (sample) or client update [1.0].")
+@click.option("--dp-noise", type=float, help="dp: noise multiplier (std / clip) [1.0]; or give --target-epsilon.")
+@click.option("--target-epsilon", "--dp-epsilon", "dp_epsilon", type=float,
+              help="dp: calibrate the noise multiplier so that the whole schedule spends at most this epsilon.")
+@click.option("--dp-delta", "--delta", "dp_delta", type=float, help="dp: delta of the (epsilon, delta) [1e-5].")
 @click.option("--prune-keep", type=float, help="prune: share of entries kept per tensor [0.1].")
 @click.option("--secagg-clip", type=float, help="secagg: update entries are clipped to +-this (SecAgg+ range) [8].")
 @click.option("--capture-rounds", help="Rounds whose updates are recorded, e.g. 1,10,50 (needs --out).")
@@ -129,6 +135,7 @@ def fl(
         dataset, prof = dataset or "digits", load_profile(profile or "loihi2")
         task = make_task(load_dataset(dataset, data_dir), kind, prof, cfg)  # type: ignore[arg-type]
     model_kind = task.model_kind
+    cfg = task.cfg  # with dp_epsilon: the calibrated noise multiplier
     if backend == "flower":
         from neurofl.federated.flower import flower_nodes
 
@@ -172,6 +179,9 @@ def fl(
         "final_loss": last["loss"],
         "epsilon": last.get("epsilon"),
         "delta": last.get("delta"),
+        "dp": {"level": cfg.dp_level, "unit": last.get("dp_unit"), "noise_multiplier": cfg.dp_noise,
+               "clip": cfg.dp_clip, "target_epsilon": cfg.dp_epsilon, "epsilon": last.get("epsilon"),
+               "delta": cfg.dp_delta} if cfg.defense == "dp" else None,
         "out": str(out) if out else None,
         "history": result.rows,
     }
@@ -183,8 +193,10 @@ def fl(
             f"final test accuracy {last['accuracy']:.3f} (loss {last['loss']:.3f}) after {cfg.rounds} rounds"
         )
         if "epsilon" in last:
+            target = "" if cfg.dp_epsilon is None else f", calibrated for epsilon <= {cfg.dp_epsilon:g}"
             click.echo(
-                f"dp: ({last['epsilon']:.3g}, {last['delta']:g})-DP per client (Opacus RDP accountant)"
+                f"dp ({cfg.dp_level} level): ({last['epsilon']:.3g}, {last['delta']:g})-DP per {last['dp_unit']} "
+                f"(Opacus RDP accountant; noise multiplier {cfg.dp_noise:.4g}{target})"
             )
         if out:
             click.echo(f"wrote {out}/history.json, {out}/accuracy.png, {out}/model.pt")

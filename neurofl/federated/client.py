@@ -59,11 +59,22 @@ def set_weights(model: torch.nn.Module, weights: Update) -> None:
             params[name].copy_(w)
 
 
+def dp_sgd(cfg: FLConfig) -> bool:
+    """Whether clients train with DP-SGD (``defense = "dp"`` at ``dp_level = "sample"``)."""
+    return cfg.defense == "dp" and cfg.dp_level == "sample"
+
+
 def _minibatches(data: ClientData, cfg: FLConfig, round_: int, steps: int) -> list[np.ndarray]:
-    """The sample indices of the client's first ``steps`` local steps (without replacement each)."""
-    b = min(cfg.batch, len(data.y))
+    """The sample indices of the client's first ``steps`` local steps: ``batch`` samples without
+    replacement each, or under DP-SGD a Poisson sample at rate ``batch / n`` each (what the
+    accountant assumes; it may be empty)."""
+    n = len(data.y)
     rng = numpy_rng(cfg.seed, "batch", round_, data.client)
-    return [np.sort(rng.choice(len(data.y), b, replace=False)) for _ in range(steps)]
+    if dp_sgd(cfg):
+        q = min(1.0, cfg.batch / n)
+        return [np.flatnonzero(rng.random(n) < q) for _ in range(steps)]
+    b = min(cfg.batch, n)
+    return [np.sort(rng.choice(n, b, replace=False)) for _ in range(steps)]
 
 
 def first_batch(data: ClientData, cfg: FLConfig, round_: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +95,7 @@ def raw_updates(model: torch.nn.Module, clients: list[ClientData], cfg: FLConfig
     the mean batch gradient (FedSGD) or the weight delta after ``local_steps`` SGD steps (FedAvg,
     FedProx). The model's weights are unchanged on return.
     """
-    if cfg.vectorize and cfg.local_steps == 1 and deterministic_forward(model):
+    if cfg.vectorize and cfg.local_steps == 1 and deterministic_forward(model) and not dp_sgd(cfg):
         return _raw_vectorized(model, clients, cfg, round_)
     return [_raw_one(model, c, cfg, round_) for c in clients]
 
@@ -94,12 +105,18 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
     start = weights_of(model)
     batches = _minibatches(data, cfg, round_, cfg.local_steps)
     first = batches[0]
+    private = dp_sgd(cfg)
+    noise = torch_gen(cfg.seed, "noise", round_, data.client) if private else None
+    weight = min(cfg.batch, len(data.y)) if private else len(first)  # DP-SGD: the expected batch
     try:
         w = {k: v.clone() for k, v in start.items()}
         for idx in batches:
-            g = per_sample_gradients(model, data.x[idx], data.y[idx], generator=enc, group=len(idx))
+            if private:
+                g = private_gradient(model, data.x[idx], data.y[idx], cfg, weight, enc, noise)
+            else:
+                g = per_sample_gradients(model, data.x[idx], data.y[idx], generator=enc, group=len(idx))
             if cfg.strategy == "fedsgd":
-                return g, len(idx), data.x[idx], data.y[idx]
+                return g, weight, data.x[idx], data.y[idx]
             for name in w:
                 grad = g[name][0]
                 if cfg.strategy == "fedprox":
@@ -107,9 +124,42 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
                 w[name] = w[name] - cfg.lr * grad
             set_weights(model, w)
         delta = {k: (w[k] - start[k]).unsqueeze(0) for k in w}
-        return delta, cfg.local_steps * len(first), data.x[first], data.y[first]
+        return delta, cfg.local_steps * weight, data.x[first], data.y[first]
     finally:
         set_weights(model, start)
+
+
+def private_gradient(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: FLConfig,
+    expected: int,
+    encoding: torch.Generator,
+    noise: torch.Generator,
+) -> Update:
+    """One DP-SGD gradient (Abadi et al. 2016, as Opacus computes it): every sample's gradient
+    clipped to L2 norm ``dp_clip`` (all tensors together), summed, plus N(0, (dp_noise *
+    dp_clip)^2) per entry, divided by the expected batch size ``expected``.
+
+    x: (m, *input_shape), y: (m,); m may be 0 (an empty Poisson sample: the result is noise).
+    Returns name -> (1, *weight_shape).
+    """
+    shapes = {k: v.shape for k, v in weights_of(model).items()}
+    if len(y):
+        per = per_sample_gradients(model, x, y, generator=encoding, group=1)  # name -> (m, *shape)
+        norms = torch.sqrt(sum(g.double().flatten(1).pow(2).sum(1) for g in per.values()))
+        factor = (cfg.dp_clip / norms.clamp_min(1e-12)).clamp(max=1.0)
+        total = {k: torch.einsum("n,n...->...", factor, g.double()) for k, g in per.items()}
+    else:
+        total = {k: torch.zeros(s, dtype=torch.float64) for k, s in shapes.items()}
+    std = cfg.dp_noise * cfg.dp_clip
+    return {
+        k: ((total[k] + std * torch.randn(shapes[k], generator=noise, dtype=torch.float64)) / expected)
+        .float()
+        .unsqueeze(0)
+        for k in shapes
+    }
 
 
 def _raw_vectorized(
@@ -132,11 +182,17 @@ def _raw_vectorized(
 
 def upload(update: Update, client: int, cfg: FLConfig, profile: HardwareProfile, round_: int) -> Update:
     """Apply the client-side defense, then the profile's upload quantization (under ``secagg``,
-    then SecAgg+'s clipping to ``secagg_clip``, which Flower's ``secaggplus_mod`` applies itself)."""
-    if cfg.defense == "dp":
+    then SecAgg+'s clipping to ``secagg_clip``, which Flower's ``secaggplus_mod`` applies itself).
+
+    DP: at ``dp_level`` ``local`` the client clips its update and adds the noise; at ``client`` it
+    only clips (the server adds the noise, :func:`neurofl.federated.server.aggregate`); at
+    ``sample`` the update already is DP-SGD's (:func:`private_gradient`)."""
+    if cfg.defense == "dp" and cfg.dp_level == "local":
         update = defenses.clip_and_noise(
             update, cfg.dp_clip, cfg.dp_noise, torch_gen(cfg.seed, "noise", round_, client)
         )
+    elif cfg.defense == "dp" and cfg.dp_level == "client":
+        update = defenses.clip(update, cfg.dp_clip)
     elif cfg.defense == "prune":
         update = defenses.prune(update, cfg.prune_keep)
     gen = torch_gen(cfg.seed, "rounding", round_, client)

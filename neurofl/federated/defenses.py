@@ -1,4 +1,4 @@
-"""Client-side defenses on an update, and the privacy accountant for ``dp``.
+"""Client-side defenses on an update (the accounting of ``dp`` is :mod:`neurofl.federated.privacy`).
 
 An update is ``name -> (1, *weight_shape)`` (one client). Order on the device: DP clip + noise or
 pruning, then the profile's own upload quantization (``neurofl.profiles.quantize_update``).
@@ -16,9 +16,15 @@ def l2_norm(update: Update) -> float:
     return float(torch.sqrt(sum((t.double() ** 2).sum() for t in update.values())))
 
 
+def clip(update: Update, clip: float) -> Update:
+    """Scale the update to L2 norm at most ``clip`` (DP-FedAvg's client step, McMahan et al. 2018)."""
+    factor = min(1.0, clip / max(l2_norm(update), 1e-12))
+    return {name: t * factor for name, t in update.items()}
+
+
 def clip_and_noise(update: Update, clip: float, noise: float, generator: torch.Generator) -> Update:
-    """DP-FedAvg's client step (McMahan et al. 2018): scale the update to L2 norm at most ``clip``,
-    then add Gaussian noise of standard deviation ``noise * clip`` to every entry."""
+    """``dp_level = "local"``: scale the update to L2 norm at most ``clip``, then add Gaussian noise
+    of standard deviation ``noise * clip`` to every entry (on the client)."""
     factor = min(1.0, clip / max(l2_norm(update), 1e-12))
     out = {}
     for name, t in update.items():
@@ -41,21 +47,11 @@ def prune(update: Update, keep: float) -> Update:
 
 
 def dp_epsilon(noise: float, sample_rate: float, rounds: int, delta: float) -> float:
-    """Client-level epsilon after ``rounds`` rounds of the subsampled Gaussian mechanism, from
-    Opacus' RDP accountant used standalone (``inf`` without noise).
+    """Epsilon after ``rounds`` steps of the subsampled Gaussian mechanism, from Opacus' RDP
+    accountant used standalone (``inf`` without noise); :func:`neurofl.federated.privacy.epsilon`.
 
-    noise : noise multiplier (std / clip); sample_rate : share of clients per round.
+    noise : noise multiplier (std / clip); sample_rate : the subsampling rate of one step.
     """
-    if noise <= 0:
-        return float("inf")
-    acc = _rdp_accountant()
-    for _ in range(rounds):
-        acc.step(noise_multiplier=noise, sample_rate=sample_rate)
-    return float(acc.get_epsilon(delta=delta))
+    from neurofl.federated.privacy import epsilon
 
-
-def _rdp_accountant() -> object:
-    """A fresh ``opacus.accountants.RDPAccountant`` (Opacus 1.5.2: later 1.5.x need torch >= 2.4)."""
-    from opacus.accountants import RDPAccountant
-
-    return RDPAccountant()
+    return epsilon(noise, sample_rate, rounds, delta)

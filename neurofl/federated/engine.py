@@ -12,7 +12,7 @@ import torch
 from neurofl.federated.client import client_round
 from neurofl.federated.recorder import Recorder
 from neurofl.federated.rng import sample_clients
-from neurofl.federated.server import apply_update, weighted_mean
+from neurofl.federated.server import aggregate, apply_update
 from neurofl.federated.task import FLTask
 
 
@@ -46,7 +46,7 @@ def run_local(
         results = client_round(model, [task.clients[i] for i in ids], cfg, task.profile, r)
         rec.capture(r, results, global_state)
         # Under secagg the server is handed only this sum (Flower's SecAgg+ computes it masked).
-        agg = weighted_mean([res.update for res in results], [res.num_examples for res in results])
+        agg = aggregate([res.update for res in results], [res.num_examples for res in results], cfg, r)
         apply_update(model, agg, cfg)
         rec.end_round(r, model, ids, [res.update for res in results])
         if stop_after is not None and r >= stop_after:

@@ -36,7 +36,7 @@ from neurofl.federated.dispatch import fast_dispatch, fast_grid
 from neurofl.federated.engine import FLResult
 from neurofl.federated.recorder import Recorder
 from neurofl.federated.rng import sample_clients
-from neurofl.federated.server import apply_update, weighted_mean
+from neurofl.federated.server import aggregate, apply_update
 from neurofl.federated.shipping import ShipOnce, received
 from neurofl.federated.task import FLTask
 
@@ -211,7 +211,7 @@ def _strategy_class(task: FLTask) -> type:
             # engine computes it: neurofl's weighted_mean (float64 sums, in client-id order), so both
             # backends train bit-identical models. (flwr's aggregate() sums float32 arrays in the
             # order results arrive, which drifts from the local engine after a few rounds.)
-            mean = weighted_mean(uploads, [n for _, _, n in per_client])
+            mean = aggregate(uploads, [n for _, _, n in per_client], cfg, r)  # DP-FedAvg: + server noise
             apply_update(self.model, mean, cfg)
             self.rec.end_round(r, self.model, [c for c, _, _ in per_client], uploads)
             return self._params(), {}

@@ -14,7 +14,7 @@ from neurofl.errors import UserError
 from neurofl.federated import history
 from neurofl.federated.capture import CapturedUpdate, save_captured
 from neurofl.federated.client import ClientResult, Update, set_weights, weights_of
-from neurofl.federated.defenses import dp_epsilon
+from neurofl.federated.privacy import epsilon
 from neurofl.federated.server import evaluate
 from neurofl.federated.task import FLTask
 
@@ -41,11 +41,14 @@ def identity(task: FLTask) -> dict[str, Any]:
     the profile and the data (their digests; an edited profile TOML with the same name is another run)."""
     from neurofl.identity import config_identity
 
+    settings = dataclasses.asdict(task.cfg)
+    if task.cfg.defense != "dp":  # keys added with dp levels: absent, runs recorded before them still resume
+        del settings["dp_level"], settings["dp_epsilon"]
     ident = {
         "dataset": _data_identity(task),
         "model": task.model_kind,
         "profile": config_identity(task.profile),
-        **dataclasses.asdict(task.cfg),
+        **settings,
     }
     if task.initial_state is not None:  # a run from given weights (fl --model MODEL.pt)
         ident["initial_model"] = task.initial_identity
@@ -169,8 +172,14 @@ class Recorder:
             "seconds": time.perf_counter() - self.clock,
         }
         if cfg.defense == "dp":
-            row["epsilon"] = dp_epsilon(cfg.dp_noise, cfg.per_round / cfg.clients, round_, cfg.dp_delta)
+            from neurofl.federated.task import dp_schedule
+
+            sch = dp_schedule(cfg, [len(c.y) for c in self.task.clients])
+            row["epsilon"] = epsilon(cfg.dp_noise, sch.sample_rate, sch.steps(round_), cfg.dp_delta)
             row["delta"] = cfg.dp_delta
+            row["dp_level"] = cfg.dp_level
+            row["dp_unit"] = sch.unit
+            row["noise_multiplier"] = cfg.dp_noise
         self.rows.append(row)
         self.clock = time.perf_counter()
         if self.out is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from neurofl.federated import defenses
 from neurofl.federated.client import Update, set_weights, weights_of
 from neurofl.federated.rng import torch_gen
 from neurofl.federated.settings import FLConfig
@@ -19,6 +20,25 @@ def weighted_mean(updates: list[Update], weights: list[int]) -> Update:
     return {
         name: sum(u[name].double() * (w / total) for u, w in zip(updates, weights, strict=True)).float()
         for name in updates[0]
+    }
+
+
+def aggregate(updates: list[Update], weights: list[int], cfg: FLConfig, round_: int) -> Update:
+    """The round's aggregate of the uploads (each name -> (1, *shape), in client-id order).
+
+    FedAvg's weighted mean; under ``dp`` at ``dp_level = "client"`` DP-FedAvg's server step
+    instead: every upload clipped (again: the upload quantization may have moved it past the clip)
+    to ``dp_clip``, their uniform mean, plus N(0, (dp_noise * dp_clip / k)^2) per entry for k
+    uploads, drawn from the server's noise stream of the round.
+    """
+    if not (cfg.defense == "dp" and cfg.dp_level == "client"):
+        return weighted_mean(updates, weights)
+    mean = weighted_mean([defenses.clip(u, cfg.dp_clip) for u in updates], [1] * len(updates))
+    gen = torch_gen(cfg.seed, "noise", round_, -1)
+    std = cfg.dp_noise * cfg.dp_clip / len(updates)
+    return {
+        k: (v.double() + std * torch.randn(v.shape, generator=gen, dtype=torch.float64)).float()
+        for k, v in mean.items()
     }
 
 

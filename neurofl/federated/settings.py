@@ -17,6 +17,7 @@ from neurofl.limits import MAX_LOCAL_STEPS
 
 Strategy = Literal["fedsgd", "fedavg", "fedprox"]
 Defense = Literal["none", "dp", "prune", "secagg"]
+DPLevel = Literal["sample", "client", "local"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,18 @@ class FLConfig:
     lr : learning rate of the client's SGD (FedSGD: the server's step on the mean gradient)
     mu : FedProx proximal weight
     partition : ``iid`` or ``dirichlet`` (label skew, concentration ``alpha``)
-    defense : ``none``, ``dp`` (clip to ``dp_clip``, add N(0, (dp_noise*dp_clip)^2)), ``prune``
-        (keep the ``prune_keep`` largest-magnitude entries per tensor) or ``secagg`` (the server
-        sees only the round's aggregate)
+    defense : ``none``, ``dp`` (clipping to ``dp_clip`` and Gaussian noise of std
+        ``dp_noise * dp_clip`` at ``dp_level``), ``prune`` (keep the ``prune_keep``
+        largest-magnitude entries per tensor) or ``secagg`` (the server sees only the round's
+        aggregate)
+    dp_level : ``sample`` (DP-SGD on each client: per-sample clipping, noise on the device),
+        ``client`` (DP-FedAvg: each client clips its update, the server adds the noise to the
+        mean) or ``local`` (each client clips its update and adds the noise itself);
+        :mod:`neurofl.federated.privacy` has the accounting of each
+    dp_noise : noise multiplier (std / clip); with ``dp_epsilon`` set, the task replaces it with
+        the calibrated one (:func:`neurofl.federated.task.make_task`)
+    dp_epsilon : target epsilon for the whole schedule; the noise multiplier is calibrated so the
+        accountant's epsilon after ``rounds`` rounds is at most this
     secagg_clip : ``secagg`` clips every update entry to [-secagg_clip, secagg_clip], the fixed-point
         range SecAgg+ quantizes into (2**22 levels) before masking
     dp_delta : the delta of the (epsilon, delta) guarantee
@@ -61,6 +71,8 @@ class FLConfig:
     defense: Defense = "none"
     dp_clip: float = field(default=1.0, metadata=bounded(1e-9, 1e6))
     dp_noise: float = field(default=1.0, metadata=bounded(0.0, 1e6))
+    dp_level: DPLevel = "local"
+    dp_epsilon: float | None = field(default=None, metadata=bounded(None, 1e6))
     dp_delta: float = field(default=1e-5, metadata=bounded(1e-12, 0.5))
     prune_keep: float = field(default=0.1, metadata=bounded(1e-9, 1.0))
     secagg_clip: float = field(default=8.0, metadata=bounded(1e-6, 1e6))
@@ -79,6 +91,8 @@ class FLConfig:
                 f"key 'defense' = 'secagg' needs at least 3 clients per round (SecAgg+), "
                 f"got {self.per_round}: raise clients or fraction"
             )
+        if self.dp_epsilon is not None and not self.dp_epsilon > 0:
+            raise ValueError(f"key 'dp_epsilon' = {self.dp_epsilon}: the target epsilon must be > 0")
         bad = [r for r in self.capture_rounds if not 1 <= r <= self.rounds]
         if bad:
             raise ValueError(f"key 'capture_rounds' = {bad[0]}: rounds are numbered 1..{self.rounds}")
@@ -94,5 +108,19 @@ class FLConfig:
 
 
 def fl_config(table: dict[str, Any], source: Path | str = "command line") -> FLConfig:
-    """Validate a table of settings (``None`` values are left at their defaults)."""
-    return from_table(FLConfig, {k: v for k, v in table.items() if v is not None}, source)
+    """Validate a table of settings (``None`` values are left at their defaults).
+
+    Besides each key's own checks: ``dp_noise`` and ``dp_epsilon`` exclude each other (the target
+    epsilon determines the noise), and ``dp_epsilon`` or a ``dp_level`` other than the default
+    need ``defense = "dp"``.
+    """
+    from neurofl.errors import UserError
+
+    given = {k: v for k, v in table.items() if v is not None}
+    cfg = from_table(FLConfig, given, source)
+    if "dp_noise" in given and "dp_epsilon" in given:
+        raise UserError(f"{source}: keys 'dp_noise' and 'dp_epsilon' exclude each other: give the noise or the target")
+    for key, unset in (("dp_epsilon", None), ("dp_level", "local")):  # (the defaults pass: configs round-trip)
+        if given.get(key, unset) != unset and cfg.defense != "dp":
+            raise UserError(f"{source}: key '{key}' applies to defense 'dp' only (defense is {cfg.defense!r})")
+    return cfg

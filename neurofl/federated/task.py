@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from neurofl.data import Dataset, split_dataset
+from neurofl.errors import UserError
+from neurofl.federated import privacy
 from neurofl.federated.client import ClientData
 from neurofl.federated.partition import partition
 from neurofl.federated.rng import numpy_rng
@@ -74,6 +77,7 @@ def make_task(
     parts = partition(train.y, cfg.clients, cfg.partition, cfg.alpha, numpy_rng(cfg.seed, "partition"))
     x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
     clients = [ClientData(k, x[p], y[p]) for k, p in enumerate(parts)]
+    cfg = calibrated(cfg, [len(c.y) for c in clients])
     return FLTask(
         dataset=ds.name,
         model_kind=model_kind,
@@ -87,3 +91,30 @@ def make_task(
         initial_state=initial_state,
         initial_identity=initial_identity if initial_state is not None else None,
     )
+
+
+def dp_schedule(cfg: FLConfig, client_sizes: list[int]) -> privacy.Schedule:
+    """The accountant's view of the run (:func:`neurofl.federated.privacy.schedule`)."""
+    return privacy.schedule(cfg.dp_level, cfg.clients, cfg.per_round, cfg.local_steps, cfg.batch, min(client_sizes))
+
+
+def calibrated(cfg: FLConfig, client_sizes: list[int]) -> FLConfig:
+    """``cfg`` with ``dp_noise`` calibrated to ``dp_epsilon`` over all ``cfg.rounds`` rounds (the
+    same ``cfg`` without a target). client_sizes: each client's sample count.
+
+    Raises
+    ------
+    UserError
+        The target cannot be met with a noise multiplier up to ``privacy.MAX_NOISE``.
+    """
+    if cfg.defense != "dp" or cfg.dp_epsilon is None:
+        return cfg
+    sch = dp_schedule(cfg, client_sizes)
+    try:
+        noise = privacy.calibrate(cfg.dp_epsilon, cfg.dp_delta, sch.sample_rate, sch.steps(cfg.rounds))
+    except ValueError:
+        raise UserError(
+            f"dp_epsilon {cfg.dp_epsilon:g}: no noise multiplier up to {privacy.MAX_NOISE:g} reaches it over "
+            f"{cfg.rounds} rounds; raise dp_epsilon or dp_delta, or train fewer rounds"
+        ) from None
+    return dataclasses.replace(cfg, dp_noise=noise)
