@@ -10,7 +10,11 @@ exporter, so this module writes:
   ``export_hdf5`` (weights descaled to integer mantissas by ``profile.quantize_weight``; neuron
   ``iDecay``, ``vDecay``, ``vThMant``).
 * ``/neurofl``: metadata NetX ignores (a JSON ``header`` attribute: model, profile, input encoding,
-  time steps, dataset, SLAYER accuracy) so that ``neurofl verify`` can feed the same inputs.
+  time steps, dataset, SLAYER accuracy) so that ``neurofl verify`` can feed the same inputs. Its
+  ``lava`` entry holds everything Lava needs beyond the layers (:func:`lava_loading`): NetX computes
+  each synapse's weight exponent from the weights and reads none from the file, so a graded input's
+  fraction bits cannot be stored as a layer setting; the file records them and the loading script
+  (``netx_models/run_in_lava.py``, shown in docs/deploy.md) applies them.
 
 Before writing, :func:`check_fits` proves the model fits the profile's chip.
 """
@@ -32,13 +36,29 @@ from neurofl.deploy.resources import ResourceReport, estimate_resources
 from neurofl.deploy.trace import STATE_BITS_LAVA, state_ranges
 from neurofl.errors import UserError
 
-NETX_FORMAT = "neurofl-netx/1"
+NETX_FORMAT = "neurofl-netx/2"
 # Graded input payloads carry 6 fractional bits (NetX's default spike_exp = 6).
 INPUT_FRAC_BITS = 6
 # Lava DelayDense / NetX clamp synaptic delays at 62 steps.
 MAX_DELAY = 62
 # Lava's bit-accurate LIF: 17-bit threshold mantissa.
 VTH_BITS = 17
+
+
+def lava_loading(profile: Any) -> dict[str, int]:
+    """How Lava must load and feed a network of ``profile`` (stored as the header's ``lava`` entry).
+
+    input_message_bits : ``lava.lib.dl.netx.hdf5.Network(..., input_message_bits=...)``; 0 for binary
+        spikes, the profile's payload bits for graded input
+    input_frac_bits : graded inputs ``x`` are sent as integer payloads ``x * 2**input_frac_bits``, and
+        the first synapse's ``weight_exp`` is lowered by as many bits, so the first layer's current is
+        ``floor(sum_j w_j x_j)`` as on the chip (0 for binary spikes: nothing to do)
+    """
+    graded = profile.spikes.input_encoding == "direct"
+    return {
+        "input_message_bits": profile.spikes.payload_bits if graded else 0,
+        "input_frac_bits": INPUT_FRAC_BITS if graded else 0,
+    }
 
 
 @dataclass(frozen=True)
@@ -148,7 +168,8 @@ def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, A
         "architecture": arch_to_dict(model.arch),
         "profile": profile_to_dict(profile),
         "input_encoding": profile.spikes.input_encoding,
-        "input_frac_bits": INPUT_FRAC_BITS if profile.spikes.input_encoding == "direct" else 0,
+        "input_frac_bits": lava_loading(profile)["input_frac_bits"],
+        "lava": lava_loading(profile),
         "time_steps": model.time_steps,
         "versions": versions(),
         **meta,

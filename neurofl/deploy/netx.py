@@ -15,7 +15,7 @@ import numpy as np
 
 from neurofl import limits
 from neurofl.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
-from neurofl.deploy.export import NETX_FORMAT
+from neurofl.deploy.export import NETX_FORMAT, lava_loading
 from neurofl.errors import UserError
 from neurofl.models import Architecture
 from neurofl.profiles import HardwareProfile
@@ -39,6 +39,12 @@ NEURON_RANGES = {"iDecay": (0, 4096), "vDecay": (0, 4096), "vThMant": (1, (1 << 
 INPUT_KEYS = {"type", "shape"}
 DENSE_KEYS = {"type", "shape", "inFeatures", "outFeatures", "weight", "neuron"}
 NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike"}
+# SLAYER writes these training-only parameters (surrogate gradient, weight exponent hint) beside
+# LOIHI/CUBA neurons; NetX reads none of them, so they change nothing in Lava
+IGNORED_NEURON_KEYS = {"scaleRho", "tauRho", "theta", "wgtExp"}
+# layer types NetX names but cannot build (lava-dl 0.6.0 raises NotImplementedError), and those it builds
+NETX_UNBUILT = {"pool", "convT", "unpool", "average", "concat"}
+NETX_TYPES = {"input", "dense", "dense_rec", "dense_comp", "conv", "flatten"}
 # dtypes accepted for numbers: integers and float32/float64 (float16 cannot hold every mantissa
 # NetX computes with; complex and compound types are refused)
 _NUMERIC = {"i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"}
@@ -179,13 +185,16 @@ def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
     for key, expected in (("inFeatures", inputs), ("outFeatures", outputs)):
         if key in g and _scalar(g, key, where, 1, MAX_WIDTH) != expected:
             raise UserError(f"{where}/{key}: must be {expected}, as the weight's shape {w.shape} says")
-    if "neuron" not in g or not isinstance(g["neuron"], h5py.Group):
-        raise UserError(f"{where}: missing neuron parameter group 'neuron'")
+    if "neuron" not in g:
+        return outputs  # valid in NetX: a non-spiking integrator; reference_model refuses it against a header
+    if not isinstance(g["neuron"], h5py.Group):
+        raise UserError(f"{where}: 'neuron' must be a group of neuron parameters")
     n = g["neuron"]
     missing = [k for k in _NEURON_KEYS if k not in n]
     if missing:
         raise UserError(f"{where}: missing neuron parameter 'neuron/{missing[0]}'")
-    _only_keys(n, NEURON_KEYS, f"{where}/neuron")
+    _only_keys(n, NEURON_KEYS | IGNORED_NEURON_KEYS, f"{where}/neuron")
+
     neuron_type = _string(n, "type", f"{where}/neuron")
     if neuron_type not in ("CUBA", "LOIHI"):
         raise UserError(f"{where}/neuron/type: '{neuron_type}' is not a CUBA neuron (neurofl exports CUBA)"[:300])
@@ -200,6 +209,47 @@ def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
     return outputs
 
 
+def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
+    """Refuse, with the truest reason first, a network neurofl cannot reproduce: a layer NetX itself
+    cannot build, a neuron that is not CUBA LIF, an input layer with its own neuron, a layer other
+    than dense, then what NetX reads but the SLAYER reference does not model (bias, delay)."""
+    types = [_string(layers[k], "type", f"{path}: /layer/{k}") for k in keys]
+    for k, t in zip(keys, types, strict=True):
+        if t in NETX_UNBUILT:
+            raise UserError(
+                f"{path}: /layer/{k}: layer type '{t}' is not implemented by NetX "
+                "(lava-dl raises NotImplementedError), so Lava cannot load this network"
+            )
+        if t not in NETX_TYPES:
+            raise UserError(f"{path}: /layer/{k}: unknown layer type '{t}' (NetX builds {sorted(NETX_TYPES)})"[:300])
+    for k in keys:
+        n = layers[k].get("neuron")
+        if isinstance(n, h5py.Group) and "type" in n:
+            kind = _string(n, "type", f"{path}: /layer/{k}/neuron")
+            if kind not in ("CUBA", "LOIHI"):
+                raise UserError(
+                    f"{path}: /layer/{k}/neuron/type: '{kind}' is not a CUBA LIF neuron (SDNN is sigma-delta, RF "
+                    "resonate-and-fire); neurofl verify models CUBA neurons only"[:300]
+                )
+    if types[0] != "input":
+        raise UserError(f"{path}: /layer/0 must be the input layer")
+    if "neuron" in layers["0"]:
+        raise UserError(
+            f"{path}: /layer/0 has its own input neuron, which NetX drives through the neuron's bias (the "
+            "network's input port is left unconnected); neurofl verify feeds spikes to the first synapse"
+        )
+    for k, t in zip(keys[1:], types[1:], strict=True):
+        if t != "dense":
+            raise UserError(f"{path}: /layer/{k}: layer type '{t}' is not supported (neurofl verifies dense layers)")
+    for k in keys[1:]:
+        for key, what in (("bias", "neuron biases"), ("delay", "synaptic delays")):
+            if key in layers[k]:
+                raise UserError(
+                    f"{path}: /layer/{k}/{key}: {what} are read by NetX but not modelled by neurofl's SLAYER "
+                    "reference; refused rather than reported as a Lava mismatch"
+                )
+
+
 def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
     _check_tree(f, path)
     if "layer" not in f or not isinstance(f["layer"], h5py.Group) or len(f["layer"]) == 0:
@@ -210,8 +260,7 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
         raise UserError(f"{path}: /layer groups must be named 0..{len(keys) - 1}, found {sorted(layers.keys())}"[:300])
     if any(not isinstance(layers[k], h5py.Group) for k in keys):
         raise UserError(f"{path}: every /layer entry must be a group")
-    if _string(layers["0"], "type", f"{path}: /layer/0") != "input":
-        raise UserError(f"{path}: /layer/0 must be the input layer")
+    _supported(layers, keys, path)
     _only_keys(layers["0"], INPUT_KEYS, f"{path}: /layer/0")
     shape = _dataset(layers["0"], "shape", f"{path}: /layer/0")
     if not 1 <= shape.size <= 4 or shape.ndim > 1:
@@ -221,11 +270,7 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
     if widths[0] > MAX_WIDTH:
         raise UserError(f"{path}: /layer/0/shape {dims.astype(int).tolist()} has more than {MAX_WIDTH} inputs")
     for k in keys[1:]:
-        where = f"{path}: /layer/{k}"
-        t = _string(layers[k], "type", where)
-        if t != "dense":
-            raise UserError(f"{where}: layer type '{t}' is not supported (neurofl exports dense layers)"[:300])
-        widths.append(_dense_layer(layers[k], where, widths[-1]))
+        widths.append(_dense_layer(layers[k], f"{path}: /layer/{k}", widths[-1]))
     if "neurofl" not in f or not isinstance(f["neurofl"], h5py.Group) or "header" not in f["neurofl"].attrs:
         raise UserError(f"{path}: no /neurofl header (export the model with `neurofl export`)")
     attr = f["neurofl"].attrs.get_id("header")
@@ -272,8 +317,11 @@ def read_netx(path: Path) -> NetxFile:
         # what h5py raises for corrupt object headers, B-trees and heaps inside a file that opened
         raise UserError(f"{path}: malformed NetX file ({type(e).__name__}: {str(e)[:120]})") from None
     if header.get("format") != NETX_FORMAT:
-        raise UserError(f"{path}: unsupported header format {header.get('format')!r} (expected {NETX_FORMAT})"[:300])
-    for key in ("architecture", "profile", "input_encoding", "input_frac_bits", "time_steps"):
+        raise UserError(
+            f"{path}: unsupported header format {header.get('format')!r} (expected {NETX_FORMAT}; "
+            "re-export the model with `neurofl export`)"[:300]
+        )
+    for key in ("architecture", "profile", "input_encoding", "input_frac_bits", "time_steps", "lava"):
         if key not in header:
             raise UserError(f"{path}: /neurofl header lacks '{key}'")
     arch = arch_from_dict(header["architecture"], f"{path} header")
@@ -294,6 +342,11 @@ def read_netx(path: Path) -> NetxFile:
         raise UserError(f"{path}: header input_encoding {encoding!r} disagrees with its profile's")
     if header.get("kind", "snn") != "snn":
         raise UserError(f"{path}: header kind must be 'snn', got {header.get('kind')!r}"[:300])
+    if header["lava"] != lava_loading(profile) or frac != header["lava"]["input_frac_bits"]:
+        raise UserError(
+            f"{path}: header 'lava' loading settings {header['lava']!r} disagree with its profile's "
+            f"{lava_loading(profile)!r}"[:300]
+        )
     header_seed(header, f"{path} header")
     nf = NetxFile(path, header, profile, arch, tuple(widths), encoding, frac, steps)
     if tuple(arch.widths) != nf.widths:
@@ -302,22 +355,24 @@ def read_netx(path: Path) -> NetxFile:
 
 
 def build_network(nf: NetxFile, reset_interval: int | None = None) -> Any:
-    """The NetX ``Network`` process for ``nf``, loaded unchanged from the file.
+    """The NetX ``Network`` process for ``nf``, loaded unchanged from the file, as the file's ``lava``
+    header entry says (the same steps as ``netx_models/run_in_lava.py``, the script docs/deploy.md shows).
 
     For graded input (``direct`` encoding) payloads carry ``input_frac_bits`` fractional bits, so the
-    first Dense synapse's weight exponent is lowered by that many bits (a register on the chip,
-    not stored in NetX files).
+    first Dense synapse's weight exponent is lowered by that many bits: NetX computes weight
+    exponents from the weights and reads none from a file, so the file records the bits instead.
     """
     from lava.lib.dl.netx.hdf5 import Network
 
-    bits = nf.profile.spikes.payload_bits if nf.graded_input else 0
+    lava = nf.header["lava"]
+    bits = int(lava["input_message_bits"])
     # The file passed read_netx, which checks everything NetX reads: an exception here is a bug
     # (in that check or in NetX), not bad input, and surfaces as an internal error.
     # NetX prints weight-fitting notes on stdout; keep stdout clean for --json
     with contextlib.redirect_stdout(io.StringIO()):
         # reset_offset=1: the input RingBuffer and the first Dense buffer delay the input by 2 steps
         net = Network(str(nf.path), input_message_bits=bits, reset_interval=reset_interval, reset_offset=1)
-    if nf.input_frac_bits:
+    if lava["input_frac_bits"]:
         syn = net.layers[0].synapse
-        syn.proc_params.overwrite("weight_exp", int(syn.proc_params["weight_exp"]) - nf.input_frac_bits)
+        syn.proc_params.overwrite("weight_exp", int(syn.proc_params["weight_exp"]) - int(lava["input_frac_bits"]))
     return net

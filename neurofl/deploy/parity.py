@@ -61,6 +61,11 @@ def reference_model(nf: NetxFile) -> torch.nn.Module:
             w = torch.from_numpy(np.asarray(g["weight"][()], dtype=np.float32)) / scale
             block.synapse.weight.copy_(w.reshape(block.synapse.weight.shape))
             params = block.neuron.device_params
+            if "neuron" not in g:
+                raise UserError(
+                    f"{nf.path}: /layer/{i} has no neuron group (NetX makes it a non-spiking integrator), but the "
+                    "header's architecture has CUBA neurons there"
+                )
             for key in ("iDecay", "vDecay", "vThMant"):
                 if int(g[f"neuron/{key}"][()]) != int(params[key]):
                     raise UserError(
