@@ -42,6 +42,20 @@ def default_workers(rows: int) -> int:
     return max(1, min(rows, cpus()))
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker is killed when its parent dies, even by SIGKILL (Linux), so a
+    killed ``evaluate`` leaves no worker writing into its run folder."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):  # not Linux: the parent's terminate() still ends the pool
+        pass
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
+
+
 def _run(i: int) -> Any:
     import torch
 
@@ -70,7 +84,7 @@ def map_rows(job: Job, n: int, workers: int, on_progress: Callable[..., None] | 
     ctx = mp.get_context("fork")
     queue = ctx.SimpleQueue() if on_progress is not None else None
     _WORK = (job, queue, torch.get_num_threads())
-    pool = ctx.Pool(workers)
+    pool = ctx.Pool(workers, initializer=_die_with_parent, initargs=(os.getpid(),))
     drain = None
     try:
         if queue is not None:  # started after the fork: the workers inherit no thread

@@ -90,8 +90,9 @@ def test_evaluate_attacks_the_files_model(imported, other, capsys, tmp_path, mon
 
     monkeypatch.setattr(ev, "attack_row", recording)
     out = tmp_path / "ev"
-    code, stdout, err = run(capsys, "evaluate", "--model", str(pt), *FAST, "--train-epochs", "0", "--out", str(out),
-                            "--json")  # fmt: skip
+    # --workers 1: the rows run in this process, where the recording wrapper sees their targets
+    code, stdout, err = run(capsys, "evaluate", "--model", str(pt), *FAST, "--train-epochs", "0", "--workers", "1",
+                            "--out", str(out), "--json")  # fmt: skip
     assert code == 0, err
     report = json.loads(stdout)
     assert report["model_file"]["sha256"] == digest and report["profile"] == "loihi1"
