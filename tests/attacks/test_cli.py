@@ -68,7 +68,7 @@ def test_unknown_recipe_name_exits_2(capsys):
 
 def test_fedavg_local_steps(capsys):
     code, out, _ = _run(capsys, "attack", "--model", "ann", "--profile", "float32", "--victims", "2",
-                        "--local-steps", "3", "--iterations", "10", "--json")
+                        "--recipe", "inverting_gradients", "--local-steps", "3", "--iterations", "10", "--json")
     assert code == 0
     report = json.loads(out)
     assert report["local_steps"] == 3
