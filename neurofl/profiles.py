@@ -8,6 +8,7 @@ uploads in federated learning (the update's numeric format). Shipped profiles li
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,20 @@ import torch
 from neurofl.config import bounded, from_table, read_toml
 from neurofl.limits import MAX_TIME_STEPS
 from neurofl.resources import resolve_toml, shipped_tomls
+
+# What neurofl's models can honour (see docs/profiles.md, "Keys and where they take effect").
+# SLAYER's CUBA neuron (lava-dl 0.6) quantizes decays on a 12-bit grid (p_scale = 1 << 12), as do
+# Lava's bit-accurate LIF (du, dv) and neurofl's fused neuron (models/cuba.py, DECAY_BITS).
+SUPPORTED_DECAY_BITS = 12
+# neurofl builds SLAYER neurons with their default scale 1 << 6: thresholds on a 1/64 grid and states
+# in units of 1/(64 * 64); the export's state check (deploy/trace.py) and NetX's vThMant assume it.
+SUPPORTED_THRESHOLD_SCALE = 64
+# Unquantized weights and float updates are float32: a bits key other than 32 would claim a precision
+# nothing applies.
+FLOAT_BITS = 32
+# A graded (direct) input x in [0, 1] travels as the payload x * 2**6 (NetX's spike_exp, deploy/export.py
+# INPUT_FRAC_BITS), up to 64: 7 magnitude bits and a sign.
+MIN_GRADED_PAYLOAD_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -33,16 +48,39 @@ class WeightFormat:
     def __post_init__(self) -> None:
         if self.quantized and self.bits > 8:
             raise ValueError(f"key 'weights.bits' = {self.bits}: quantized weights have at most 8 bits")
+        if not self.quantized and self.bits != FLOAT_BITS:
+            raise ValueError(
+                f"key 'weights.bits' = {self.bits}: unquantized weights are float32 (bits = {FLOAT_BITS}); "
+                "set quantized = true for a lower precision"
+            )
 
 
 @dataclass(frozen=True)
 class NeuronFormat:
-    """Neuron parameter and state precision (CUBA LIF)."""
+    """Neuron parameter and state precision (CUBA LIF).
+
+    ``decay_bits`` and ``threshold_scale`` are refused unless they are SLAYER's (12 and 64): its
+    CUBA neuron, which every neurofl SNN uses, knows no other grids. ``state_bits`` bounds the
+    signed current and voltage registers; the export checks the model's states against it
+    (the SLAYER model itself does not saturate).
+    """
 
     decay_bits: int = field(metadata=bounded(1, 16))
     threshold_scale: int = field(metadata=bounded(1, 1 << 12))
     state_bits: int = field(metadata=bounded(2, 64))
     source: str
+
+    def __post_init__(self) -> None:
+        if self.decay_bits != SUPPORTED_DECAY_BITS:
+            raise ValueError(
+                f"key 'neuron.decay_bits' = {self.decay_bits}: not supported, only {SUPPORTED_DECAY_BITS} "
+                "(SLAYER's CUBA neuron and Lava's LIF quantize decays to 12 bits)"
+            )
+        if self.threshold_scale != SUPPORTED_THRESHOLD_SCALE:
+            raise ValueError(
+                f"key 'neuron.threshold_scale' = {self.threshold_scale}: not supported, only "
+                f"{SUPPORTED_THRESHOLD_SCALE} (SLAYER's CUBA neuron scale; thresholds on a 1/64 grid)"
+            )
 
 
 @dataclass(frozen=True)
@@ -56,7 +94,17 @@ class SpikeFormat:
 
     def __post_init__(self) -> None:
         if self.payload == "binary" and self.input_encoding == "direct":
-            raise ValueError("key 'spikes.input_encoding' = 'direct' needs graded spikes (payload = 'graded')")
+            raise ValueError(
+                "key 'spikes.payload' = 'binary' cannot carry a direct input "
+                "(key 'spikes.input_encoding' = 'direct' needs graded spikes)"
+            )
+        if self.payload == "binary" and self.payload_bits != 1:
+            raise ValueError(f"key 'spikes.payload_bits' = {self.payload_bits}: binary spikes carry 1 bit")
+        if self.payload == "graded" and self.payload_bits < MIN_GRADED_PAYLOAD_BITS:
+            raise ValueError(
+                f"key 'spikes.payload_bits' = {self.payload_bits}: graded spikes need at least "
+                f"{MIN_GRADED_PAYLOAD_BITS} bits (a direct input up to 1.0 is sent as the signed payload 64)"
+            )
 
 
 @dataclass(frozen=True)
@@ -74,6 +122,18 @@ class UpdateFormat:
     bits: int = field(metadata=bounded(2, 32))
     rounding: Literal["nearest", "stochastic"]
     source: str
+
+    def __post_init__(self) -> None:
+        if self.format == "float" and self.bits != FLOAT_BITS:
+            raise ValueError(
+                f"key 'update.bits' = {self.bits}: a float update is float32 (bits = {FLOAT_BITS}); "
+                "use format = 'int' for fewer bits"
+            )
+        if self.format == "float" and self.rounding != "nearest":
+            raise ValueError(
+                f"key 'update.rounding' = {self.rounding!r}: a float update is not rounded "
+                "(rounding = 'nearest'); use format = 'int'"
+            )
 
 
 @dataclass(frozen=True)
@@ -102,6 +162,16 @@ class HardwareProfile:
     simulation: Simulation
     update: UpdateFormat
     resources: Resources | None = None
+
+    def __post_init__(self) -> None:
+        texts = {"name": self.name, "description": self.description}
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if dataclasses.is_dataclass(section):
+                texts[f"{f.name}.source"] = section.source
+        for key, text in texts.items():
+            if not text.strip():
+                raise ValueError(f"key '{key}' must not be empty")
 
     @property
     def weight_step(self) -> float:

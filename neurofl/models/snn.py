@@ -25,11 +25,23 @@ def require_slayer_grids(profile: HardwareProfile) -> None:
         )
 
 
-def _floor_graded_input_current(module: torch.nn.Module, inputs: tuple, z: torch.Tensor) -> torch.Tensor:
-    """On the chip a graded input payload meets integer weights and the sum is shifted right by 6
-    bits, so the first layer's input current is floored to whole weight units (1/64 in SLAYER
-    units). Straight-through gradient. Without it Lava and SLAYER disagree on ~0.4% of spikes."""
-    return z + (torch.floor(z * 64) / 64 - z).detach()
+class FloorGradedInputCurrent:
+    """Forward hook: on the chip a graded input payload meets integer weight mantissas and the sum
+    is shifted right by 6 bits, so the first layer's input current is floored to whole weight units
+    (``1 / weights.scale`` in SLAYER units: 1/64 for Loihi). Straight-through gradient. Without it
+    Lava and SLAYER disagree on ~0.4% of spikes.
+
+    Parameters
+    ----------
+    scale : int
+        The profile's ``weights.scale`` (weight mantissas per SLAYER unit).
+    """
+
+    def __init__(self, scale: int):
+        self.scale = scale
+
+    def __call__(self, module: torch.nn.Module, inputs: tuple, z: torch.Tensor) -> torch.Tensor:
+        return z + (torch.floor(z * self.scale) / self.scale - z).detach()
 
 
 class SlayerNetwork(torch.nn.Module):
@@ -46,10 +58,11 @@ class SlayerNetwork(torch.nn.Module):
         raise NotImplementedError
 
     def floor_graded_input(self, profile: HardwareProfile) -> None:
-        """Use the chip's arithmetic for graded inputs: floor the first block's current (see
-        :func:`_floor_graded_input_current`) when weights are quantized and the input is direct."""
+        """Use the chip's arithmetic for graded inputs: floor the first block's current to the
+        profile's weight units (see :class:`FloorGradedInputCurrent`) when weights are quantized and
+        the input is direct."""
         if profile.weights.quantized and profile.spikes.input_encoding == "direct":
-            self.blocks[0].synapse.register_forward_hook(_floor_graded_input_current)
+            self.blocks[0].synapse.register_forward_hook(FloorGradedInputCurrent(profile.weights.scale))
 
     def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""

@@ -1,0 +1,326 @@
+"""Every key of a hardware profile takes effect or is refused (issue 13).
+
+Each case copies a shipped profile into ``tmp_path``, changes one key (plus the keys a cross-field
+rule ties to it) and shows either that a model output, quantized weight, upload, export check or
+resource estimate changes on a tiny fixed input, or that loading refuses the edit with one line
+naming the file and the key. :func:`test_every_schema_key_has_a_case` fails when a key is added
+to the schema without a case here (and without a row in docs/profiles.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from neurofl.cli import main
+from neurofl.config import read_toml
+from neurofl.deploy.export import check_fits, lava_loading
+from neurofl.deploy.resources import estimate_resources
+from neurofl.errors import UserError
+from neurofl.evaluate import with_encoding
+from neurofl.identity import config_identity
+from neurofl.models import Architecture
+from neurofl.models.factory import build_model
+from neurofl.profiles import HardwareProfile, load_profile, quantize_update, shipped_profiles
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
+ARCH = Architecture((16, 16), 3, hidden=(5,))
+X = torch.linspace(0.0, 1.0, 3 * 256).reshape(3, 16, 16)
+W = torch.linspace(-5.0, 5.0, 401)
+G = torch.linspace(-1.0, 1.0, 2 * 50).reshape(2, 50) ** 3
+
+
+# ---------------------------------------------------------------- copying and editing a profile
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string (non-ASCII as \uXXXX escapes)
+    return repr(v)
+
+
+def _write_toml(table: dict[str, Any], path: Path) -> Path:
+    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for section, values in table.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{section}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def copied(tmp_path: Path, base: str, edits: dict[str, Any]) -> Path:
+    """A copy of shipped profile ``base`` under ``tmp_path`` with ``edits`` ({dotted key: value};
+    ``None`` removes a section) applied."""
+    table = read_toml(shipped_profiles()[base])
+    for key, value in edits.items():
+        *sections, leaf = key.split(".")
+        t = table
+        for s in sections:
+            t = t[s]
+        if value is None:
+            del t[leaf]
+        else:
+            t[leaf] = value
+    return _write_toml(table, tmp_path / f"edited-{base}.toml")
+
+
+# ---------------------------------------------------------------- what a key can change
+
+
+def model_spikes(p: HardwareProfile) -> torch.Tensor:
+    """Output spike trains of a freshly built SNN on the fixed input (a fixed rate-code seed)."""
+    model = build_model("snn", ARCH, p, seed=0)
+    with torch.no_grad():
+        return model.spikes(X, torch.Generator().manual_seed(0))
+
+
+def first_current(p: HardwareProfile) -> torch.Tensor:
+    """The first block's synaptic current (after the profile's hooks) on the fixed direct input."""
+    model = build_model("snn", ARCH, p, seed=0)
+    with torch.no_grad():
+        return model.blocks[0].synapse(model.input_spikes(X, torch.Generator().manual_seed(0)))
+
+
+def quantized(p: HardwareProfile) -> torch.Tensor:
+    return p.quantize_weight(W)
+
+
+def upload(p: HardwareProfile) -> torch.Tensor:
+    return quantize_update(G, p.update, torch.Generator().manual_seed(0))
+
+
+def export_check(p: HardwareProfile) -> str:
+    """The export fit check's verdict: 'fits' or the refusal's message."""
+    try:
+        check_fits(build_model("snn", ARCH, p, seed=0), X)
+    except UserError as e:
+        return str(e)
+    return "fits"
+
+
+def resources(p: HardwareProfile) -> dict[str, Any]:
+    return estimate_resources(build_model("snn", ARCH, p, seed=0), p, X).as_dict()
+
+
+def digest(p: HardwareProfile) -> str:
+    return config_identity(p)["sha256"]
+
+
+def encoding_direct(p: HardwareProfile) -> str:
+    """Whether ``evaluate --encoding direct`` accepts the profile."""
+    try:
+        return with_encoding(p, "direct").spikes.input_encoding
+    except UserError as e:
+        return str(e)
+
+
+def lava_settings(p: HardwareProfile) -> dict[str, int]:
+    return lava_loading(p)
+
+
+def _differ(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return a.shape != b.shape or not torch.equal(a, b)
+    return a != b
+
+
+# ---------------------------------------------------------------- the table: one case per key
+
+Probe = Callable[[HardwareProfile], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """Editing ``edits`` into a copy of ``base`` changes what every probe returns."""
+
+    base: str
+    edits: dict[str, Any]
+    probes: tuple[Probe, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """Editing ``edits`` into a copy of ``base`` is refused at load, naming ``key``."""
+
+    base: str
+    edits: dict[str, Any]
+    key: str
+
+
+# The first edit of each case is the key under test; further edits satisfy cross-field rules.
+CASES: dict[str, tuple[Changes | Refused, ...]] = {
+    "name": (Changes("loihi2", {"name": "my-loihi2"}, (digest,)), Refused("loihi2", {"name": " "}, "name")),
+    "description": (
+        Changes("loihi2", {"description": "edited"}, (digest,)),
+        Refused("loihi2", {"description": ""}, "description"),
+    ),
+    "weights.quantized": (
+        Changes("loihi2", {"weights.quantized": False, "weights.bits": 32}, (quantized, model_spikes, export_check)),
+        Refused("loihi2", {"weights.quantized": False}, "weights.bits"),
+    ),
+    "weights.bits": (
+        Changes("loihi2", {"weights.bits": 6}, (quantized, model_spikes, export_check, resources)),
+        Refused("float32", {"weights.bits": 16}, "weights.bits"),
+    ),
+    "weights.scale": (
+        Changes("loihi2", {"weights.scale": 128}, (quantized, first_current, model_spikes, export_check)),
+    ),
+    "weights.source": (Refused("loihi2", {"weights.source": ""}, "weights.source"),),
+    "neuron.decay_bits": (Refused("loihi2", {"neuron.decay_bits": 10}, "neuron.decay_bits"),),
+    "neuron.threshold_scale": (Refused("loihi2", {"neuron.threshold_scale": 128}, "neuron.threshold_scale"),),
+    "neuron.state_bits": (
+        Changes("loihi2", {"neuron.state_bits": 12}, (export_check,)),
+        Changes("loihi2", {"neuron.state_bits": 32}, (export_check,)),
+    ),
+    "neuron.source": (Refused("loihi2", {"neuron.source": " "}, "neuron.source"),),
+    "spikes.payload": (
+        Changes("loihi1", {"spikes.payload": "graded", "spikes.payload_bits": 24}, (encoding_direct,)),
+        Refused("loihi2", {"spikes.payload": "binary"}, "spikes.payload"),
+    ),
+    "spikes.payload_bits": (
+        Changes("loihi2", {"spikes.payload_bits": 16}, (lava_settings,)),
+        Refused("loihi2", {"spikes.payload_bits": 4}, "spikes.payload_bits"),
+        Refused("loihi1", {"spikes.payload_bits": 8}, "spikes.payload_bits"),
+    ),
+    "spikes.input_encoding": (
+        Changes("loihi2", {"spikes.input_encoding": "rate"}, (model_spikes, lava_settings)),
+        Refused("loihi1", {"spikes.input_encoding": "direct"}, "spikes.input_encoding"),
+    ),
+    "spikes.source": (Refused("loihi2", {"spikes.source": ""}, "spikes.source"),),
+    "simulation.time_steps": (Changes("loihi2", {"simulation.time_steps": 4}, (model_spikes, resources)),),
+    "simulation.source": (Refused("loihi2", {"simulation.source": ""}, "simulation.source"),),
+    "update.format": (
+        Changes("loihi2", {"update.format": "float", "update.bits": 32}, (upload,)),
+        Refused("loihi2", {"update.format": "float"}, "update.bits"),
+    ),
+    "update.bits": (
+        Changes("loihi2", {"update.bits": 4}, (upload,)),
+        Refused("float32", {"update.bits": 8}, "update.bits"),
+    ),
+    "update.rounding": (
+        Changes("loihi2", {"update.rounding": "stochastic"}, (upload,)),
+        Refused("float32", {"update.rounding": "stochastic"}, "update.rounding"),
+    ),
+    "update.source": (Refused("loihi2", {"update.source": ""}, "update.source"),),
+    "resources": (Changes("loihi2", {"resources": None}, (export_check, resources)),),
+    "resources.cores": (Changes("loihi2", {"resources.cores": 1}, (resources, export_check)),),
+    "resources.neurons_per_core": (Changes("loihi2", {"resources.neurons_per_core": 1}, (resources,)),),
+    "resources.input_axons_per_core": (
+        Changes("loihi2", {"resources.input_axons_per_core": 100}, (resources, export_check)),
+    ),
+    "resources.output_axons_per_core": (
+        Changes("loihi2", {"resources.output_axons_per_core": 1}, (resources, export_check)),
+    ),
+    "resources.synapse_memory_kib_per_core": (
+        Changes("loihi2", {"resources.synapse_memory_kib_per_core": 1}, (resources,)),
+    ),
+    "resources.energy_per_synop_pj": (Changes("loihi2", {"resources.energy_per_synop_pj": 1.0}, (resources,)),),
+    "resources.energy_per_neuron_update_pj": (
+        Changes("loihi2", {"resources.energy_per_neuron_update_pj": 1.0}, (resources,)),
+    ),
+    "resources.source": (Refused("loihi2", {"resources.source": ""}, "resources.source"),),
+}
+
+
+def schema_keys(cls: type = HardwareProfile, prefix: str = "") -> set[str]:
+    """Every dotted key of the profile schema: leaf fields, and sections that may be left out."""
+    keys = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        optional = False
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            inner = [a for a in typing.get_args(tp) if a is not type(None)]
+            optional, tp = len(inner) < len(typing.get_args(tp)), inner[0]
+        if dataclasses.is_dataclass(tp):
+            keys |= schema_keys(tp, f"{prefix}{f.name}.")
+            if optional or f.default is not dataclasses.MISSING:
+                keys.add(f"{prefix}{f.name}")
+        else:
+            keys.add(f"{prefix}{f.name}")
+    return keys
+
+
+def test_every_schema_key_has_a_case():
+    keys = schema_keys()
+    assert keys == set(CASES), f"keys without a case: {sorted(keys - set(CASES))}; stale: {sorted(set(CASES) - keys)}"
+
+
+def test_every_schema_key_has_a_row_in_docs():
+    text = DOCS.read_text()
+    missing = [k for k in sorted(schema_keys()) if f"| `{k}` |" not in text]
+    assert not missing, f"docs/profiles.md has no row for {missing}"
+
+
+@pytest.mark.parametrize(
+    "key, case",
+    [(k, c) for k, cases in CASES.items() for c in cases if isinstance(c, Changes)],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_changing_the_key_changes_the_arithmetic(tmp_path, key, case):
+    assert next(iter(case.edits)) == key
+    base = load_profile(case.base)
+    edited = load_profile(copied(tmp_path, case.base, case.edits))
+    for probe in case.probes:
+        assert _differ(probe(base), probe(edited)), f"{key}: {probe.__name__} did not change"
+
+
+@pytest.mark.parametrize(
+    "key, case",
+    [(k, c) for k, cases in CASES.items() for c in cases if isinstance(c, Refused)],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_an_edit_the_code_cannot_honour_is_refused(tmp_path, capsys, key, case):
+    assert next(iter(case.edits)) == key
+    path = copied(tmp_path, case.base, case.edits)
+    with pytest.raises(UserError, match=f"key '{case.key}'"):
+        load_profile(path)
+    with pytest.raises(SystemExit) as e:
+        main(["profiles", "show", str(path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert f"'{case.key}'" in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_copies_round_trip(tmp_path):
+    """The helper that writes the copies is faithful: an unedited copy loads equal to the shipped one."""
+    for name in shipped_profiles():
+        assert load_profile(copied(tmp_path, name, {})) == load_profile(name)
+
+
+def test_state_bits_and_weights_scale_in_the_export_messages(tmp_path):
+    """The export's state check uses the profile's register width and says so."""
+    assert export_check(load_profile("loihi2")) == "fits"
+    assert "12-bit range" in export_check(load_profile(copied(tmp_path, "loihi2", {"neuron.state_bits": 12})))
+    assert "neuron.state_bits = 32" in export_check(load_profile(copied(tmp_path, "loihi2", {"neuron.state_bits": 32})))
+    assert "weights.scale = 128" in export_check(load_profile(copied(tmp_path, "loihi2", {"weights.scale": 128})))
+
+
+def test_graded_input_floor_follows_weights_scale(tmp_path):
+    """The first layer's current is floored to whole weight units of the profile (1/scale)."""
+    for scale in (64, 128):
+        p = load_profile(copied(tmp_path, "loihi2", {"weights.scale": scale}))
+        z = first_current(p)
+        assert torch.equal(z, torch.floor(z * scale) / scale)
+        assert not torch.equal(z * scale / 2, torch.floor(z * scale / 2))  # not on a coarser grid
+
+
+def test_profiles_show_prints_every_key(capsys):
+    main(["profiles", "show", "loihi2"])
+    out = capsys.readouterr().out
+    p = load_profile("loihi2")
+    assert out.splitlines()[0] == f"{p.name}: {p.description}"
+    for key in schema_keys() - {"name", "description", "resources"}:
+        section, leaf = key.split(".")
+        assert f"  {leaf} = {getattr(getattr(p, section), leaf)}" in out
