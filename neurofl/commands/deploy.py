@@ -60,7 +60,7 @@ def _print_resources(res) -> None:
     type=click.Choice(["auto", "mlp", "conv"]),
     default="auto",
     show_default=True,
-    help="auto: mlp for 8x8 images (digits), conv otherwise; NetX export takes mlp SNNs.",
+    help="auto: mlp for 8x8 images (digits), conv otherwise; NetX export takes mlp and conv SNNs.",
 )
 @click.option("--epochs", type=int, default=15, show_default=True)
 @seed_option()

@@ -78,7 +78,7 @@ def _descaled_weights(block: Any) -> np.ndarray:
     return (
         block.synapse.pre_hook_fx(block.synapse.weight, descale=True)
         .detach()
-        .reshape(block.synapse.weight.shape[:2])
+        .reshape(block.synapse.weight.shape[0], -1)  # (out, in) dense; (out, C_in * k * k) conv
         .numpy()
     )
 
@@ -91,10 +91,12 @@ def check_fits(model: Any, x_calib: torch.Tensor, seed: int = 0) -> FitReport:
     calibration inputs ``x_calib`` (N, *input_shape); neurons, axons and synaptic memory within the
     profile's per-core limits and core count; graded input needs graded spikes.
     """
+    from neurofl.deploy.trace import weighted
+    from neurofl.models.conv import ConvSNN
     from neurofl.models.snn import SpikingMLP
 
-    if not isinstance(model, SpikingMLP):
-        raise UserError(f"only fully connected SNNs (SpikingMLP) can be exported to NetX, not {type(model).__name__}")
+    if not isinstance(model, (SpikingMLP, ConvSNN)):
+        raise UserError(f"only SLAYER SNNs (SpikingMLP, ConvSNN) can be exported to NetX, not {type(model).__name__}")
     profile = model.profile
     name = profile.name
     if not profile.weights.quantized or profile.weights.bits != 8:
@@ -105,7 +107,7 @@ def check_fits(model: Any, x_calib: torch.Tensor, seed: int = 0) -> FitReport:
     if profile.resources is None:
         raise UserError(f"profile '{name}' has no [resources] section, so the per-core fit cannot be checked")
     wmin, wmax, dmax = 0, 0, 1
-    for i, block in enumerate(model.blocks):
+    for i, (_, block) in enumerate(weighted(model)):  # Flatten blocks have no synapse
         w = _descaled_weights(block)
         if not np.all(w == np.round(w)) or np.any(np.round(w).astype(np.int64) % 2):
             raise UserError(f"layer {i}: weights are not on the 8-bit grid (even integer mantissas)")
@@ -124,12 +126,20 @@ def check_fits(model: Any, x_calib: torch.Tensor, seed: int = 0) -> FitReport:
             )
     if profile.spikes.input_encoding == "direct" and profile.spikes.payload != "graded":
         raise UserError(f"profile '{name}': direct input encoding needs graded spikes")
+    if profile.weights.scale != profile.neuron.threshold_scale:  # NetX: weights and vThMant in one unit
+        raise UserError(
+            f"profile '{name}': weights.scale = {profile.weights.scale} differs from neuron.threshold_scale = "
+            f"{profile.neuron.threshold_scale}; NetX stores weight and threshold mantissas in the same units"
+        )
+    state_bits = profile.neuron.state_bits  # the profile's registers, at most Lava LIF's 24 bits
+    if state_bits > STATE_BITS_LAVA:
+        raise UserError(f"profile '{name}': neuron.state_bits = {state_bits} exceeds Lava LIF's {STATE_BITS_LAVA}")
     ranges = state_ranges(model, x_calib, seed)
-    limit = (1 << (STATE_BITS_LAVA - 1)) - 1
+    limit = (1 << (state_bits - 1)) - 1
     for i, (cur, volt) in enumerate(ranges):
         if cur > limit or volt > limit:
             raise UserError(
-                f"layer {i}: states leave the 24-bit range on the calibration data (|current| up to {cur}, "
+                f"layer {i}: states leave the {state_bits}-bit range on the calibration data (|current| up to {cur}, "
                 f"|voltage| up to {volt}, limit {limit})"
             )
     res = estimate_resources(model, profile, x_calib, seed)
@@ -180,7 +190,8 @@ def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, A
             layer = f.create_group("layer")
             g = layer.create_group("0")
             g.create_dataset("type", (1,), "S10", [b"input"])
-            g.create_dataset("shape", data=np.array(model.arch.input_shape))
+            g.create_dataset("shape", data=np.array(model.arch.input_shape[:3]))  # (C, H, W); events: no T
+            # SLAYER's own export_hdf5 per block: dense, conv (weights (out, in, kH, kW)), flatten
             for i, block in enumerate(model.blocks, start=1):
                 block.export_hdf5(layer.create_group(str(i)))
             f.create_group("neurofl").attrs["header"] = json.dumps(header)

@@ -16,6 +16,33 @@ from neurofl.deploy.netx import NetxFile, build_network
 from neurofl.errors import UserError
 
 
+def _weight_exp_conv_model() -> type:
+    from lava.proc.conv.models import PyConvModelFixed
+
+    class WeightExpConvModel(PyConvModelFixed):
+        """Lava's fixed-point Conv model, plus the shared weight exponent its ``Conv`` process
+        documents (``weight * 2**weight_exp``) and its fixed-point model ignores (lava-nc 0.x):
+        ``a_out = conv(s_in, weight) << weight_exp`` (an arithmetic right shift, i.e. a floor, for a
+        negative exponent), as Lava's Dense model does. With ``weight_exp = 0`` (every conv layer
+        NetX builds) it is Lava's model unchanged."""
+
+        def clamp_precision(self, x: np.ndarray) -> np.ndarray:
+            e = int(np.asarray(self.weight_exp).reshape(-1)[0])
+            x = np.left_shift(x, e) if e >= 0 else np.right_shift(x, -e)
+            return super().clamp_precision(x)
+
+    return WeightExpConvModel
+
+
+def run_config() -> object:
+    """``Loihi2SimCfg(select_tag='fixed_pt')`` with Lava's Conv model replaced by one that honours
+    the Conv process's ``weight_exp`` (needed for graded input into a first conv layer)."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv
+
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Conv: _weight_exp_conv_model()})
+
+
 def to_payload(inputs: np.ndarray, nf: NetxFile) -> np.ndarray:
     """Encoded inputs (N, in, T) in SLAYER units -> integer spike payloads Lava receives.
 
@@ -41,7 +68,6 @@ def run_lava(nf: NetxFile, inputs: np.ndarray) -> np.ndarray:
     (N, out, T) int8 output spikes, aligned with SLAYER's output bins (bins ``t < layers`` are zero).
     """
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
@@ -51,15 +77,21 @@ def run_lava(nf: NetxFile, inputs: np.ndarray) -> np.ndarray:
     layers = len(nf.widths) - 1
     payload = to_payload(inputs, nf)
     total = n * steps + layers + 1
-    data = np.zeros((nf.widths[0], total), dtype=np.int32)
-    data[:, : n * steps] = payload.transpose(1, 0, 2).reshape(nf.widths[0], n * steps)
     net = build_network(nf, reset_interval=steps)
+    shape = tuple(net.inp.shape)  # (inputs,) for a dense first layer; (W, H, C) for a conv one
+    data = np.zeros((*shape, total), dtype=np.int32)
+    if len(shape) == 3:  # SLAYER's flat (C, H, W) order -> NetX's (W, H, C)
+        w, h, c = shape
+        payload = payload.reshape(n, c, h, w, steps).transpose(0, 4, 3, 2, 1)  # (n, T, W, H, C)
+        data[..., : n * steps] = payload.reshape(n * steps, w, h, c).transpose(1, 2, 3, 0)
+    else:
+        data[:, : n * steps] = payload.transpose(1, 0, 2).reshape(nf.widths[0], n * steps)
     source = Source(data=data)
     sink = Sink(shape=net.out.shape, buffer=total)
     source.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
     try:
-        net.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        net.run(condition=RunSteps(num_steps=total), run_cfg=run_config())
         out = np.asarray(sink.data.get())
     finally:
         net.stop()

@@ -16,6 +16,7 @@ import numpy as np
 from neurofl import limits
 from neurofl.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
 from neurofl.deploy.export import NETX_FORMAT, lava_loading
+from neurofl.deploy.trace import arch_widths
 from neurofl.errors import UserError
 from neurofl.models import Architecture
 from neurofl.profiles import HardwareProfile
@@ -38,6 +39,14 @@ NEURON_RANGES = {"iDecay": (0, 4096), "vDecay": (0, 4096), "vThMant": (1, (1 << 
 # the SLAYER reference seeing it, and is refused.
 INPUT_KEYS = {"type", "shape"}
 DENSE_KEYS = {"type", "shape", "inFeatures", "outFeatures", "weight", "neuron"}
+CONV_KEYS = {
+    "type", "shape", "inChannels", "outChannels", "kernelSize", "stride", "padding", "dilation", "groups", "weight",
+    "neuron",
+}  # fmt: skip
+FLATTEN_KEYS = {"type", "shape"}
+# conv geometry neurofl builds (ConvArchitecture: kernel <= 31, no dilation, no groups)
+MAX_KERNEL = 31
+MAX_CHANNELS = 4096
 NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike"}
 # SLAYER writes these training-only parameters (surrogate gradient, weight exponent hint) beside
 # LOIHI/CUBA neurons; NetX reads none of them, so they change nothing in Lava
@@ -166,6 +175,68 @@ def _scalar(g: h5py.Group, key: str, where: str, lo: float, hi: float) -> int:
     return int(_numbers(ds, f"{where}/{key}", lo, hi).reshape(-1)[0])
 
 
+def _pair(g: h5py.Group, key: str, where: str, lo: int, hi: int) -> tuple[int, int]:
+    """A scalar or 2-vector of integers in [lo, hi] (NetX's conv ``stride``, ``padding``, ...), as (H, W)."""
+    ds = _dataset(g, key, where)
+    if ds.ndim > 1 or ds.size not in (1, 2):
+        raise UserError(f"{where}/{key}: must be one integer or two, got shape {ds.shape}")
+    v = _numbers(ds, f"{where}/{key}", lo, hi).reshape(-1).astype(np.int64)
+    return (int(v[0]), int(v[-1]))
+
+
+def _conv_layer(g: h5py.Group, where: str, inputs: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Check one conv layer (SLAYER's ``cuba.Conv.export_hdf5``) against its input map (C, H, W);
+    return its output map (C, H, W). Shapes are checked from the metadata before any array is read."""
+    _only_keys(g, CONV_KEYS, where)
+    w = _dataset(g, "weight", where)
+    if w.ndim != 4:
+        raise UserError(f"{where}: needs a 4-D 'weight' dataset (out, in, kH, kW), got shape {w.shape}")
+    out_c, in_c, kh, kw = (int(d) for d in w.shape)
+    if in_c != inputs[0]:
+        raise UserError(f"{where}: weight has {in_c} input channels, the previous layer has {inputs[0]}")
+    if not 1 <= out_c <= MAX_CHANNELS or not (1 <= kh <= MAX_KERNEL and 1 <= kw <= MAX_KERNEL):
+        raise UserError(
+            f"{where}: weight shape {w.shape}: expected 1..{MAX_CHANNELS} output channels, kernels of 1..{MAX_KERNEL}"
+        )
+    stride = _pair(g, "stride", where, 1, MAX_KERNEL)
+    padding = _pair(g, "padding", where, 0, MAX_KERNEL)
+    if _pair(g, "dilation", where, 1, MAX_KERNEL) != (1, 1):
+        raise UserError(f"{where}/dilation: must be 1 (neurofl's conv SNNs have no dilation)")
+    if _scalar(g, "groups", where, 1, MAX_CHANNELS) != 1:
+        raise UserError(f"{where}/groups: must be 1 (neurofl's conv SNNs have no grouped convolutions)")
+    size = []
+    for n, k, s, pad in zip(inputs[1:], (kh, kw), stride, padding, strict=True):
+        m = (n + 2 * pad - k) // s + 1
+        if m < 1:
+            raise UserError(f"{where}: kernel {k}, stride {s}, padding {pad} leave no output of an input of {n}")
+        size.append(m)
+    out = (out_c, size[0], size[1])
+    if out_c * size[0] * size[1] > MAX_WIDTH:
+        raise UserError(f"{where}: output map {out} has more than {MAX_WIDTH} neurons")
+    shape = _dataset(g, "shape", where)
+    if shape.ndim != 1 or shape.size != 3 or tuple(_numbers(shape, f"{where}/shape", 1, MAX_WIDTH).tolist()) != out:
+        raise UserError(f"{where}/shape: must be {list(out)}, the (C, H, W) its weight, stride and padding give")
+    for key, expected in (("inChannels", in_c), ("outChannels", out_c)):
+        if key in g and _scalar(g, key, where, 1, MAX_CHANNELS) != expected:
+            raise UserError(f"{where}/{key}: must be {expected}, as the weight's shape {w.shape} says")
+    if "kernelSize" in g and _pair(g, "kernelSize", where, 1, MAX_KERNEL) != (kh, kw):
+        raise UserError(f"{where}/kernelSize: must be {[kh, kw]}, as the weight's shape {w.shape} says")
+    if "neuron" not in g or not isinstance(g["neuron"], h5py.Group):
+        raise UserError(f"{where}: a conv layer needs a 'neuron' group (NetX reads it unconditionally)")
+    _numbers(w, f"{where}/weight", *WEIGHT_RANGE)
+    _neuron_group(g["neuron"], where)
+    return out
+
+
+def _flatten_layer(g: h5py.Group, where: str, inputs: tuple[int, int, int]) -> int:
+    _only_keys(g, FLATTEN_KEYS, where)
+    shape = _dataset(g, "shape", where)
+    flat = [int(np.prod(inputs)), 1, 1]  # SLAYER's Flatten writes (C*H*W, 1, 1); NetX does not read it
+    if shape.ndim != 1 or shape.size != 3 or _numbers(shape, f"{where}/shape", 1, MAX_WIDTH).tolist() != flat:
+        raise UserError(f"{where}/shape: must be {flat}, the C*H*W of the previous layer")
+    return int(np.prod(inputs))
+
+
 def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
     """Check one dense layer's datasets; return its neuron count."""
     w = _dataset(g, "weight", where)
@@ -189,7 +260,12 @@ def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
         return outputs  # valid in NetX: a non-spiking integrator; reference_model refuses it against a header
     if not isinstance(g["neuron"], h5py.Group):
         raise UserError(f"{where}: 'neuron' must be a group of neuron parameters")
-    n = g["neuron"]
+    _neuron_group(g["neuron"], where)
+    return outputs
+
+
+def _neuron_group(n: h5py.Group, where: str) -> None:
+    """Check a layer's CUBA neuron parameters (types and bit ranges)."""
     missing = [k for k in _NEURON_KEYS if k not in n]
     if missing:
         raise UserError(f"{where}: missing neuron parameter 'neuron/{missing[0]}'")
@@ -206,7 +282,6 @@ def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
         value = np.asarray(graded[()]).reshape(-1)
         if graded.size != 1 or graded.dtype.kind not in "biu" or int(value[0]) not in (0, 1):
             raise UserError(f"{where}/neuron/gradedSpike: must be one boolean")
-    return outputs
 
 
 def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
@@ -238,9 +313,25 @@ def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
             f"{path}: /layer/0 has its own input neuron, which NetX drives through the neuron's bias (the "
             "network's input port is left unconnected); neurofl verify feeds spikes to the first synapse"
         )
+    # what neurofl builds: input, conv ... conv, flatten, dense ... dense (or input, dense ... dense)
+    prev = "input"
     for k, t in zip(keys[1:], types[1:], strict=True):
-        if t != "dense":
-            raise UserError(f"{path}: /layer/{k}: layer type '{t}' is not supported (neurofl verifies dense layers)")
+        if t not in ("dense", "conv", "flatten"):
+            raise UserError(
+                f"{path}: /layer/{k}: layer type '{t}' is not supported (neurofl verifies dense, conv, flatten layers)"
+            )
+        if (
+            (t == "conv" and prev not in ("input", "conv"))
+            or (t == "flatten" and prev != "conv")
+            or (t == "dense" and prev == "conv")
+        ):
+            raise UserError(
+                f"{path}: /layer/{k}: a '{t}' layer after a '{prev}' layer (neurofl builds conv layers, a flatten, "
+                "then dense layers)"
+            )
+        prev = t
+    if prev != "dense":
+        raise UserError(f"{path}: the last layer must be dense (the read-out), not '{prev}'")
     for k in keys[1:]:
         for key, what in (("bias", "neuron biases"), ("delay", "synaptic delays")):
             if key in layers[k]:
@@ -269,8 +360,19 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
     widths = [int(np.prod(dims.astype(np.int64)))]
     if widths[0] > MAX_WIDTH:
         raise UserError(f"{path}: /layer/0/shape {dims.astype(int).tolist()} has more than {MAX_WIDTH} inputs")
+    fmap = tuple(int(d) for d in dims)
     for k in keys[1:]:
-        widths.append(_dense_layer(layers[k], f"{path}: /layer/{k}", widths[-1]))
+        g, where = layers[k], f"{path}: /layer/{k}"
+        kind = _string(g, "type", where)
+        if kind == "conv":
+            if len(fmap) != 3:
+                raise UserError(f"{where}: a conv layer needs a (C, H, W) input, got shape {list(fmap)}")
+            fmap = _conv_layer(g, where, fmap)  # type: ignore[arg-type]
+            widths.append(int(np.prod(fmap)))
+        elif kind == "flatten":
+            _flatten_layer(g, where, fmap)  # type: ignore[arg-type]
+        else:
+            widths.append(_dense_layer(g, where, widths[-1]))
     if "neurofl" not in f or not isinstance(f["neurofl"], h5py.Group) or "header" not in f["neurofl"].attrs:
         raise UserError(f"{path}: no /neurofl header (export the model with `neurofl export`)")
     attr = f["neurofl"].attrs.get_id("header")
@@ -335,9 +437,12 @@ def read_netx(path: Path) -> NetxFile:
         raise UserError(f"{path}: header input_frac_bits must be an integer in 0..{max_frac}, got {frac!r}"[:300])
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_TIME_STEPS:
         raise UserError(f"{path}: header time_steps must be an integer in 1..{MAX_TIME_STEPS}, got {steps!r}"[:300])
-    if steps != profile.simulation.time_steps:
-        want = profile.simulation.time_steps
-        raise UserError(f"{path}: header time_steps {steps} disagrees with its profile's {want}")
+    # event frames bring their own time steps (a conv SNN's input_shape (C, H, W, T))
+    events = hasattr(arch, "strides") and len(arch.input_shape) == 4
+    want = arch.input_shape[3] if events else profile.simulation.time_steps
+    if steps != want:
+        what = "its event frames'" if events else "its profile's"
+        raise UserError(f"{path}: header time_steps {steps} disagrees with {what} {want}")
     if encoding != profile.spikes.input_encoding:
         raise UserError(f"{path}: header input_encoding {encoding!r} disagrees with its profile's")
     if header.get("kind", "snn") != "snn":
@@ -349,8 +454,9 @@ def read_netx(path: Path) -> NetxFile:
         )
     header_seed(header, f"{path} header")
     nf = NetxFile(path, header, profile, arch, tuple(widths), encoding, frac, steps)
-    if tuple(arch.widths) != nf.widths:
-        raise UserError(f"{path}: layer widths {nf.widths} disagree with the header's architecture {arch.widths}")
+    want_widths = arch_widths(arch)
+    if want_widths != nf.widths:
+        raise UserError(f"{path}: layer widths {nf.widths} disagree with the header's architecture {want_widths}")
     return nf
 
 
@@ -359,8 +465,10 @@ def build_network(nf: NetxFile, reset_interval: int | None = None) -> Any:
     header entry says (the same steps as ``netx_models/run_in_lava.py``, the script docs/deploy.md shows).
 
     For graded input (``direct`` encoding) payloads carry ``input_frac_bits`` fractional bits, so the
-    first Dense synapse's weight exponent is lowered by that many bits: NetX computes weight
+    first synapse's weight exponent is lowered by that many bits: NetX computes weight
     exponents from the weights and reads none from a file, so the file records the bits instead.
+    A first conv synapse keeps its exponent in a Var that Lava 0.x's fixed-point Conv model ignores:
+    run such networks with :func:`neurofl.deploy.lava_run.run_config` (its Conv model applies it).
     """
     from lava.lib.dl.netx.hdf5 import Network
 
@@ -373,6 +481,11 @@ def build_network(nf: NetxFile, reset_interval: int | None = None) -> Any:
         # reset_offset=1: the input RingBuffer and the first Dense buffer delay the input by 2 steps
         net = Network(str(nf.path), input_message_bits=bits, reset_interval=reset_interval, reset_offset=1)
     if lava["input_frac_bits"]:
-        syn = net.layers[0].synapse
-        syn.proc_params.overwrite("weight_exp", int(syn.proc_params["weight_exp"]) - int(lava["input_frac_bits"]))
+        from lava.proc.conv.process import Conv
+
+        syn, frac = net.layers[0].synapse, int(lava["input_frac_bits"])
+        if isinstance(syn, Conv):  # a Var, read by neurofl's WeightExpConvModel (Lava's own ignores it)
+            syn.weight_exp.init = np.array([int(np.asarray(syn.weight_exp.init).reshape(-1)[0]) - frac])
+        else:
+            syn.proc_params.overwrite("weight_exp", int(syn.proc_params["weight_exp"]) - frac)
     return net

@@ -52,12 +52,29 @@ class ParityReport:
 
 
 def reference_model(nf: NetxFile) -> torch.nn.Module:
-    """The SLAYER ``SpikingMLP`` described by the file: header architecture/profile, file weights."""
+    """The SLAYER ``SpikingMLP`` or ``ConvSNN`` described by the file: header architecture/profile, file
+    weights; a conv layer's kernel, stride and padding must be those of the header's architecture."""
     model = build_model("snn", nf.arch, nf.profile, seed=0)
     scale = nf.profile.weights.scale
     with h5py.File(nf.path, "r") as f, torch.no_grad():
         for i, block in enumerate(model.blocks, start=1):
             g = f["layer"][str(i)]
+            kind = g["type"][0]
+            if not hasattr(block, "synapse"):  # SLAYER Flatten <-> the file's flatten layer
+                if kind != b"flatten":
+                    raise UserError(f"{nf.path}: /layer/{i} is {kind!r}, the header's architecture has a flatten there")
+                continue
+            if (kind == b"conv") != (type(block).__name__ == "Conv"):  # slayer.block.cuba.Conv vs Dense
+                raise UserError(f"{nf.path}: /layer/{i} is {kind!r}, the header's architecture disagrees")
+            if kind == b"conv":
+                syn = block.synapse
+                file_geo = [tuple(np.broadcast_to(np.asarray(g[k][()]), (2,)).tolist()) for k in ("stride", "padding")]
+                want = [tuple(syn.stride[:2]), tuple(syn.padding[:2])]
+                if file_geo != want or tuple(g["weight"].shape) != tuple(syn.weight.shape[:4]):
+                    raise UserError(
+                        f"{nf.path}: /layer/{i}: kernel {tuple(g['weight'].shape)}, stride/padding {file_geo} disagree "
+                        f"with the header's architecture ({tuple(syn.weight.shape[:4])}, {want})"
+                    )
             w = torch.from_numpy(np.asarray(g["weight"][()], dtype=np.float32)) / scale
             block.synapse.weight.copy_(w.reshape(block.synapse.weight.shape))
             params = block.neuron.device_params

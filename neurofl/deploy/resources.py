@@ -7,6 +7,12 @@ neuron, and each presynaptic neuron needs one output axon per core of the next l
 operations are counted from the spikes (or nonzero graded input values) measured on the inputs
 ``x``: every event reaches all ``fan_out`` synapses of its target layer. Every compartment updates
 once per time step.
+
+Conv layers (``ConvSNN``) are mapped the same way, conservatively: every neuron keeps its own copy
+of its ``C_in x k x k`` kernel weights (no weight sharing), and every core of a conv layer receives
+the whole input map on its axons (no spatial partitioning). Their synaptic operations are exact:
+each input event reaches the synapses of the output neurons whose receptive field holds it
+(zero padding and stride included).
 """
 
 from __future__ import annotations
@@ -78,13 +84,27 @@ def _layer_cores(neurons: int, fan_in: int, bits: int, profile: HardwareProfile)
     )
 
 
+def _synops(block: Any, h: torch.Tensor) -> float:
+    """Synaptic operations of ``block`` on its input ``h``: events x fan-out for dense synapses; for
+    conv synapses each event counts the output neurons whose receptive field holds it."""
+    w = block.synapse.weight
+    events = (h != 0).to(torch.float32)
+    if w.dim() == 5 and h.dim() == 5:
+        syn = block.synapse
+        ones = torch.ones(w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+        fired = events.sum(-1)  # (N, C, H, W): event counts over time
+        out = torch.nn.functional.conv2d(fired, ones, stride=syn.stride[:2], padding=syn.padding[:2])
+        return float(out.sum())
+    return float(events.sum()) * int(w.shape[0])
+
+
 @torch.no_grad()
 def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | Any, seed: int = 0) -> ResourceReport:
     """Cores, synaptic memory, synaptic operations and energy per inference of an SNN.
 
     Parameters
     ----------
-    model : ``SpikingMLP`` (its blocks' widths and its encoding are used)
+    model : ``SpikingMLP`` or ``ConvSNN`` (its blocks' shapes and its encoding are used)
     profile : limits and per-operation energies (``profile.resources``)
     x : (N, *input_shape) inputs in [0, 1]; spikes are counted on them (N >= 1)
     seed : rate-code randomness
@@ -93,32 +113,45 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
     -------
     ResourceReport; ``problems`` lists every limit the model exceeds (empty when it fits).
     """
-    from neurofl.deploy.trace import chunks
+    from neurofl.deploy.trace import block_input, chunks, layer_sizes, weighted
 
     x = torch.as_tensor(x, dtype=torch.float32)
     n = x.shape[0]
     steps = model.time_steps
-    # input events of every block, counted chunk by chunk (bounded memory)
-    events_in = [0] * len(model.blocks)
+    blocks = [b for _, b in weighted(model)]
+    sizes = layer_sizes(model)
+    # input events and synaptic operations of every weighted block, chunk by chunk (bounded memory)
+    events_in = [0] * len(blocks)
+    synops_in = [0.0] * len(blocks)
     for h in chunks(model, x, seed):
-        for i, block in enumerate(model.blocks):
-            events_in[i] += int((h != 0).sum())
+        h = block_input(model, h)
+        k = 0
+        for block in model.blocks:
+            if hasattr(block, "synapse"):
+                events_in[k] += int((h != 0).sum())
+                synops_in[k] += _synops(block, h)
+                k += 1
             h = block(h)
     bits = profile.weights.bits if profile.weights.quantized else 32
     r = profile.resources
     layers = []
     problems = []
-    for i, block in enumerate(model.blocks):
-        fan_out, fan_in = block.synapse.weight.shape[:2]
-        cores = _layer_cores(fan_out, fan_in, bits, profile)
+    for i, block in enumerate(blocks):
+        w = block.synapse.weight
+        neurons, inputs = sizes[i + 1], sizes[i]
+        fan_in = int(w.shape[1] * (w[0, 0].numel()))  # synapses per neuron: C_in x k x k for conv
+        conv = w.dim() == 5 and w[0, 0].numel() > 1
+        axons = inputs  # dense: every input; conv: the whole input map reaches every core
+        cores = _layer_cores(neurons, fan_in, bits, profile)
         events = events_in[i] / n
         layers.append(
             LayerResources(
-                i, fan_out, fan_in, fan_in * fan_out, cores, fan_in * fan_out * bits // 8, events, events * fan_out
+                i, neurons, fan_in, fan_in * neurons, cores, fan_in * neurons * bits // 8, events, synops_in[i] / n
             )
         )
-        if r is not None and fan_in > r.input_axons_per_core:
-            problems.append(f"layer {i}: fan-in {fan_in} exceeds {r.input_axons_per_core} input axons per core")
+        if r is not None and axons > r.input_axons_per_core:
+            what = f"fan-in {axons}" if not conv else f"conv input map of {axons} neurons"
+            problems.append(f"layer {i}: {what} exceeds {r.input_axons_per_core} input axons per core")
     for i in range(len(layers) - 1):
         per_core_neurons = math.ceil(layers[i].neurons / layers[i].cores)
         needed = per_core_neurons * layers[i + 1].cores
@@ -149,7 +182,7 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
         synapse_memory=Figure(
             sum(layer.synapse_memory_bytes for layer in layers) / 1024,
             "KiB",
-            f"{bits}-bit weights, dense, no index overhead",
+            f"{bits}-bit weights, dense (conv: one kernel copy per neuron), no index overhead",
         ),
         synops_per_inference=Figure(synops, "synops", f"input events x fan-out per layer, {measured}"),
         neuron_updates_per_inference=Figure(updates, "updates", "every compartment updates once per time step"),

@@ -1,5 +1,8 @@
-"""Run a SLAYER ``SpikingMLP`` layer by layer and keep what deployment checks need: the encoded
-input, every block's output spikes, and the range of every block's integer states."""
+"""Run a SLAYER ``SpikingMLP`` or ``ConvSNN`` layer by layer and keep what deployment checks need:
+the encoded input, every block's output spikes, and the range of every block's integer states.
+
+Encoded inputs are handled flat, (N, in, T) with ``in`` the input's C*H*W in SLAYER's (C, H, W)
+order; :func:`block_input` gives them the shape the first block takes."""
 
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ class Trace:
     """Spikes through the network.
 
     inputs : (N, in, T) the encoded input (graded values for ``direct``, 0/1 for ``rate``)
-    layers : per block, (N, out_l, T) output spikes (0/1), already shifted by SLAYER's ``delay_shift``
+    layers : per weighted block (``Flatten`` blocks are skipped), (N, out_l, T) output spikes (0/1),
+        flattened in (C, H, W) order for conv blocks, already shifted by SLAYER's ``delay_shift``
     """
 
     inputs: torch.Tensor
@@ -36,9 +40,26 @@ def encoded_input(
     """The spike trains the model sees for ``x`` (N, *input_shape): (N, in, T); ``seed`` fixes a rate code
     (or ``generator``, continued from earlier chunks: chunk by chunk the draws are those of one call)."""
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    s = encode(x, model.encoding, model.time_steps, gen).detach()
+    if hasattr(model.arch, "strides"):  # ConvSNN: images encoded, event frames passed through
+        s = model.input_spikes(x, gen).detach()
+        s = s.reshape(s.shape[0], -1, s.shape[-1])
+    else:
+        s = encode(x, model.encoding, model.time_steps, gen).detach()
     # the rate code's straight-through sum p + (spike - p) can miss 0/1 by an ulp; chips see clean spikes
     return s.round() if model.encoding == "rate" else s
+
+
+def block_input(model: Any, s: torch.Tensor) -> torch.Tensor:
+    """Flat encoded inputs (N, in, T) in the shape the first block takes: unchanged for an MLP,
+    (N, C, H, W, T) for a conv SNN."""
+    if hasattr(model.arch, "strides"):
+        return s.reshape(s.shape[0], *model.arch.input_shape[:3], s.shape[-1])
+    return s
+
+
+def weighted(model: Any) -> list[tuple[int, Any]]:
+    """(block index, block) of every block with a synapse (``Flatten`` has none)."""
+    return [(i, b) for i, b in enumerate(model.blocks) if hasattr(b, "synapse")]
 
 
 @torch.no_grad()
@@ -46,16 +67,32 @@ def trace(model: Any, x: torch.Tensor | None, seed: int = 0, inputs: torch.Tenso
     """Forward ``x`` (N, *input_shape), or already encoded ``inputs`` (N, in, T), keeping every layer's spikes."""
     s = encoded_input(model, x, seed) if inputs is None else inputs
     outs = []
-    h = s
+    h = block_input(model, s)
     for block in model.blocks:
         h = block(h)
-        outs.append(h)
+        if hasattr(block, "synapse"):
+            outs.append(h.reshape(h.shape[0], -1, h.shape[-1]))
     return Trace(s, tuple(outs))
+
+
+def arch_widths(arch: Any) -> tuple[int, ...]:
+    """Neurons of the input and of every weighted layer of ``arch`` (an MLP's ``widths``; for a conv
+    architecture C*H*W of the input and of every feature map, then the classes)."""
+    if hasattr(arch, "strides"):
+        c, h, w = arch.input_shape[:3]
+        return (int(c * h * w), *(int(c * h * w) for c, h, w in arch.feature_maps()), int(arch.classes))
+    return tuple(int(v) for v in arch.widths)
+
+
+def layer_sizes(model: Any) -> list[int]:
+    """Neurons of the input and of every weighted block's output, per sample and time step."""
+    return list(arch_widths(model.arch))
 
 
 def neurons(model: Any) -> int:
     """Neurons of one sample at one time step: the input and every block's outputs."""
-    return int(sum(b.synapse.weight.shape[1] + b.synapse.weight.shape[0] for b in model.blocks))
+    sizes = layer_sizes(model)
+    return int(sum(sizes[:-1]) + sum(sizes[1:]))
 
 
 def chunks(model: Any, x: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
@@ -70,15 +107,20 @@ def chunks(model: Any, x: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
 
 @torch.no_grad()
 def state_ranges(model: Any, x: torch.Tensor, seed: int = 0) -> list[tuple[int, int]]:
-    """Per block, the largest |current| and |voltage| reached on ``x``, in hardware integer units
+    """Per weighted block, the largest |current| and |voltage| reached on ``x``, in hardware integer units
     (the units of Lava's 24-bit ``u`` and ``v``); computed in bounded chunks of samples."""
-    out = [(0, 0)] * len(model.blocks)
+    blocks = weighted(model)
+    out = [(0, 0)] * len(blocks)
     for h in chunks(model, x, seed):
-        for i, block in enumerate(model.blocks):
-            z = block.synapse(h)
-            current, voltage = block.neuron.dynamics(z)
-            cur = int(round(float(current.abs().max()) * SLAYER_STATE_SCALE))
-            volt = int(round(float(voltage.abs().max()) * SLAYER_STATE_SCALE))
-            out[i] = (max(out[i][0], cur), max(out[i][1], volt))
+        h = block_input(model, h)
+        k = 0
+        for block in model.blocks:
+            if hasattr(block, "synapse"):
+                z = block.synapse(h)
+                current, voltage = block.neuron.dynamics(z)
+                cur = int(round(float(current.abs().max()) * SLAYER_STATE_SCALE))
+                volt = int(round(float(voltage.abs().max()) * SLAYER_STATE_SCALE))
+                out[k] = (max(out[k][0], cur), max(out[k][1], volt))
+                k += 1
             h = block(h)
     return out

@@ -72,7 +72,7 @@ def _bad_files(folder, net):
         (truncated, "not a readable HDF5"),
         (text, "not a readable HDF5"),
         (empty, "no /layer"),
-        (conv, "'conv' is not supported"),
+        (conv, "a 'dense' layer after a 'conv' layer"),
         (wrong_width, "previous layer has"),
     ]
 
