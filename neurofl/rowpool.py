@@ -6,8 +6,8 @@ report row. neurofl's models are small, so one process gains little from a secon
 (``results/bench_threads.json``) but gains nearly 2x from a second process on a 2-core machine.
 
 Workers are forked (POSIX), so they start at once with everything imported and inherit the job;
-nothing is pickled on the way in, the results come back pickled. Progress calls made in a worker
-are passed to the parent's callback through a queue. Results are returned in row order and equal
+nothing is pickled on the way in; progress calls, results and exceptions come back as messages on
+one queue, read by the parent, which calls the progress callback itself. Results are returned in row order and equal
 the sequential ones (each row seeds its own random state; tests/core/test_rowpool.py).
 """
 
@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 Job = Callable[[int, Callable[..., None] | None], T]
 
-# What a forked worker runs: (job, progress queue or None, torch threads); set just before the fork.
-_WORK: tuple[Job, Any, int] | None = None
+# What a forked worker runs: (job, message queue, torch threads, report progress?); set before forking.
+_WORK: tuple[Job, Any, int, bool] | None = None
 _POLL_SECONDS = 0.5  # how often the parent wakes to notice Ctrl-C while waiting (no deadline)
 
 
@@ -43,7 +42,7 @@ def default_workers(rows: int) -> int:
 
 
 def _die_with_parent(parent: int) -> None:
-    """Pool initializer: a worker is killed when its parent dies, even by SIGKILL (Linux), so a
+    """First thing in a worker: it is killed when its parent dies, even by SIGKILL (Linux), so a
     killed ``evaluate`` leaves no worker writing into its run folder."""
     import ctypes
     import signal
@@ -56,17 +55,32 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _run(i: int) -> Any:
+def _child(i: int, parent: int) -> None:
+    """A worker: row ``i``, its progress and its result (or its exception, whatever it is) sent to
+    the parent as messages; nothing it raises is lost with the process."""
+    import pickle
+
     import torch
 
-    job, queue, threads = _WORK
+    _die_with_parent(parent)
+    job, messages, threads, with_progress = _WORK
     torch.set_num_threads(threads)
-    report = None if queue is None else (lambda *args: queue.put(args))
-    return job(i, report)
+    report = (lambda *args: messages.put(("progress", i, args))) if with_progress else None
+    try:
+        messages.put(("done", i, job(i, report)))
+    except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt and SystemExit reach the parent too
+        try:
+            pickle.dumps(e)
+        except Exception:  # noqa: BLE001 - an exception that cannot cross processes is described instead
+            e = RuntimeError(f"{type(e).__name__}: {e}")
+        messages.put(("error", i, e))
 
 
 def map_rows(job: Job, n: int, workers: int, on_progress: Callable[..., None] | None = None) -> list[T]:
     """``[job(i, on_progress) for i in range(n)]``, computed by up to ``workers`` forked processes.
+
+    A worker's exception (a bad input, an interrupt) is raised here; a worker that dies without a
+    word (killed, out of memory) raises RuntimeError. Either way the other workers are stopped.
 
     Parameters
     ----------
@@ -79,34 +93,46 @@ def map_rows(job: Job, n: int, workers: int, on_progress: Callable[..., None] | 
     workers = max(1, min(workers, n))
     if workers == 1:
         return [job(i, on_progress) for i in range(n)]
+    import queue
+
     import torch
 
     ctx = mp.get_context("fork")
-    queue = ctx.SimpleQueue() if on_progress is not None else None
-    _WORK = (job, queue, torch.get_num_threads())
-    pool = ctx.Pool(workers, initializer=_die_with_parent, initargs=(os.getpid(),))
-    drain = None
+    messages = ctx.Queue()
+    _WORK = (job, messages, torch.get_num_threads(), on_progress is not None)
+    todo, running, results = list(range(n)), {}, {}
     try:
-        if queue is not None:  # started after the fork: the workers inherit no thread
-            drain = threading.Thread(target=_drain, args=(queue, on_progress), daemon=True)
-            drain.start()
-        pending = pool.map_async(_run, range(n), chunksize=1)
-        while not pending.ready():
-            pending.wait(_POLL_SECONDS)
-        results = pending.get()
-        pool.close()
-        pool.join()
-        if drain is not None:  # every worker has exited, so every progress call is queued
-            queue.put(None)
-            drain.join()
-        return results
+        while todo or running:
+            while todo and len(running) < workers:
+                i = todo.pop(0)
+                running[i] = ctx.Process(target=_child, args=(i, os.getpid()), daemon=True)
+                running[i].start()
+            try:
+                kind, i, payload = messages.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                # a worker's last message is in the pipe before it exits: one that is gone and
+                # still silent after a further wait died without one
+                gone = [i for i, p in running.items() if not p.is_alive()]
+                if gone:
+                    try:
+                        kind, i, payload = messages.get(timeout=_POLL_SECONDS)
+                    except queue.Empty:
+                        code = running[gone[0]].exitcode
+                        raise RuntimeError(f"the worker of row {gone[0]} died (exit code {code})") from None
+                else:
+                    continue
+            if kind == "progress":
+                if on_progress is not None:
+                    on_progress(*payload)
+            elif kind == "done":
+                results[i] = payload
+                running.pop(i).join()
+            else:
+                raise payload
+        return [results[i] for i in range(n)]
     finally:
-        pool.terminate()
-        pool.join()
+        for p in running.values():
+            p.kill()
+        for p in running.values():
+            p.join()
         _WORK = None
-
-
-def _drain(queue: Any, on_progress: Callable[..., None]) -> None:
-    """Pass queued progress calls to ``on_progress`` until the sentinel None."""
-    while (item := queue.get()) is not None:
-        on_progress(*item)

@@ -54,3 +54,22 @@ def test_evaluate_with_two_workers_equals_one(tmp_path) -> None:
     two = run_evaluate(EvaluateConfig(**base, out=tmp_path / "two", workers=2))
     assert [r["profile"] for r in two["results"]] == ["float32", "float32", "loihi2"]
     assert _strip(one) == _strip(two)
+
+
+def _interrupted(i: int, progress) -> int:
+    if i == 2:
+        raise KeyboardInterrupt
+    return i
+
+
+def _dies(i: int, progress) -> int:
+    if i == 0:
+        os._exit(3)  # killed, out of memory: no exception, no message
+    return i
+
+
+def test_an_interrupt_or_a_dead_worker_stops_the_rows_instead_of_hanging() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        map_rows(_interrupted, 3, 2)
+    with pytest.raises(RuntimeError, match="row 0 died"):
+        map_rows(_dies, 3, 2)

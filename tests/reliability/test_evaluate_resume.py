@@ -64,29 +64,30 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     assert done_before <= {p.name for p in (killed / "rows").rglob("chunk_*.npz")}
 
 
-def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, capsys, monkeypatch):
-    """Ctrl-C (KeyboardInterrupt) after the first finished chunk, delivered in-process at a known
-    point rather than by a signal racing the run: exit 130, one resume hint, no traceback; the
-    rerun resumes from the saved chunk."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, capsys, monkeypatch, workers):
+    """Ctrl-C (KeyboardInterrupt) after the first finished chunk, delivered at a known point rather
+    than by a signal racing the run (in this process, or in a forked row worker): exit 130, one
+    resume hint, no traceback; the rerun resumes from the saved chunk."""
     import neurofl.leakage as leakage
     from neurofl.cli import run as run_cli
 
     out = tmp_path / "run"
     real_save = leakage.RowStore.save
-    calls = {"n": 0}
 
     def save_then_interrupt(path, arrays):
         real_save(path, arrays)
         if path.name.startswith("chunk_"):
-            calls["n"] += 1
             raise KeyboardInterrupt
 
     monkeypatch.setattr(leakage.RowStore, "save", staticmethod(save_then_interrupt))
-    args = [a for a in ARGS if a != "--json"]
+    args = [a for a in ARGS if a != "--json"] + ["--workers", workers]
     assert run_cli([*args, "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and "resume" in err.strip().splitlines()[-1]
-    assert calls["n"] == 1 and not (out / "report.json").exists()
+    saved = {p.relative_to(out) for p in (out / "rows").rglob("chunk_*.npz")}
+    assert 1 <= len(saved) <= int(workers) and not (out / "report.json").exists()
     monkeypatch.setattr(leakage.RowStore, "save", staticmethod(real_save))
     assert run_cli([*args, "--out", str(out)]) == 0
     assert (out / "report.json").is_file()
+    assert saved <= {p.relative_to(out) for p in (out / "rows").rglob("chunk_*.npz")}
