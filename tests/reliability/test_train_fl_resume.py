@@ -31,8 +31,11 @@ HANG_GUARD = 1200  # seconds; only a child that never reaches its first save run
 
 # The child: the real CLI, whose progress-saving function also creates MARKER and then waits for
 # a signal (SIGKILL ends it; SIGINT raises KeyboardInterrupt there, as Ctrl-C would mid-run).
+# Each child first installs Python's own SIGINT handler: a test run started in the background (nohup,
+# `&`) inherits SIGINT as ignored, and Python then installs none; a terminal's Ctrl-C always has it.
 PAUSING_CLI = """
 import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 marker, module, name = sys.argv[1:4]
 sys.argv = ["neurofl", *sys.argv[4:]]
@@ -174,6 +177,7 @@ def test_fl_interrupted_then_rerun_gives_the_uninterrupted_run(tmp_path, sig):
 # itself SIGINT from inside that import.
 INTERRUPTED_IMPORT = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class Finder:
     def find_spec(self, name, path=None, target=None):
         if name == "lava.lib.dl.slayer":
