@@ -18,6 +18,7 @@ from neurofl.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_f
 from neurofl.deploy.export import NETX_FORMAT, lava_loading
 from neurofl.deploy.trace import arch_widths
 from neurofl.errors import UserError
+from neurofl.h5check import check_tree
 from neurofl.models import Architecture
 from neurofl.profiles import HardwareProfile
 from neurofl.safeio import regular_file
@@ -29,6 +30,8 @@ _NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
 # fill-value amplification), and only the keys neurofl's exporter writes may appear.
 MAX_DATASET_BYTES = (64 << 20) + (1 << 20)
 MAX_HEADER_CHARS = 1 << 20
+# Groups and datasets in one file: a layer holds about 20, and no network here comes near 200 layers.
+MAX_NETX_OBJECTS = 4096
 MAX_TIME_STEPS = limits.MAX_TIME_STEPS
 # Lava Dense keeps weight mantissas in [-256, 255] (lava/proc/dense/models.py); decays are on the
 # 12-bit grid (0..4096) and the bit-accurate LIF's threshold mantissa has 17 bits.
@@ -79,45 +82,6 @@ class NetxFile:
     @property
     def graded_input(self) -> bool:
         return self.input_encoding == "direct"
-
-
-def _check_tree(f: h5py.File, path: Path) -> None:
-    """Hard links only (an external or soft link would read another file), datasets stored in the
-    file, uncompressed and in full, and a bounded total size declared by the datasets' metadata --
-    nothing is read yet."""
-    total = 0
-    stack: list[tuple[str, h5py.Group]] = [("", f)]
-    while stack:
-        name, g = stack.pop()
-        for key in g.keys():
-            link = g.get(key, getlink=True)
-            where = f"{name}/{key}"
-            if not isinstance(link, h5py.HardLink):
-                raise UserError(f"{path}: {where} is a {type(link).__name__}; NetX files hold hard links only")
-            obj = g[key]
-            if isinstance(obj, h5py.Group):
-                if len(stack) > 64 or where.count("/") > 8:
-                    raise UserError(f"{path}: {where}: groups nested too deep for a NetX file")
-                stack.append((where, obj))
-            elif isinstance(obj, h5py.Dataset):
-                if obj.is_virtual or obj.external:
-                    raise UserError(f"{path}: {where} stores its data outside the file")
-                if obj.id.get_create_plist().get_nfilters():
-                    raise UserError(f"{path}: {where} is compressed or filtered; NetX files store data plainly")
-                size = 1
-                for d in obj.shape or ():
-                    size *= int(d)
-                nbytes = size * obj.dtype.itemsize
-                total += nbytes
-                if total > MAX_DATASET_BYTES:
-                    raise UserError(
-                        f"{path}: {where} {tuple(obj.shape)} makes the datasets claim more than "
-                        f"{MAX_DATASET_BYTES} bytes; refused before reading"
-                    )
-                if nbytes and obj.id.get_storage_size() < nbytes:
-                    raise UserError(f"{path}: {where} declares {nbytes} bytes but stores fewer (unwritten data)")
-            else:
-                raise UserError(f"{path}: {where} is a {type(obj).__name__}, not a group or dataset")
 
 
 def _only_keys(g: h5py.Group, allowed: set[str], where: str) -> None:
@@ -342,7 +306,7 @@ def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
 
 
 def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
-    _check_tree(f, path)
+    check_tree(f, path, "NetX files", MAX_DATASET_BYTES, 8, MAX_NETX_OBJECTS)
     if "layer" not in f or not isinstance(f["layer"], h5py.Group) or len(f["layer"]) == 0:
         raise UserError(f"{path}: not a NetX network (no /layer groups)")
     layers = f["layer"]

@@ -17,6 +17,7 @@ import numpy as np
 
 from neurofl.checkpoint import MAX_WIDTH
 from neurofl.errors import UserError
+from neurofl.h5check import check_tree
 from neurofl.safeio import regular_file
 
 # A .nir file larger than this is refused before it is opened (variable-length strings live in
@@ -69,47 +70,6 @@ class NirGraph:
     version: str
     nodes: dict[str, NirNode]
     edges: tuple[tuple[str, str], ...]
-
-
-def _check_tree(f: h5py.File, path: Path) -> None:
-    """Every object reached by hard links only, datasets stored in the file uncompressed and in
-    full, a bounded total size declared by the datasets' metadata -- nothing is read yet."""
-    total, objects = 0, 0
-    stack: list[tuple[str, h5py.Group]] = [("", f)]
-    while stack:
-        name, g = stack.pop()
-        for key in g.keys():
-            objects += 1
-            if objects > 8 * MAX_NODES + 64:
-                raise UserError(f"{path}: more than {8 * MAX_NODES + 64} HDF5 objects; refused before reading")
-            link = g.get(key, getlink=True)
-            where = f"{name}/{key}"
-            if not isinstance(link, h5py.HardLink):
-                raise UserError(f"{path}: {where} is a {type(link).__name__}; .nir files hold hard links only")
-            obj = g[key]
-            if isinstance(obj, h5py.Group):
-                if where.count("/") > MAX_DEPTH:
-                    raise UserError(f"{path}: {where}: groups nested deeper than {MAX_DEPTH}")
-                stack.append((where, obj))
-            elif isinstance(obj, h5py.Dataset):
-                if obj.is_virtual or obj.external:
-                    raise UserError(f"{path}: {where} stores its data outside the file")
-                if obj.id.get_create_plist().get_nfilters():
-                    raise UserError(f"{path}: {where} is compressed or filtered; refused")
-                size = 1
-                for d in obj.shape or ():
-                    size *= int(d)
-                nbytes = size * obj.dtype.itemsize
-                total += nbytes
-                if total > MAX_DATASET_BYTES:
-                    raise UserError(
-                        f"{path}: {where} {tuple(obj.shape)} makes the datasets claim more than "
-                        f"{MAX_DATASET_BYTES} bytes; refused before reading"
-                    )
-                if nbytes and obj.id.get_storage_size() < nbytes:
-                    raise UserError(f"{path}: {where} declares {nbytes} bytes but stores fewer (unwritten data)")
-            else:
-                raise UserError(f"{path}: {where} is a {type(obj).__name__}, not a group or dataset")
 
 
 def _text(value: object, where: str) -> str:
@@ -222,7 +182,7 @@ def _refuse_cycles(nodes: dict[str, NirNode], edges: list[tuple[str, str]], wher
 
 
 def _read_graph(f: h5py.File, path: Path) -> NirGraph:
-    _check_tree(f, path)
+    check_tree(f, path, ".nir files", MAX_DATASET_BYTES, MAX_DEPTH, 8 * MAX_NODES + 64)
     version = _string(f, "version", str(path)) if "version" in f else "unknown"
     if "node" not in f or not isinstance(f["node"], h5py.Group):
         raise UserError(f"{path}: not a NIR file (no /node group)")

@@ -6,22 +6,11 @@ import json
 
 import pytest
 
-from neurofl.cli import main
 from neurofl.federated.capture import CapturedUpdate, save_captured
 from neurofl.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile, quantize_update
-
-
-def _run(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()  # what the test printed itself (e.g. lava's notice when it builds an SNN first)
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from neurofl.testing.cli import run_captured as _run
 
 
 def test_attack_json_out_and_resume(tmp_path, capsys):

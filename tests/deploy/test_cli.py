@@ -9,16 +9,7 @@ import numpy as np
 import pytest
 
 from neurofl.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from neurofl.testing.cli import run_captured as run
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,13 @@ import pytest
 import torch
 
 from neurofl.cli import main
+from neurofl.testing.cli import run_captured as run
 
 snn = pytest.importorskip("snntorch")
 
 FAST = ("--victims", "2", "--clients", "2", "--attack", "inverting_gradients", "--iterations", "5")
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
