@@ -56,3 +56,4 @@ def helpers():
     h = H()
     h.neurofl_spikes, h.stepped_spikes, h.mismatches = neurofl_spikes, stepped_spikes, mismatches
     return h
+

@@ -7,9 +7,9 @@ import json
 
 import nir
 import pytest
-import torch
 
 from neurofl.testing.cli import run_captured as run
+from neurofl.testing.nir_nets import write_float_snntorch_nir
 
 snn = pytest.importorskip("snntorch")
 
@@ -19,19 +19,8 @@ snn = pytest.importorskip("snntorch")
 @pytest.fixture(scope="module")
 def snntorch_file(tmp_path_factory):
     """A 64-16-10 snnTorch network (the digits' input and class count), exported by snnTorch."""
-    from snntorch.export_nir import export_to_nir
-
-    g = torch.Generator().manual_seed(5)
-    kw = dict(alpha=0.75, beta=0.875, init_hidden=True, reset_mechanism="zero", reset_delay=False)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 16, bias=False), snn.Synaptic(**kw),
-        torch.nn.Linear(16, 10, bias=False), snn.Synaptic(output=True, **kw),
-    )  # fmt: skip
-    with torch.no_grad():
-        for m in (net[0], net[2]):
-            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.4 + 0.1)  # float: rounded on import
     path = tmp_path_factory.mktemp("nir") / "snntorch.nir"
-    nir.write(path, export_to_nir(net, torch.zeros(1, 64)))
+    write_float_snntorch_nir(path)
     return path
 
 

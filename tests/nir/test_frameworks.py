@@ -21,6 +21,7 @@ from neurofl.nir_io.from_model import write_nir
 from neurofl.nir_io.read import read_nir
 from neurofl.nir_io.to_model import to_model
 from neurofl.profiles import load_profile
+from neurofl.testing.nir_nets import snntorch_synaptic_net
 
 snn = pytest.importorskip("snntorch")
 norse = pytest.importorskip("norse.torch")
@@ -32,15 +33,7 @@ def _grid_weights(shape: tuple[int, int], g: torch.Generator, denominator: float
 
 
 def _snntorch_net(g: torch.Generator, **neuron) -> torch.nn.Module:
-    kw = dict(alpha=0.75, beta=0.875, init_hidden=True, **neuron)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 16, bias=False), snn.Synaptic(**kw),
-        torch.nn.Linear(16, 10, bias=False), snn.Synaptic(output=True, **kw),
-    )  # fmt: skip
-    with torch.no_grad():
-        for m in (net[0], net[2]):
-            m.weight.copy_(_grid_weights(tuple(m.weight.shape), g, 32))
-    return net
+    return snntorch_synaptic_net(lambda shape: _grid_weights(shape, g, 32), **neuron)
 
 
 def _run_snntorch(net: torch.nn.Module, x: torch.Tensor, helpers) -> torch.Tensor:

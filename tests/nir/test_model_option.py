@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 
-import nir
 import pytest
 import torch
 
 from neurofl.cli import main
 from neurofl.testing.cli import run_captured as run
+from neurofl.testing.nir_nets import write_float_snntorch_nir
 
 snn = pytest.importorskip("snntorch")
 
@@ -25,19 +25,8 @@ FAST = ("--victims", "2", "--clients", "2", "--attack", "inverting_gradients", "
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> tuple:
     """A 64-16-10 snnTorch network (seeded float weights) imported under loihi1: (path, sha256)."""
-    from snntorch.export_nir import export_to_nir
-
-    g = torch.Generator().manual_seed(5)
-    kw = dict(alpha=0.75, beta=0.875, init_hidden=True, reset_mechanism="zero", reset_delay=False)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 16, bias=False), snn.Synaptic(**kw),
-        torch.nn.Linear(16, 10, bias=False), snn.Synaptic(output=True, **kw),
-    )  # fmt: skip
-    with torch.no_grad():
-        for m in (net[0], net[2]):
-            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.4 + 0.1)
     folder = tmp_path_factory.mktemp("model")
-    nir.write(folder / "m.nir", export_to_nir(net, torch.zeros(1, 64)))
+    write_float_snntorch_nir(folder / "m.nir")
     pt = folder / "m.pt"
     try:
         main(["import", str(folder / "m.nir"), "--profile", "loihi1", "--dt", "1e-4", "--out", str(pt), "--json"])
