@@ -99,8 +99,8 @@ def _cli():  # noqa: ANN202 - click objects are built here, after the contract i
         "--threads",
         type=int,
         default=None,
-        help="Torch CPU threads per process [default: env NEUROFL_THREADS, else OMP_NUM_THREADS, else 1 "
-        "(measured fastest for these small models: results/bench_threads.json)].",
+        help="Torch CPU threads per process [default: env NEUROFL_THREADS, else OMP_NUM_THREADS, else 1: "
+        "a second thread is up to 2x faster on an idle machine, 5x slower on a busy one (results/bench_threads.json)].",
     )
     def cli(threads: int | None) -> None:
         """How much private data leaks through federated updates of SNNs on neuromorphic chips."""

@@ -2,13 +2,15 @@
 
 The rows of ``evaluate`` (ann@float32, snn@float32, snn@<profile>...) share nothing while they are
 attacked: each builds its model from the seed, writes only under its own row folder and returns its
-report row. neurofl's models are small, so one process gains little from a second torch thread
-(``results/bench_threads.json``) but gains nearly 2x from a second process on a 2-core machine.
+report row. One torch thread per process and one process per core is the policy
+(:mod:`neurofl.threads`): on the idle 2-core machine the quickstart's three rows take 165 s of row
+time in 101-117 s of wall time (``results/bench_quickstart.json``).
 
 Workers are forked (POSIX), so they start at once with everything imported and inherit the job;
 nothing is pickled on the way in; progress calls, results and exceptions come back as messages on
-one queue, read by the parent, which calls the progress callback itself. Results are returned in row order and equal
-the sequential ones (each row seeds its own random state; tests/core/test_rowpool.py).
+one queue, read by the parent, which calls the progress callback itself. Results are returned in
+row order and equal the sequential ones (each row seeds its own random state;
+tests/core/test_rowpool.py).
 """
 
 from __future__ import annotations

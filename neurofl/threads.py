@@ -1,9 +1,10 @@
 """How many threads torch's CPU operators use: one policy for every command.
 
-neurofl's models are small (tens of thousands of weights, batches of a few dozen victims), so
-each operator's work is short and a second intra-op thread mostly adds synchronization; on a
-machine busy with other work it made attacks 10-20x slower (``scripts/bench_threads.py`` measures
-this; ``results/bench_threads.json`` holds the run behind :data:`DEFAULT_THREADS`).
+neurofl's models are small (tens of thousands of weights, batches of a few dozen victims).
+``scripts/bench_threads.py`` (``results/bench_threads.json``, 2 cores): on an idle machine one process
+runs 1.2-2.1x faster with a second intra-op thread, but beside one CPU-bound process the second
+thread makes attacks 5.3-5.6x slower. :data:`DEFAULT_THREADS` is 1; ``evaluate`` uses the other core
+with a second row process (:mod:`neurofl.rowpool`) instead.
 
 Precedence: ``neurofl --threads N``, then the environment variable ``NEUROFL_THREADS``, then an
 explicit ``OMP_NUM_THREADS`` (torch already follows it), then :data:`DEFAULT_THREADS`.
