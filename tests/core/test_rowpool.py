@@ -10,6 +10,7 @@ import torch
 from neurofl.errors import UserError
 from neurofl.evaluate import EvaluateConfig, run_evaluate
 from neurofl.rowpool import map_rows
+from neurofl.testing.reports import without_timing
 
 
 def _job(i: int, progress) -> tuple[int, int, float]:
@@ -39,21 +40,13 @@ def test_a_workers_error_reaches_the_caller() -> None:
         map_rows(_fails, 3, 2)
 
 
-def _strip(report: dict) -> dict:
-    for r in report["results"]:
-        r.pop("seconds")
-        r.pop("phases")
-        for pa in r["per_attack"].values():
-            pa.pop("seconds", None)
-    return report
-
 
 def test_evaluate_with_two_workers_equals_one(tmp_path) -> None:
     base = dict(victims=2, attack="inverting_gradients", iterations=5, train_epochs=0)
     one = run_evaluate(EvaluateConfig(**base, out=tmp_path / "one", workers=1))
     two = run_evaluate(EvaluateConfig(**base, out=tmp_path / "two", workers=2))
     assert [r["profile"] for r in two["results"]] == ["float32", "float32", "loihi2"]
-    assert _strip(one) == _strip(two)
+    assert without_timing(one) == without_timing(two)
 
 
 def _interrupted(i: int, progress) -> int:

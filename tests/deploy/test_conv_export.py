@@ -24,7 +24,8 @@ from neurofl.deploy.parity import output_spikes, reference_model, verify_netx
 from neurofl.deploy.trace import encoded_input
 from neurofl.errors import UserError
 from neurofl.models.conv import ConvArchitecture, ConvSNN
-from neurofl.profiles import load_profile, shipped_profiles
+from neurofl.profiles import load_profile
+from neurofl.testing.reports import edited_loihi2
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCH = ConvArchitecture((1, 12, 16), 4, channels=4, strides=(2, 1), weight_scale=6.0)
@@ -149,14 +150,6 @@ def test_doc_script_runs_conv_networks(conv_nets, tmp_path):
     assert out.shape == ref.shape and np.array_equal(out[..., 3:], ref[..., 3:]) and ref[..., 3:].sum() > 10
 
 
-def _profile_file(tmp_path, **changes):
-    text = shipped_profiles()["loihi2"].read_text()
-    for key, value in changes.items():
-        text = "\n".join(f"{key} = {value}" if line.startswith(f"{key} =") else line for line in text.splitlines())
-    path = tmp_path / "tiny.toml"
-    path.write_text(text)
-    return load_profile(path)
-
 
 @pytest.mark.parametrize(
     ("changes", "msg"),
@@ -171,7 +164,7 @@ def _profile_file(tmp_path, **changes):
 def test_conv_misfits_are_refused_naming_the_limit(tmp_path, changes, msg):
     out = tmp_path / "m.net"
     with pytest.raises(UserError, match=msg) as e:
-        export_netx(_model(_profile_file(tmp_path, **changes)), out, _inputs(2), {})
+        export_netx(_model(edited_loihi2(tmp_path, **changes)), out, _inputs(2), {})
     assert "\n" not in str(e.value)
     assert not out.exists() and list(tmp_path.glob("*.net*")) == []
 

@@ -10,7 +10,8 @@ import torch
 from neurofl.deploy.export import check_fits, export_netx
 from neurofl.errors import UserError
 from neurofl.models import build_model
-from neurofl.profiles import load_profile, shipped_profiles
+from neurofl.profiles import load_profile
+from neurofl.testing.reports import edited_loihi2
 
 
 def _mantissas(model):
@@ -44,14 +45,6 @@ def test_netx_network_loads_the_exact_integers(net_loihi2, trained_loihi2):
         assert tuple(f["layer/0/shape"][()]) == (1, 8, 8)
 
 
-def _profile_file(tmp_path, **changes):
-    text = shipped_profiles()["loihi2"].read_text()
-    for key, value in changes.items():
-        text = "\n".join(f"{key} = {value}" if line.startswith(f"{key} =") else line for line in text.splitlines())
-    path = tmp_path / "tiny.toml"
-    path.write_text(text)
-    return load_profile(path)
-
 
 def test_refusals_name_the_problem_and_write_nothing(tmp_path, digits_splits, digits_arch, trained_loihi2):
     x = torch.from_numpy(digits_splits.clients.x[:64])
@@ -60,12 +53,12 @@ def test_refusals_name_the_problem_and_write_nothing(tmp_path, digits_splits, di
         (build_model("snn", digits_arch, load_profile("float32"), seed=0), x, "not 8-bit quantized"),
         (trained_loihi2.model, x * 4000, "24-bit range"),
         (
-            build_model("snn", digits_arch, _profile_file(tmp_path, neurons_per_core=4, cores=4), seed=0),
+            build_model("snn", digits_arch, edited_loihi2(tmp_path, neurons_per_core=4, cores=4), seed=0),
             x,
             "needs 11 cores, the chip has 4",
         ),
         (
-            build_model("snn", digits_arch, _profile_file(tmp_path, input_axons_per_core=16), seed=0),
+            build_model("snn", digits_arch, edited_loihi2(tmp_path, input_axons_per_core=16), seed=0),
             x,
             "fan-in 64 exceeds 16 input axons",
         ),

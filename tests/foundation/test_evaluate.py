@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 
 from neurofl.cli import run as run_cli
+from neurofl.testing.reports import without_timing
 
 ARGS = ["evaluate", "--profile", "loihi2", "--victims", "4", "--clients", "2", "--attack", "inverting_gradients",
         "--iterations", "3", "--train-epochs", "0"]
 
-
-def _strip_timing(report):
-    for r in report["results"]:
-        r.pop("seconds")
-        r.pop("phases")
-        for pa in r["per_attack"].values():
-            pa.pop("seconds", None)
-    return report
 
 
 def test_evaluate_writes_report_with_three_rows_and_resumes(tmp_path, capsys):
@@ -50,7 +43,7 @@ def test_evaluate_writes_report_with_three_rows_and_resumes(tmp_path, capsys):
     (out / "report.json").unlink()
     assert run_cli([*ARGS, "--out", str(out), "--json"]) == 0
     again = json.loads((out / "report.json").read_text())
-    assert _strip_timing(again) == _strip_timing(report)
+    assert without_timing(again) == without_timing(report)
 
     # Another configuration may not write into the same run folder.
     capsys.readouterr()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from neurofl.testing.reports import without_timing
+
 ARGS = ["evaluate", "--victims", "20", "--clients", "4", "--attack", "detached_ig", "--iterations", "15", "--seed", "3",
         "--train-epochs", "2", "--json"]
 
@@ -26,13 +28,7 @@ def _env() -> dict[str, str]:
 
 
 def _report(out: Path) -> dict:
-    r = json.loads((out / "report.json").read_text())
-    for row in r["results"]:
-        row.pop("seconds")
-        row.pop("phases")
-        for pa in row["per_attack"].values():
-            pa.pop("seconds", None)
-    return r
+    return without_timing(json.loads((out / "report.json").read_text()))
 
 
 def _wait_for_chunk(out: Path, proc: subprocess.Popen, timeout: float = 1200) -> None:
