@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,15 +13,10 @@ from neurofl.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_vs_breaching.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_vs_breaching", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_script):
+    return load_script("bench_vs_breaching")
 
 
 @pytest.fixture(scope="module")
