@@ -37,7 +37,7 @@ from neurofl.models import architecture_for, build_model
 from neurofl.profiles import load_profile
 from neurofl.report import reconstructions_png, write_json
 from neurofl.runfolder import RunFolder
-from neurofl.scoring import chance_levels, judge_for
+from neurofl.scoring import chance_levels, judge_for, row_floor
 from neurofl.victims import Victims, draw_victims, shared_updates
 
 
@@ -222,6 +222,9 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
             row, rec = score_row(_concat(parts), judge, x, y, index, batch)
             first = groups[0].target
             row = {"model": first.kind, "profile": first.profile.name, **row}
+            pool = splits.auxiliary.private().x
+            chance = chance_levels(judge, x, y, index, batch, pool, cfg.seed)
+            row["chance_worst_case"] = row_floor(judge, x, y, index, batch, pool, cfg.seed, chance, row["per_attack"])
             report = {
                 "neurofl_version": __version__,
                 "dataset": cfg.dataset,
@@ -236,7 +239,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "asr_kind": judge.name,
                 "chance": judge.chance,
                 "split_seed": split_seed,
-                "chance_empirical": chance_levels(judge, x, y, index, batch, splits.auxiliary.private().x, cfg.seed),
+                "chance_empirical": chance,
                 "results": [row],
             }
             if out is not None:

@@ -40,7 +40,7 @@ from neurofl.profiles import HardwareProfile, load_profile
 from neurofl.report import markdown, profiles_png, reconstructions_png, write_json
 from neurofl.rowpool import default_workers, map_rows
 from neurofl.runfolder import RunFolder
-from neurofl.scoring import chance_levels, judge_for
+from neurofl.scoring import chance_levels, judge_for, row_floor, single_attack_floor
 from neurofl.victims import Victims, draw_victims, shared_updates
 
 MAX_VICTIMS = 100_000
@@ -282,13 +282,16 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             return evaluate_row(rows[i], arch, ds, splits, victims, recipes, judge, cfg, run, progress)
 
         workers = cfg.workers if cfg.workers is not None else default_workers(len(rows))
+        pool = splits.auxiliary.private().x
         for row, (result, rec) in zip(rows, map_rows(one_row, len(rows), workers, on_progress), strict=True):
             result["chance_empirical"] = chance
+            result["chance_worst_case"] = row_floor(judge, truth, labels, victims.index, cfg.batch_size, pool,
+                                                    cfg.seed, chance, result["per_attack"])  # fmt: skip
             results.append(result)
             if rec is not None:
                 images[f"{row.kind}@{row.label}"] = rec
         ann = results[0]
-        floor = max(v for v in chance.values() if v is not None)
+        floor = single_attack_floor(chance)
         effective = works_on_ann(ann["per_attack"], floor)
         for r in results:
             for name, pa in r["per_attack"].items():
@@ -326,6 +329,18 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         if len(report["profiles"]) > 1:
             profiles_png(run.out / "profiles.png", report)
     return report
+
+
+def chip_fit(model: torch.nn.Module, arch: Any, profile: HardwareProfile) -> dict[str, Any]:
+    """Whether the row's network fits the chip of a profile with ``[chip]`` limits: ``fits`` and the
+    reasons it does not (the row still simulates the chip's arithmetic either way)."""
+    from neurofl.models.xylo_net import fit_problems
+
+    net_arch = getattr(model, "arch", arch)
+    if not isinstance(net_arch, Architecture):
+        return {"fits": False, "fit_problems": [f"a {type(net_arch).__name__} does not map to this chip"]}
+    problems, unchecked = fit_problems(net_arch, profile)
+    return {"fits": not problems, "fit_problems": problems, "fit_unchecked": unchecked}
 
 
 def evaluate_row(
@@ -366,6 +381,8 @@ def evaluate_row(
     util = utility_row(row, arch, splits, cfg, store.dir)
     phases["utility"] = time.perf_counter() - t0
     out = {"model": row.kind, "profile": row.label, **scored, **util}
+    if row.kind == "snn" and row.profile.chip is not None:
+        out.update(chip_fit(model, arch, row.profile))
     if cfg.model is not None:  # where each row's weights came from
         out["weights"] = f"file {row.source.sha256[:12]}" if row.source else f"seed {cfg.seed}, round {cfg.round}"
     out["seconds"] = float(sum(phases.values()))

@@ -69,7 +69,7 @@ def per_sample_gradients(
         if a.dim() == 2:  # Linear: (n, in), (n, out)
             w = torch.einsum("no,ni->noi", g, a)
         elif a.dim() == 3:  # SLAYER Dense synapse over time: (n, in, T), (n, out, T)
-            w = torch.einsum("not,nit->noi", g, a)
+            w = torch.bmm(g, a.transpose(1, 2))  # sum_t g[n, o, t] a[n, i, t]: one bmm, not einsum's permutes
         elif a.dim() == 4 and isinstance(module, torch.nn.Conv2d):  # (n, C, H, W), (n, O, H', W')
             w = _conv_weight_grad(module, a, g)
         elif a.dim() == 5 and isinstance(module, torch.nn.Conv3d):  # SLAYER Conv synapse: (n, C, H, W, T)

@@ -26,6 +26,14 @@ SUPPORTED_DECAY_BITS = 12
 # neurofl builds SLAYER neurons with their default scale 1 << 6: thresholds on a 1/64 grid and states
 # in units of 1/(64 * 64); the export's state check (deploy/trace.py) and NetX's vThMant assume it.
 SUPPORTED_THRESHOLD_SCALE = 64
+# Shift decays (SynSense Xylo, ``v -= v >> dash``): the dash parameter's width may be 1..8 bits (Xylo: 4);
+# the torch neuron (models/xylo_neuron.py) takes any dash in 0..2**decay_bits - 1.
+MAX_SHIFT_DECAY_BITS = 8
+# Shift-decay neurons compare integer states with integer thresholds: no threshold grid finer than 1.
+SHIFT_THRESHOLD_SCALE = 1
+# A "count" spike carries the number of events a neuron emitted in one step (Xylo: up to 31); neurofl
+# and xylosim hold counts in 8 bits (xylosim: uint8_t), so at most 2**8 - 1 events per step.
+MAX_COUNT_BITS = 8
 # Unquantized weights and float updates are float32: a bits key other than 32 would claim a precision
 # nothing applies.
 FLOAT_BITS = 32
@@ -38,7 +46,9 @@ MIN_GRADED_PAYLOAD_BITS = 8
 class WeightFormat:
     """Synaptic weight storage. ``quantized`` weights lie on SLAYER's grid: for ``bits`` b the step
     is ``2**(9-b) / scale`` and the range ``[-256, 256 - step*scale] / scale`` (b=8: step 2/64,
-    [-4, 3.97], i.e. even integers in [-256, 254] once descaled)."""
+    [-4, 3.97], i.e. even integers in [-256, 254] once descaled). Under shift-decay neurons
+    (``neuron.decay = "shift"``, Xylo) weights are plain signed integers instead: step ``1 / scale``,
+    range ``[-2**(b-1), 2**(b-1) - 1] / scale`` (b=8: int8 once descaled)."""
 
     quantized: bool
     bits: int = field(metadata=bounded(1, 32))
@@ -57,20 +67,39 @@ class WeightFormat:
 
 @dataclass(frozen=True)
 class NeuronFormat:
-    """Neuron parameter and state precision (CUBA LIF).
+    """Neuron parameter and state arithmetic.
 
-    ``decay_bits`` and ``threshold_scale`` are refused unless they are SLAYER's (12 and 64): its
-    CUBA neuron, which every neurofl SNN uses, knows no other grids. ``state_bits`` bounds the
-    signed current and voltage registers; the export checks the model's states against it
-    (the SLAYER model itself does not saturate).
+    ``decay = "multiplier"`` is SLAYER's CUBA LIF (every Loihi profile): ``decay_bits`` and
+    ``threshold_scale`` are refused unless they are SLAYER's (12 and 64), states do not saturate and
+    a spike resets the voltage to zero; ``state_bits`` bounds the signed current and voltage registers
+    in the export check only. ``decay = "shift"`` is SynSense Xylo's integer neuron
+    (:mod:`neurofl.models.xylo_neuron`): states decay by ``x -= x >> dash`` with ``dash`` stored in
+    ``decay_bits`` bits, thresholds are integers (``threshold_scale = 1``), states are ``state_bits``-bit
+    registers that saturate when ``saturate`` is true, and ``reset`` is ``"subtract"`` (the threshold
+    times the spike count) or ``"zero"``.
     """
 
     decay_bits: int = field(metadata=bounded(1, 16))
     threshold_scale: int = field(metadata=bounded(1, 1 << 12))
     state_bits: int = field(metadata=bounded(2, 64))
     source: str
+    decay: Literal["multiplier", "shift"] = "multiplier"
+    saturate: bool = False
+    reset: Literal["zero", "subtract"] = "zero"
 
     def __post_init__(self) -> None:
+        if self.decay == "shift":
+            if self.decay_bits > MAX_SHIFT_DECAY_BITS:
+                raise ValueError(
+                    f"key 'neuron.decay_bits' = {self.decay_bits}: a shift decay's dash has at most "
+                    f"{MAX_SHIFT_DECAY_BITS} bits (Xylo: 4)"
+                )
+            if self.threshold_scale != SHIFT_THRESHOLD_SCALE:
+                raise ValueError(
+                    f"key 'neuron.threshold_scale' = {self.threshold_scale}: shift-decay neurons compare integer "
+                    f"states with integer thresholds (threshold_scale = {SHIFT_THRESHOLD_SCALE})"
+                )
+            return
         if self.decay_bits != SUPPORTED_DECAY_BITS:
             raise ValueError(
                 f"key 'neuron.decay_bits' = {self.decay_bits}: not supported, only {SUPPORTED_DECAY_BITS} "
@@ -81,21 +110,44 @@ class NeuronFormat:
                 f"key 'neuron.threshold_scale' = {self.threshold_scale}: not supported, only "
                 f"{SUPPORTED_THRESHOLD_SCALE} (SLAYER's CUBA neuron scale; thresholds on a 1/64 grid)"
             )
+        if self.saturate:
+            raise ValueError(
+                "key 'neuron.saturate' = true: SLAYER's CUBA integrator (decay = 'multiplier') does not saturate "
+                "its states; use decay = 'shift' for a saturating neuron"
+            )
+        if self.reset != "zero":
+            raise ValueError(
+                f"key 'neuron.reset' = {self.reset!r}: SLAYER's CUBA neuron (decay = 'multiplier') resets to zero; "
+                "use decay = 'shift' for a subtractive reset"
+            )
 
 
 @dataclass(frozen=True)
 class SpikeFormat:
-    """What a spike carries and how analog inputs enter the chip."""
+    """What a spike carries and how analog inputs enter the chip.
 
-    payload: Literal["binary", "graded"]
+    ``binary``: one event per neuron and step. ``graded``: one event with a ``payload_bits``-bit
+    payload (Loihi 2). ``count``: up to ``2**payload_bits - 1`` events per hidden neuron and step
+    (Xylo: 31, 5 bits). ``input_max_per_step`` and ``output_max_per_step`` bound the events per step
+    of an input channel and of an output neuron (Xylo: 15 and 1); single-event payloads need 1.
+    """
+
+    payload: Literal["binary", "graded", "count"]
     payload_bits: int = field(metadata=bounded(1, 32))
     input_encoding: Literal["direct", "rate"]
     source: str
+    input_max_per_step: int = field(default=1, metadata=bounded(1, (1 << MAX_COUNT_BITS) - 1))
+    output_max_per_step: int = field(default=1, metadata=bounded(1, (1 << MAX_COUNT_BITS) - 1))
+
+    @property
+    def max_per_step(self) -> int:
+        """Events a hidden neuron may emit in one step (1 unless ``payload = "count"``)."""
+        return (1 << self.payload_bits) - 1 if self.payload == "count" else 1
 
     def __post_init__(self) -> None:
-        if self.payload == "binary" and self.input_encoding == "direct":
+        if self.payload != "graded" and self.input_encoding == "direct":
             raise ValueError(
-                "key 'spikes.payload' = 'binary' cannot carry a direct input "
+                f"key 'spikes.payload' = {self.payload!r} cannot carry a direct input "
                 "(key 'spikes.input_encoding' = 'direct' needs graded spikes)"
             )
         if self.payload == "binary" and self.payload_bits != 1:
@@ -104,6 +156,23 @@ class SpikeFormat:
             raise ValueError(
                 f"key 'spikes.payload_bits' = {self.payload_bits}: graded spikes need at least "
                 f"{MIN_GRADED_PAYLOAD_BITS} bits (a direct input up to 1.0 is sent as the signed payload 64)"
+            )
+        if self.payload == "count" and self.payload_bits > MAX_COUNT_BITS:
+            raise ValueError(
+                f"key 'spikes.payload_bits' = {self.payload_bits}: a spike count has at most {MAX_COUNT_BITS} bits "
+                "(neurofl and xylosim count events per step in 8 bits)"
+            )
+        for key in ("input_max_per_step", "output_max_per_step"):
+            n = getattr(self, key)
+            if self.payload != "count" and n != 1:
+                raise ValueError(
+                    f"key 'spikes.{key}' = {n}: {self.payload} spikes are single events per step "
+                    "(several events per step need payload = 'count')"
+                )
+        if self.output_max_per_step > self.max_per_step:
+            raise ValueError(
+                f"key 'spikes.output_max_per_step' = {self.output_max_per_step}: more than the "
+                f"{self.max_per_step} events per step a count of {self.payload_bits} bits holds"
             )
 
 
@@ -150,6 +219,37 @@ class Resources:
     source: str
 
 
+# The TOML spelling of a limit the vendor does not publish (kept as None); only these keys take it.
+UNKNOWN = "unknown"
+UNKNOWN_ALLOWED = ("max_fan_in", "max_fan_out", "input_projection", "output_projection")
+
+
+@dataclass(frozen=True)
+class ChipLimits:
+    """Whole-chip limits of a single-core chip (SynSense Xylo): I/O channels, neurons and fan-out.
+
+    Checked by the Xylo fit check (:func:`neurofl.models.xylo_net.fit_problems`) in training,
+    ``verify`` and the architecture choice of ``train``. A limit the vendor does not publish is
+    written ``"unknown"`` in the TOML (``None`` here) and is reported as not checked, never guessed.
+    """
+
+    input_channels: int = field(metadata=bounded(1))
+    hidden_neurons: int = field(metadata=bounded(1))
+    output_neurons: int = field(metadata=bounded(1))
+    synaptic_states: int = field(metadata=bounded(1))
+    max_fan_in: int | None
+    max_fan_out: int | None
+    input_projection: int | None
+    output_projection: int | None
+    source: str
+
+    def __post_init__(self) -> None:
+        for key in UNKNOWN_ALLOWED:
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ValueError(f"key 'chip.{key}' must be >= 1 or \"{UNKNOWN}\", got {v}")
+
+
 @dataclass(frozen=True)
 class HardwareProfile:
     """A chip's numeric constraints. Load with :func:`load_profile`."""
@@ -162,8 +262,10 @@ class HardwareProfile:
     simulation: Simulation
     update: UpdateFormat
     resources: Resources | None = None
+    chip: ChipLimits | None = None
 
     def __post_init__(self) -> None:
+        self._check_cross_section()
         texts = {"name": self.name, "description": self.description}
         for f in dataclasses.fields(self):
             section = getattr(self, f.name)
@@ -173,19 +275,61 @@ class HardwareProfile:
             if not text.strip():
                 raise ValueError(f"key '{key}' must not be empty")
 
+    def _check_cross_section(self) -> None:
+        """Rules that tie keys of different sections together (each names the key it refuses)."""
+        shift = self.neuron.decay == "shift"
+        if self.weights.quantized and self.neuron.state_bits < self.weights.bits:
+            raise ValueError(
+                f"key 'neuron.state_bits' = {self.neuron.state_bits}: smaller than key 'weights.bits' = "
+                f"{self.weights.bits} (a state register must hold one weight)"
+            )
+        if shift and self.spikes.payload == "graded":
+            raise ValueError(
+                "key 'spikes.payload' = 'graded': shift-decay neurons (neuron.decay = 'shift') emit event "
+                "counts, not graded payloads; use 'binary' or 'count'"
+            )
+        if not shift and self.spikes.payload == "count":
+            raise ValueError(
+                "key 'spikes.payload' = 'count': SLAYER's CUBA neuron (neuron.decay = 'multiplier') emits one "
+                "event per step; several events per step need neuron.decay = 'shift'"
+            )
+        if shift and not self.weights.quantized:
+            raise ValueError(
+                "key 'weights.quantized' = false: shift-decay neurons take integer weights (quantized = true)"
+            )
+        if shift and self.chip is None:
+            raise ValueError("key 'chip': a shift-decay (Xylo-type) profile needs the [chip] section of chip limits")
+        if not shift and self.chip is not None:
+            raise ValueError(
+                "key 'chip': [chip] limits are checked for shift-decay (Xylo-type) chips only; Loihi-type chips "
+                "use [resources]"
+            )
+
+    @property
+    def integer_weights(self) -> bool:
+        """Whether weights are plain signed integers (shift-decay chips) rather than SLAYER's grid."""
+        return self.weights.quantized and self.neuron.decay == "shift"
+
     @property
     def weight_step(self) -> float:
-        """Weight grid step in SLAYER units (2/64 for 8-bit Loihi weights); 0 when unquantized."""
+        """Weight grid step in SLAYER units (2/64 for 8-bit Loihi weights, 1/scale for integer
+        weights); 0 when unquantized."""
         if not self.weights.quantized:
             return 0.0
+        if self.integer_weights:
+            return 1.0 / self.weights.scale
         return 2.0 ** (9 - self.weights.bits) / self.weights.scale
 
     @property
     def weight_range(self) -> tuple[float, float]:
-        """Inclusive weight range in SLAYER units ((-4, 3.97) for 8-bit Loihi weights)."""
+        """Inclusive weight range in SLAYER units ((-4, 3.97) for 8-bit Loihi weights; int8 / scale
+        for 8-bit integer weights)."""
         if not self.weights.quantized:
             return (-float("inf"), float("inf"))
         s = self.weights.scale
+        if self.integer_weights:
+            half = 2 ** (self.weights.bits - 1)
+            return (-half / s, (half - 1) / s)
         return (-256 / s, (256 - self.weight_step * s) / s)
 
     def quantize_weight(self, weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
@@ -218,6 +362,9 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     """
     path = resolve_toml("hardware_profiles", name_or_path, "profile")
     table = read_toml(path)
+    chip = table.get("chip")
+    if isinstance(chip, dict):  # "unknown" (an unpublished limit) is None in the dataclass
+        table["chip"] = {k: None if k in UNKNOWN_ALLOWED and v == UNKNOWN else v for k, v in chip.items()}
     return from_table(HardwareProfile, table, path)
 
 

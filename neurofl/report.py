@@ -55,6 +55,17 @@ def _model_file_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def near_floor(row: dict[str, Any]) -> bool:
+    """Whether a row's worst-case 95% interval reaches down to its own chance floor
+    (``chance_worst_case``; rows written before it existed never are)."""
+    floor, lo = row.get("chance_worst_case"), row["asr_ci95"][0]
+    return floor is not None and lo is not None and lo <= floor
+
+
+def _dagger(row: dict[str, Any]) -> str:
+    return "†" if near_floor(row) else ""
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the worst case per row, every attack's ASR, the verdict, how to read it."""
     ce = report.get("chance_empirical", {})
@@ -65,20 +76,28 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['clients']} clients), seed {report['seed']}, round {report['round']}. ASR by {report['asr_kind']}; "
         f"on the victims' true inputs it is {_fmt(report['oracle_accuracy'])} (the top of the scale). Chance: "
         f"{_fmt(report['chance'], 3)} (uniform), {_fmt(ce.get('batch_mean'))} (each sample given its batch's mean), "
-        f"{_fmt(ce.get('random_images'))} (random auxiliary images), through the same pairing and judge.",
+        f"{_fmt(ce.get('random_images'))} (random auxiliary images), through the same pairing and judge. A worst "
+        "case has its own floor (column 'floor'): a sample counts if any of as many random auxiliary images as "
+        "the row ran attacks is recognized, as the worst case counts any of its attacks.",
         *_model_file_lines(report),
         "",
-        "Worst case per row (a sample leaked if any attack recovered it):",
+        "Worst case per row (a sample leaked if any attack recovered it; † its 95% interval reaches down to "
+        "the worst case's chance floor):",
         "",
-        "| model | profile | ASR | ASR 95% CI | PSNR dB | SSIM | l2 | label acc | test acc | energy µJ | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | profile | ASR | ASR 95% CI | floor | PSNR dB | SSIM | l2 | label acc | test acc | energy µJ | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])} | {_ci(r['asr_ci95'])} | {_fmt(r['psnr'])} "
-            f"| {_fmt(r['ssim'])} | {_fmt(r['l2'])} | {_fmt(r['label_accuracy'])} "
+            f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])}{_dagger(r)} | {_ci(r['asr_ci95'])} "
+            f"| {_fmt(r.get('chance_worst_case'))} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['l2'])} "
+            f"| {_fmt(r['label_accuracy'])} "
             f"| {_fmt(r.get('test_accuracy'), 3)} | {_fmt(r.get('energy_uj'), 3)} | {_fmt(r['seconds'], 1)} |"
         )
+    unfit = [r for r in report["results"] if r.get("fits") is False]
+    if unfit:
+        lines += [""] + [f"Does not fit the chip (its arithmetic is simulated all the same): "
+                         f"{r['model']}@{r['profile']}: " + "; ".join(r["fit_problems"]) for r in unfit]  # fmt: skip
     names = list(report["results"][0]["per_attack"])
     lines += ["", "ASR of each attack (n/a: the attack does not apply; reasons below; * works on the ANN):", ""]
     lines += ["| model | profile | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
@@ -119,7 +138,7 @@ def markdown(report: dict[str, Any]) -> str:
         "assignment within each batch; event reconstructions are binarized first. PSNR/SSIM/l2: means over the "
         "samples an attack did not fail on (worst case: each sample's closest reconstruction). Label acc: labels "
         "recovered from the update (multiset per batch). An attack works on the ANN when the lower end of the "
-        "ANN's 95% interval lies above every chance level.",
+        "ANN's 95% interval lies above every single-attack chance level (uniform, batch mean, random images).",
     ]
     return "\n".join(lines) + "\n"
 

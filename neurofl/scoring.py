@@ -187,21 +187,69 @@ def chance_levels(
     batch: int,
     pool: np.ndarray,
     seed: int,
+    attacks: int = 1,
 ) -> dict[str, float | None]:
     """What trivial reconstructions score through the same pairing and judge (the honest floor at
     batch > 1, where best assignment lets any guess pick its closest originals).
 
     ``batch_mean``: every sample of a batch is given its batch's mean input (None at batch 1, where
     that mean is the sample itself); ``random_images``: each sample a random input from ``pool`` (the
-    attacker's auxiliary data). Also ``uniform``: 1/classes (or 1/gallery size)."""
+    attacker's auxiliary data). Also ``uniform``: 1/classes (or 1/gallery size), and with
+    ``attacks`` > 1 ``random_images_union``: :func:`worst_case_chance` for that many attacks (else None)."""
     n = len(truth)
     mean = truth.reshape(n // batch, batch, -1).mean(1, keepdims=True).repeat(batch, 1).reshape(truth.shape)
-    rng = np.random.default_rng(seed)
-    random = pool[rng.integers(0, len(pool), n)] if len(pool) else np.full_like(truth, np.nan)
-    zeros = np.zeros(n // batch)
     out: dict[str, float | None] = {"uniform": judge.chance, "batch_mean": None}
-    for name, rec in (("batch_mean", mean), ("random_images", random)):
-        if name == "batch_mean" and batch == 1:
-            continue
-        out[name] = float(sample_scores(judge, rec, zeros, truth, labels, index, batch).hit.mean())
+    if batch > 1:
+        scores = sample_scores(judge, mean, np.zeros(n // batch), truth, labels, index, batch)
+        out["batch_mean"] = float(scores.hit.mean())
+    out["random_images"] = worst_case_chance(judge, truth, labels, index, batch, pool, seed, attacks=1)
+    out["random_images_union"] = (
+        worst_case_chance(judge, truth, labels, index, batch, pool, seed, attacks) if attacks > 1 else None
+    )
     return out
+
+
+def worst_case_chance(
+    judge: Judge,
+    truth: np.ndarray,
+    labels: np.ndarray,
+    index: np.ndarray,
+    batch: int,
+    pool: np.ndarray,
+    seed: int,
+    attacks: int,
+) -> float:
+    """The floor of a worst case over ``attacks`` attacks: each sample gets that many independent
+    random inputs from ``pool`` (paired and judged like a reconstruction) and counts if any is
+    recognized, as the worst case counts a sample any of its attacks recovered. ``attacks = 1`` is
+    :func:`chance_levels`' ``random_images`` (the same draws)."""
+    n = len(truth)
+    rng = np.random.default_rng(seed)
+    hit = np.zeros(n, bool)
+    for _ in range(attacks):
+        rec = pool[rng.integers(0, len(pool), n)] if len(pool) else np.full_like(truth, np.nan)
+        hit |= sample_scores(judge, rec, np.zeros(n // batch), truth, labels, index, batch).hit
+    return float(hit.mean())
+
+
+def single_attack_floor(chance: dict[str, float | None]) -> float:
+    """The highest chance level one attack must beat: uniform, batch mean or random images."""
+    return max(v for k, v in chance.items() if v is not None and k != "random_images_union")
+
+
+def row_floor(
+    judge: Judge,
+    truth: np.ndarray,
+    labels: np.ndarray,
+    index: np.ndarray,
+    batch: int,
+    pool: np.ndarray,
+    seed: int,
+    chance: dict[str, float | None],
+    per_attack: dict[str, dict],
+) -> float:
+    """A report row's worst-case floor (its ``chance_worst_case``): the single-attack floor or the
+    union of as many random guesses as the row ran attacks (:func:`worst_case_chance`), the higher."""
+    ran = sum(1 for pa in per_attack.values() if pa["applicable"])
+    union = worst_case_chance(judge, truth, labels, index, batch, pool, seed, max(ran, 1))
+    return max(single_attack_floor(chance), union)

@@ -12,7 +12,7 @@ iterations and per-victim seeds, once in one vectorized optimization and once in
 of single-victim attacks. The two runs must give the same reconstructions (their PSNRs are
 reported side by side). Prints one JSON object (and writes it to --out): victims per second,
 the batched/sequential speed-up, and seconds per attack iteration of the SNN relative to the ANN (the
-median of `--repeats` alternating timings of both).
+median of `--repeats` alternating timings of both; in wall-clock and in this process's CPU seconds).
 """
 
 from __future__ import annotations
@@ -76,9 +76,12 @@ def bench(kind: str, profile_name: str, victims: int, recipe, seed: int) -> dict
     }
 
 
-def interleaved_iteration_seconds(victims: int, recipe, seed: int, repeats: int) -> dict[str, list[float]]:
+def interleaved_iteration_seconds(
+    victims: int, recipe, seed: int, repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Seconds per batched attack iteration of the ANN and the SNN, timed alternately ``repeats``
-    times on the same victims, so that a change in the machine's load hits both alike."""
+    times on the same victims, so that a change in the machine's load hits both alike: wall-clock
+    seconds and this process's CPU seconds (which leave out the time other jobs hold the cores)."""
     setups = {}
     clients = split_dataset(load_dataset("digits"), seed).clients
     x, y = torch.from_numpy(clients.x[:victims]), torch.from_numpy(clients.y[:victims])
@@ -87,13 +90,15 @@ def interleaved_iteration_seconds(victims: int, recipe, seed: int, repeats: int)
         model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed)
         target = {k: quantize_update(v.detach(), prof.update) for k, v in per_sample_gradients(model, x, y).items()}
         setups[kind] = (model, target, prof)
-    out: dict[str, list[float]] = {"ann": [], "snn": []}
+    wall: dict[str, list[float]] = {"ann": [], "snn": []}
+    cpu: dict[str, list[float]] = {"ann": [], "snn": []}
     for _ in range(repeats):
         for kind, (model, target, prof) in setups.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             invert(model, target, y, (1, 8, 8), recipe, seed=seed, profile=prof)
-            out[kind].append((time.perf_counter() - t) / recipe.iterations)
-    return out
+            wall[kind].append((time.perf_counter() - t) / recipe.iterations)
+            cpu[kind].append((time.process_time() - c) / recipe.iterations)
+    return wall, cpu
 
 
 def per_attack(suite: str, victims: int, seed: int) -> list[dict]:
@@ -156,7 +161,7 @@ def main() -> None:
     recipe = dataclasses.replace(load_recipe(args.recipe), iterations=args.iterations)
     models = [("ann", "float32"), ("snn", "loihi2")]
     rows = [bench(kind, prof, args.victims, recipe, args.seed) for kind, prof in models]
-    inter = interleaved_iteration_seconds(args.victims, recipe, args.seed, args.repeats)
+    inter, inter_cpu = interleaved_iteration_seconds(args.victims, recipe, args.seed, args.repeats)
     ann, snn = rows
     result = {
         "benchmark": "bench_attacks",
@@ -168,6 +173,10 @@ def main() -> None:
         # the medians of alternating timings (robust to a load change between the two rows above)
         "interleaved_seconds_per_iteration": inter,
         "snn_over_ann_seconds_per_iteration": statistics.median(inter["snn"]) / statistics.median(inter["ann"]),
+        # the same timings in CPU seconds of this process (on a shared machine: less of others' load)
+        "interleaved_cpu_seconds_per_iteration": inter_cpu,
+        "snn_over_ann_cpu_seconds_per_iteration": statistics.median(inter_cpu["snn"])
+        / statistics.median(inter_cpu["ann"]),
         "snn_over_ann_seconds_per_iteration_single_victim": snn["sequential_seconds"] / ann["sequential_seconds"],
     }
     if args.suite != "none":

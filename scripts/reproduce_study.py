@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from neurofl.errors import UserError
+from neurofl.report import near_floor
 
 # The published attack whose SNN-ANN gap the strong attacks must close or confirm: Inverting Gradients
 # as published for images, its relaxed-event form for event inputs (the first of these that applies).
@@ -53,6 +54,7 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
         ref = pa[ref_name] if ref_name else {}
         rows.append({
             "model": r["model"], "profile": r["profile"], "asr": r["asr"], "asr_ci95": r["asr_ci95"],
+            "chance_worst_case": r.get("chance_worst_case"),
             "psnr": r.get("psnr"), "l2": r.get("l2"), "label_accuracy": r.get("label_accuracy"),
             "test_accuracy": r.get("test_accuracy"),
             "per_attack": {n: {"asr": v["asr"], "asr_ci95": v["asr_ci95"], "works_on_ann": v.get("works_on_ann")}
@@ -138,7 +140,8 @@ def study_markdown(study: dict[str, Any]) -> str:
             for r in cell["rows"]:
                 cells = [(f"{_fmt(r['per_attack'][n]['asr'])}{'*' if r['per_attack'][n]['works_on_ann'] else ''}"
                           if n in r["per_attack"] else "n/a") for n in names]  # fmt: skip
-                lines.append(f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])} {_ci(r['asr_ci95'])} | "
+                dagger = "†" if near_floor(r) else ""
+                lines.append(f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])}{dagger} {_ci(r['asr_ci95'])} | "
                              + " | ".join(cells) + f" | {r['strongest_effective_attack'] or '–'} |")  # fmt: skip
             lines.append("")
             for r in cell["rows"][1:]:
@@ -149,7 +152,9 @@ def study_markdown(study: dict[str, Any]) -> str:
     if study["skipped"]:
         lines += ["Datasets not available (no files under the data dir): " + ", ".join(study["skipped"]), ""]
     lines += ["`*`: the attack works on the ANN in that cell (the lower end of the ANN's 95% interval is above "
-              "every chance level). n/a: the attack does not apply (each cell's report.md says why).", ""]
+              "every single-attack chance level). †: the worst case's 95% interval reaches down to its own floor (a "
+              "sample counts if any of as many random auxiliary images as the suite has attacks is recognized). "
+              "n/a: the attack does not apply (each cell's report.md says why).", ""]
     return "\n".join(lines)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from neurofl.data.encoding import encode
 from neurofl.errors import UserError
 
 
@@ -39,7 +38,7 @@ def functional_logits(
     if isinstance(model, SpikingMLP):
         from lava.lib.dl.slayer.block.base import step_delay
 
-        s = encode(x, model.encoding, model.time_steps, generator)  # (n, in, T)
+        s = model.input_spikes(x, generator)  # (n, in, T), as the device receives it
         for block, w in zip(model.blocks, weights, strict=True):
             q = block.synapse._pre_hook_fx(w) if block.synapse._pre_hook_fx is not None else w
             q = q.reshape(victims, q.shape[1], -1)

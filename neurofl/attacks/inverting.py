@@ -19,6 +19,7 @@ from neurofl.attacks.lbfgs import BatchedLBFGS
 from neurofl.attacks.recipe import AttackRecipe
 from neurofl.errors import UserError
 from neurofl.gradients import flatten, per_sample_gradients
+from neurofl.models.cuba import surrogate_width
 from neurofl.profiles import HardwareProfile
 
 Transform = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
@@ -235,7 +236,8 @@ def invert(
                 opt.zero_grad()
                 loss, dist = objective(z, lab, graph=True)
                 remember(z, lab, dist)
-                loss.masked_fill(~torch.isfinite(loss), 0).sum().backward()
+                with surrogate_width(recipe.surrogate_width):
+                    loss.masked_fill(~torch.isfinite(loss), 0).sum().backward()
                 with torch.no_grad():
                     for p in params:
                         p.grad.nan_to_num_(0.0, 0.0, 0.0)
@@ -258,7 +260,8 @@ def invert(
                 ll = flat[:, dims[0] :].reshape(lab.shape) if joint else None
                 loss, dist = objective(zz, ll, graph=True)
                 remember(zz, ll, dist)
-                (grad,) = torch.autograd.grad(loss.masked_fill(~torch.isfinite(loss), 0).sum(), flat)
+                with surrogate_width(recipe.surrogate_width):
+                    (grad,) = torch.autograd.grad(loss.masked_fill(~torch.isfinite(loss), 0).sum(), flat)
                 grad = torch.where(torch.isfinite(loss)[:, None], grad, torch.nan)  # freezes diverged rows
                 flat = lbfgs.step(flat.detach(), grad)
                 if recipe.boxed and not spike:

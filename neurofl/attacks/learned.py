@@ -143,7 +143,8 @@ def train_inverter(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    # foreach: the same arithmetic as the per-tensor loop, in fewer passes (its steps were 40% of training)
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, foreach=True)
     gen = torch.Generator().manual_seed(seed + 2)
     n = len(f)
     for epoch in range(recipe.epochs):

@@ -40,7 +40,10 @@ class AttackRecipe:
     reconstruction. backward: ``full`` differentiates the candidate update through the whole
     backward pass (for an SNN, through the surrogate's derivative); ``detached`` recomputes each
     layer's output gradient at the current guess but treats it as a constant
-    (:func:`neurofl.gradients.per_sample_gradients`).
+    (:func:`neurofl.gradients.per_sample_gradients`). surrogate_width: the attacker's own input
+    gradient passes spikes with a surrogate this many times wider (same area) than the model's
+    (:func:`neurofl.models.cuba.surrogate_width`); the simulated update itself always uses the
+    model's surrogate, so the victims' inputs still match exactly. 1 is the model's surrogate.
     """
 
     name: str
@@ -62,6 +65,7 @@ class AttackRecipe:
     spike_relaxation: Literal["sigmoid", "straight_through"] = "sigmoid"
     spike_threshold: float = field(default=0.5, metadata=bounded(0.0, 1.0))
     backward: Literal["full", "detached"] = "full"
+    surrogate_width: float = field(default=1.0, metadata=bounded(1e-3, 1e3))
     source: str = ""
 
     def __post_init__(self) -> None:

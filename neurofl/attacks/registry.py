@@ -46,7 +46,8 @@ def _conv_first(target: Target) -> bool:
 
 def _first_layer_reason(target: Target, what: str) -> str | None:
     if _conv_first(target):
-        return f"{what} unmixes a fully connected first layer's update; this model's first layer is convolutional"
+        return (f"{what} unmixes a fully connected first layer's update over the raw input; this model's first "
+                "layer is convolutional or sees a pooled input")
     if target.local_steps > 1:
         return f"{what} reads a single gradient; a FedAvg delta of {target.local_steps} local steps is not one"
     return None
@@ -102,6 +103,14 @@ def _cocktail_run(target, recipe: CocktailPartyRecipe, labels, seed, on_step, ca
     return Inversion(out.images, torch.where(failed, torch.nan, out.loss), out.labels)
 
 
+def _cocktail_why_not(target: Target, recipe: CocktailPartyRecipe) -> str | None:
+    reason = _first_layer_reason(target, "the Cocktail Party Attack")
+    if reason is None and target.batch == 1:
+        reason = ("the Cocktail Party Attack unmixes a batch; at batch 1 the update is rank one and its one "
+                  "component is the first-layer readout that disaggregation starts from")
+    return reason
+
+
 def _learned_why_not(target: Target, recipe: LearnedInversionRecipe) -> str | None:
     if target.auxiliary is None or len(target.auxiliary.y) < target.batch:
         return "learned inversion needs auxiliary data (at least one batch of it)"
@@ -141,7 +150,7 @@ def _rgap_run(target, recipe, labels, seed, on_step, cache) -> Inversion:
 METHODS: dict[type, Method] = {
     AttackRecipe: Method(_gm_why_not, _gm_run),
     DisaggregationRecipe: Method(lambda t, r: _first_layer_reason(t, "disaggregation"), _disaggregation_run),
-    CocktailPartyRecipe: Method(lambda t, r: _first_layer_reason(t, "the Cocktail Party Attack"), _cocktail_run),
+    CocktailPartyRecipe: Method(_cocktail_why_not, _cocktail_run),
     LearnedInversionRecipe: Method(_learned_why_not, _learned_run, _learned_prepare),
     RgapRecipe: Method(_rgap_why_not, _rgap_run),
 }

@@ -89,7 +89,15 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
     check_out_file(out, companions=(".resume",))
     profile = load_profile(profile_name)
     splits = _splits(dataset, data_dir, seed)
-    arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
+    chip_notes: list[str] = []
+    if kind == "snn" and profile.neuron.decay == "shift":  # a Xylo-type chip: pick a network that fits, or refuse
+        from neurofl.models.xylo_net import chip_architecture
+
+        splits, arch, chip_notes = chip_architecture(splits, profile, arch_name)
+        for note in chip_notes:
+            stderr.print(f"{profile.name}: {note}")
+    else:
+        arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
     resume = out.with_name(out.name + ".resume")
     with progress() as bar:
         task = bar.add_task(f"train {kind}@{profile.name}", total=epochs)
@@ -114,7 +122,13 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
         profile,
         dataset,
         result.accuracy,
-        extra={"seed": seed, "epochs": epochs, "split": "train on clients, test on test", "history": history},
+        extra={
+            "seed": seed,
+            "epochs": epochs,
+            "split": "train on clients, test on test",
+            "history": history,
+            **({"chip_fit": chip_notes} if chip_notes else {}),
+        },
     )
     resume.unlink(missing_ok=True)  # after the checkpoint is in place: a kill in between resumes to the same file
     summary = {
@@ -126,6 +140,7 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
         "history": history,
         "resumed_from": result.resumed_from,
         "versions": header["versions"],
+        **({"chip_fit": chip_notes} if chip_notes else {}),
     }
     emit(
         summary,
@@ -154,6 +169,11 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
     ck = load_checkpoint(checkpoint, kind=None)
     if ck.kind != "snn":
         raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to {fmt}")
+    if ck.profile.neuron.decay == "shift":  # a Xylo network: neither NetX nor NIR expresses its arithmetic
+        raise UserError(
+            f"{checkpoint}: a Xylo network (profile '{ck.profile.name}') is not exported to {fmt}; "
+            f"check it in xylosim with: neurofl verify {checkpoint} --profile {ck.profile.name}"
+        )
     _check_profile(profile_name, ck.profile, str(checkpoint))
     if fmt == "nir":
         from neurofl.nir_io.from_model import write_nir
@@ -206,7 +226,17 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
 @_data_dir
 @json_option
 def verify(netx_file, dataset, samples, profile_name, seed, data_dir, as_json) -> None:
-    """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike."""
+    """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike.
+
+    A checkpoint (.pt) of a Xylo-profile model instead runs in xylosim (pip install 'neurofl[xylo]')
+    and is compared with neurofl's torch Xylo network, event count by event count.
+    """
+    if netx_file.suffix == ".pt":  # a Xylo checkpoint: bit-accurate run in xylosim (deploy/xylo.py)
+        from neurofl.deploy.xylo import verify_checkpoint
+
+        xylo_result, xylo_lines = verify_checkpoint(netx_file, dataset, samples, profile_name, seed, data_dir)
+        emit(xylo_result, as_json, lambda: click.echo("\n".join(xylo_lines)))
+        return
     from neurofl.checkpoint import header_seed
     from neurofl.deploy.netx import read_netx
     from neurofl.deploy.parity import check_dataset, reference_model, verify_netx

@@ -47,7 +47,7 @@ def show(name_or_path: str, as_json: bool) -> None:
             if isinstance(values, dict):
                 click.echo(f"[{section}]")
                 for k, v in values.items():
-                    click.echo(f"  {k} = {v}")
+                    click.echo(f"  {k} = {'unknown' if v is None else v}")
 
     emit(d, as_json, human)
 

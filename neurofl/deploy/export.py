@@ -35,10 +35,12 @@ from neurofl.checkpoint import arch_to_dict, profile_to_dict, versions
 from neurofl.deploy.resources import ResourceReport, estimate_resources
 from neurofl.deploy.trace import STATE_BITS_LAVA, state_ranges
 from neurofl.errors import UserError
+from neurofl.models.snn import GRADED_INPUT_FRAC_BITS
 
 NETX_FORMAT = "neurofl-netx/2"
-# Graded input payloads carry 6 fractional bits (NetX's default spike_exp = 6).
-INPUT_FRAC_BITS = 6
+# Graded input payloads carry 6 fractional bits (NetX's default spike_exp = 6); the SNNs put graded
+# input on this grid themselves (neurofl.models.snn.on_payload_grid), so the file and the chip see one input.
+INPUT_FRAC_BITS = GRADED_INPUT_FRAC_BITS
 # Lava DelayDense / NetX clamp synaptic delays at 62 steps.
 MAX_DELAY = 62
 # Lava's bit-accurate LIF: 17-bit threshold mantissa.
@@ -161,7 +163,7 @@ def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, A
 
     Parameters
     ----------
-    model : a trained ``SpikingMLP``
+    model : a trained ``SpikingMLP`` or ``ConvSNN``
     path : output ``.net`` file
     x_calib : (N, *input_shape) calibration inputs in [0, 1] (for the 24-bit state check and spike counts)
     meta : extra header fields (dataset, accuracy, ...), stored under ``/neurofl``

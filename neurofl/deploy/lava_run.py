@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurofl.deploy.bias_delay import SAMPLE_START_KEY, SAMPLE_STEPS_KEY
 from neurofl.deploy.netx import NetxFile, build_network
 from neurofl.errors import UserError
 
@@ -34,20 +35,45 @@ def _weight_exp_conv_model() -> type:
     return WeightExpConvModel
 
 
+def _sample_delay_dense_model() -> type:
+    from lava.proc.dense.models import PyDelayDenseModelBitAcc
+
+    class SampleDelayDenseModel(PyDelayDenseModelBitAcc):
+        """Lava's bit-accurate DelayDense model, plus a clear of its in-flight spikes (``a_buff``) at
+        the step a new sample's first spikes reach it: NetX's ``reset_interval`` resets the neurons but
+        not the synapse, so without it a delayed spike of sample n-1 would land in sample n. What it
+        clears would otherwise arrive at or after that step; what it sends that step reaches the
+        neurons the step before their own reset. Without the two proc_params keys (or on a single
+        sample's first boundary, where ``a_buff`` is empty) it is Lava's model unchanged."""
+
+        def run_spk(self) -> None:
+            steps = self.proc_params.get(SAMPLE_STEPS_KEY)
+            if steps and self.time_step % steps == self.proc_params[SAMPLE_START_KEY] % steps:
+                self.a_buff[:] = 0
+            super().run_spk()
+
+    return SampleDelayDenseModel
+
+
 def run_config() -> object:
     """``Loihi2SimCfg(select_tag='fixed_pt')`` with Lava's Conv model replaced by one that honours
-    the Conv process's ``weight_exp`` (needed for graded input into a first conv layer)."""
+    the Conv process's ``weight_exp`` (needed for graded input into a first conv layer), and its
+    DelayDense model by one that drops in-flight spikes at each sample boundary (samples run back to
+    back stay independent)."""
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import DelayDense
 
-    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Conv: _weight_exp_conv_model()})
+    models = {Conv: _weight_exp_conv_model(), DelayDense: _sample_delay_dense_model()}
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
 
 
 def to_payload(inputs: np.ndarray, nf: NetxFile) -> np.ndarray:
     """Encoded inputs (N, in, T) in SLAYER units -> integer spike payloads Lava receives.
 
     Binary spikes pass unchanged; graded values are scaled by ``2**input_frac_bits`` and must then be
-    integers (digits' 17 grey levels are), else the input is not representable on the chip.
+    integers, else the input is not representable on the chip (a loihi2 SNN's own encoding puts them
+    on that grid: :func:`neurofl.models.snn.on_payload_grid`).
     """
     scaled = np.asarray(inputs, dtype=np.float64) * (1 << nf.input_frac_bits)
     payload = np.round(scaled)

@@ -15,6 +15,16 @@ import numpy as np
 
 from neurofl import limits
 from neurofl.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
+from neurofl.deploy.bias_delay import (
+    BIAS_RANGE,
+    MAX_DELAY_SYNAPSES,
+    MAX_NETX_DELAY,
+    SAMPLE_START_KEY,
+    SAMPLE_STEPS_KEY,
+    bias_shape_ok,
+    delay_shape_ok,
+    refuse_graded_delays,
+)
 from neurofl.deploy.export import NETX_FORMAT, lava_loading
 from neurofl.deploy.trace import arch_widths
 from neurofl.errors import UserError
@@ -37,15 +47,23 @@ MAX_TIME_STEPS = limits.MAX_TIME_STEPS
 # 12-bit grid (0..4096) and the bit-accurate LIF's threshold mantissa has 17 bits.
 WEIGHT_RANGE = (-256, 255)
 NEURON_RANGES = {"iDecay": (0, 4096), "vDecay": (0, 4096), "vThMant": (1, (1 << 17) - 1), "refDelay": (0, 1 << 16)}
-# The datasets of each kind of group (what `neurofl export` and SLAYER's export_hdf5 write);
-# any other key (bias, delay, messageBits, weight_rec, ...) would change what NetX builds without
-# the SLAYER reference seeing it, and is refused.
+# The datasets of each kind of group (what `neurofl export` and SLAYER's export_hdf5 write, plus a
+# dense layer's neuron `bias` and synaptic `delay`, which the reference models: deploy/bias_delay.py);
+# any other key (messageBits, weight_rec, ...) would change what NetX builds without the SLAYER
+# reference seeing it, and is refused. A conv layer's bias and delay are refused by name (_supported).
 INPUT_KEYS = {"type", "shape"}
-DENSE_KEYS = {"type", "shape", "inFeatures", "outFeatures", "weight", "neuron"}
+DENSE_KEYS = {"type", "shape", "inFeatures", "outFeatures", "weight", "neuron", "bias", "delay"}
 CONV_KEYS = {
     "type", "shape", "inChannels", "outChannels", "kernelSize", "stride", "padding", "dilation", "groups", "weight",
     "neuron",
 }  # fmt: skip
+# why a conv layer's bias or delay is refused (lava-dl 0.6.0's create_conv)
+CONV_REFUSALS = {
+    "bias": "NetX broadcasts a conv layer's bias over its (W, H, C) neurons, which neurofl's SLAYER reference "
+    "does not model",
+    "delay": "NetX ignores a conv layer's delay (create_conv builds a Conv synapse without delays), so Lava "
+    "would not run what the file says",
+}
 FLATTEN_KEYS = {"type", "shape"}
 # conv geometry neurofl builds (ConvArchitecture: kernel <= 31, no dilation, no groups)
 MAX_KERNEL = 31
@@ -220,12 +238,40 @@ def _dense_layer(g: h5py.Group, where: str, inputs: int) -> int:
     for key, expected in (("inFeatures", inputs), ("outFeatures", outputs)):
         if key in g and _scalar(g, key, where, 1, MAX_WIDTH) != expected:
             raise UserError(f"{where}/{key}: must be {expected}, as the weight's shape {w.shape} says")
+    _bias_delay(g, where, outputs, inputs)
     if "neuron" not in g:
+        if "bias" in g:
+            raise UserError(f"{where}/bias: a layer without a 'neuron' group has no neuron to bias")
         return outputs  # valid in NetX: a non-spiking integrator; reference_model refuses it against a header
     if not isinstance(g["neuron"], h5py.Group):
         raise UserError(f"{where}: 'neuron' must be a group of neuron parameters")
     _neuron_group(g["neuron"], where)
     return outputs
+
+
+def _bias_delay(g: h5py.Group, where: str, outputs: int, inputs: int) -> None:
+    """Check a dense layer's optional neuron ``bias`` and synaptic ``delay`` (shapes from the
+    metadata first, then values), as NetX reads them: a bias is a scalar or one 13-bit integer per
+    neuron; a delay a scalar, one per output, one per input or one per synapse, whole steps in
+    0..62 (NetX clamps larger ones), on a layer small enough for Lava's DelayDense."""
+    if "bias" in g:
+        ds = _dataset(g, "bias", where)
+        if not bias_shape_ok(tuple(ds.shape), outputs):
+            raise UserError(f"{where}/bias: shape {ds.shape}, expected a scalar or ({outputs},), one per neuron")
+        _numbers(ds, f"{where}/bias", *BIAS_RANGE)
+    if "delay" in g:
+        ds = _dataset(g, "delay", where)
+        if not delay_shape_ok(tuple(ds.shape), outputs, inputs):
+            raise UserError(
+                f"{where}/delay: shape {ds.shape}, expected a scalar, ({outputs},), ({inputs},) or "
+                f"({outputs}, {inputs})"
+            )
+        if outputs * inputs > MAX_DELAY_SYNAPSES:
+            raise UserError(
+                f"{where}/delay: a delayed layer of {outputs} x {inputs} synapses is more than Lava's DelayDense "
+                f"can simulate here ({MAX_DELAY_SYNAPSES} synapses)"
+            )
+        _numbers(ds, f"{where}/delay", 0, MAX_NETX_DELAY)
 
 
 def _neuron_group(n: h5py.Group, where: str) -> None:
@@ -251,7 +297,8 @@ def _neuron_group(n: h5py.Group, where: str) -> None:
 def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
     """Refuse, with the truest reason first, a network neurofl cannot reproduce: a layer NetX itself
     cannot build, a neuron that is not CUBA LIF, an input layer with its own neuron, a layer other
-    than dense, then what NetX reads but the SLAYER reference does not model (bias, delay)."""
+    than input, conv, flatten, dense in that order, then a conv layer's bias or delay (NetX broadcasts
+    the one in its own layout and ignores the other)."""
     types = [_string(layers[k], "type", f"{path}: /layer/{k}") for k in keys]
     for k, t in zip(keys, types, strict=True):
         if t in NETX_UNBUILT:
@@ -296,13 +343,10 @@ def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
         prev = t
     if prev != "dense":
         raise UserError(f"{path}: the last layer must be dense (the read-out), not '{prev}'")
-    for k in keys[1:]:
-        for key, what in (("bias", "neuron biases"), ("delay", "synaptic delays")):
-            if key in layers[k]:
-                raise UserError(
-                    f"{path}: /layer/{k}/{key}: {what} are read by NetX but not modelled by neurofl's SLAYER "
-                    "reference; refused rather than reported as a Lava mismatch"
-                )
+    for k, t in zip(keys[1:], types[1:], strict=True):
+        for key, why in CONV_REFUSALS.items():
+            if t == "conv" and key in layers[k]:
+                raise UserError(f"{path}: /layer/{k}/{key}: {why}; refused rather than reported as a Lava mismatch")
 
 
 def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
@@ -417,6 +461,10 @@ def read_netx(path: Path) -> NetxFile:
             f"{lava_loading(profile)!r}"[:300]
         )
     header_seed(header, f"{path} header")
+    if encoding == "direct":
+        with h5py.File(path, "r") as f:
+            if "delay" in f["layer/1"]:
+                refuse_graded_delays(str(path), 1)
     nf = NetxFile(path, header, profile, arch, tuple(widths), encoding, frac, steps)
     want_widths = arch_widths(arch)
     if want_widths != nf.widths:
@@ -452,4 +500,19 @@ def build_network(nf: NetxFile, reset_interval: int | None = None) -> Any:
             syn.weight_exp.init = np.array([int(np.asarray(syn.weight_exp.init).reshape(-1)[0]) - frac])
         else:
             syn.proc_params.overwrite("weight_exp", int(syn.proc_params["weight_exp"]) - frac)
+    if reset_interval:
+        _mark_sample_boundaries(net, reset_interval)
     return net
+
+
+def _mark_sample_boundaries(net: Any, steps: int) -> None:
+    """Tell each DelayDense synapse (a dense layer with a ``delay``) the sample length ``steps`` and
+    the step at which a sample's first spikes reach it, one before its neurons' NetX reset (read by
+    :func:`neurofl.deploy.lava_run.run_config`'s DelayDense model, which clears spikes in flight there)."""
+    from lava.proc.dense.process import DelayDense
+
+    for layer in net.layers:
+        syn, neuron = getattr(layer, "synapse", None), getattr(layer, "neuron", None)
+        if isinstance(syn, DelayDense) and neuron is not None and "reset_offset" in neuron.proc_params._parameters:
+            syn.proc_params.overwrite(SAMPLE_STEPS_KEY, steps)
+            syn.proc_params.overwrite(SAMPLE_START_KEY, int(neuron.proc_params["reset_offset"]) - 1)

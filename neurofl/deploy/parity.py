@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from neurofl.data import Dataset
+from neurofl.deploy.bias_delay import add_bias, add_delays, read_bias_delay
 from neurofl.deploy.netx import NetxFile
 from neurofl.deploy.trace import encoded_input, neurons, trace
 from neurofl.errors import UserError
@@ -53,9 +54,11 @@ class ParityReport:
 
 def reference_model(nf: NetxFile) -> torch.nn.Module:
     """The SLAYER ``SpikingMLP`` or ``ConvSNN`` described by the file: header architecture/profile, file
-    weights; a conv layer's kernel, stride and padding must be those of the header's architecture."""
+    weights; a conv layer's kernel, stride and padding must be those of the header's architecture. A
+    dense layer's ``bias`` and ``delay`` are modelled as Lava runs them (:mod:`neurofl.deploy.bias_delay`)."""
     model = build_model("snn", nf.arch, nf.profile, seed=0)
     scale = nf.profile.weights.scale
+    layer = 0  # weighted layers so far (a flatten is none)
     with h5py.File(nf.path, "r") as f, torch.no_grad():
         for i, block in enumerate(model.blocks, start=1):
             g = f["layer"][str(i)]
@@ -89,6 +92,13 @@ def reference_model(nf: NetxFile) -> torch.nn.Module:
                         f"{nf.path}: /layer/{i}/neuron/{key} = {int(g[f'neuron/{key}'][()])} disagrees with the "
                         f"header's neuron parameters ({int(params[key])})"
                     )
+            layer += 1
+            if kind == b"dense":
+                bias, delays = read_bias_delay(g, *g["weight"].shape)
+                if bias is not None:  # integrated from the layer's reset step in Lava, SLAYER time layer - 1
+                    add_bias(block, bias, nf.profile.neuron.threshold_scale, start=layer - 1)
+                if delays is not None:
+                    add_delays(block, delays)
     model.eval()
     return model
 

@@ -13,6 +13,11 @@ of its ``C_in x k x k`` kernel weights (no weight sharing), and every core of a 
 the whole input map on its axons (no spatial partitioning). Their synaptic operations are exact:
 each input event reaches the synapses of the output neurons whose receptive field holds it
 (zero padding and stride included).
+
+Every figure's ``source`` starts with how it was obtained: ``measured`` (counted on the inputs ``x``:
+synaptic operations), ``counted`` (from the topology: neuron updates), ``derived`` (the mapping model
+above applied to the profile's published per-core limits: cores, synaptic memory) or ``measured x
+published`` (energy: measured operations times the profile's published per-operation energies).
 """
 
 from __future__ import annotations
@@ -163,29 +168,37 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
     limits = r.source if r is not None else "profile has no [resources] section"
     synops = sum(layer.synops for layer in layers)
     updates = float(sum(layer.neurons for layer in layers) * steps)
-    measured = f"measured: mean over {n} inputs x {steps} time steps"
+    measured = f"measured (mean over {n} inputs x {steps} time steps)"
     energy = None
     if r is not None:
         pj = synops * r.energy_per_synop_pj + updates * r.energy_per_neuron_update_pj
         energy = Figure(
             pj / 1e6,
             "uJ",
-            f"synops x {r.energy_per_synop_pj} pJ + neuron updates x {r.energy_per_neuron_update_pj} pJ ({r.source})",
+            f"measured x published: synops x {r.energy_per_synop_pj} pJ + neuron updates x "
+            f"{r.energy_per_neuron_update_pj} pJ ({r.source})",
         )
     return ResourceReport(
         profile=profile.name,
         samples=n,
         time_steps=steps,
         layers=tuple(layers),
-        cores_used=Figure(cores, "cores", f"per-layer packing under the per-core limits ({limits})"),
+        cores_used=Figure(cores, "cores", f"derived: per-layer packing under the per-core limits ({limits})"),
         cores_available=Figure(r.cores, "cores", r.source) if r is not None else None,
         synapse_memory=Figure(
             sum(layer.synapse_memory_bytes for layer in layers) / 1024,
             "KiB",
-            f"{bits}-bit weights, dense (conv: one kernel copy per neuron), no index overhead",
+            f"derived: {bits}-bit weights, dense (conv: one kernel copy per neuron), no index overhead",
         ),
-        synops_per_inference=Figure(synops, "synops", f"input events x fan-out per layer, {measured}"),
-        neuron_updates_per_inference=Figure(updates, "updates", "every compartment updates once per time step"),
+        synops_per_inference=Figure(
+            synops,
+            "synops",
+            f"{measured}: input events x fan-out per layer (conv: the output neurons whose receptive field "
+            "holds the event)",
+        ),
+        neuron_updates_per_inference=Figure(
+            updates, "updates", "counted: every compartment updates once per time step"
+        ),
         energy_per_inference=energy,
         problems=tuple(problems),
     )

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from neurofl.data.encoding import encode
 from neurofl.limits import samples_per_chunk
 
 # Lava's bit-accurate LIF keeps current u and voltage v in 24-bit signed registers.
@@ -40,11 +39,10 @@ def encoded_input(
     """The spike trains the model sees for ``x`` (N, *input_shape): (N, in, T); ``seed`` fixes a rate code
     (or ``generator``, continued from earlier chunks: chunk by chunk the draws are those of one call)."""
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    if hasattr(model.arch, "strides"):  # ConvSNN: images encoded, event frames passed through
-        s = model.input_spikes(x, gen).detach()
-        s = s.reshape(s.shape[0], -1, s.shape[-1])
-    else:
-        s = encode(x, model.encoding, model.time_steps, gen).detach()
+    # the model's own encoding (ConvSNN: images encoded, event frames passed through; graded input on
+    # the chip's payload grid), flattened to (N, in, T)
+    s = model.input_spikes(x, gen).detach()
+    s = s.reshape(s.shape[0], -1, s.shape[-1])
     # the rate code's straight-through sum p + (spike - p) can miss 0/1 by an ulp; chips see clean spikes
     return s.round() if model.encoding == "rate" else s
 

@@ -11,19 +11,27 @@ both loops is recorded and replayed: on the digits MLP this made one SNN attack 
 - forward: the same integer arithmetic (truncating right shift by 12 bits, truncation of the
   scaled input, float32 threshold comparison, reset to zero) on float64 states, which hold the
   integers exactly (states < 2**24, decays < 2**12, products < 2**53), with no autograd
-  recording; the outputs are built by the same expression as SLAYER's (``int64 / w_scale``);
+  recording; the outputs are built by the same expression as SLAYER's (``int64 / w_scale``). On the
+  CPU both integrators (current, then voltage) run in one NumPy pass over a time-major copy;
 - backward: SLAYER's reverse recursion ``g_in[t] = (1 - d) g_in[t+1] + g_out[t]`` written as one
   product with the matrix ``F[t', t] = (1 - d)**(t' - t)`` (t' >= t), which is linear in the
-  incoming gradient and so supports double backward with no recorded loop.
+  incoming gradient and so supports double backward with no recorded loop; both integrators are
+  one autograd node (:class:`_CubaDynamics`);
+- spikes: SLAYER's binary ``Spike`` and its Laplace-shaped surrogate gradient (:class:`_Spike`),
+  with the block's one-step output delay in the same node; the surrogate's own derivative (the
+  attacks' second-order step) is written out in :class:`_SurrogateGrad`, op for op the chain
+  autograd would record, so the numbers are equal bit for bit.
 
-Spikes go through SLAYER's own ``Spike`` function (its surrogate gradient), unchanged. The test
-``tests/models/test_cuba.py`` holds both versions equal: spikes bin for bin, input gradients
-to 1e-5 relative in float64, and the second-order gradients the attacks use.
+The test ``tests/models/test_cuba.py`` holds both versions equal: spikes bin for bin, input
+gradients to 1e-5 relative in float64, and the second-order gradients the attacks use.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import metadata
 
 import numpy as np
@@ -31,7 +39,6 @@ import torch
 from lava.lib.dl.slayer.neuron import cuba
 from lava.lib.dl.slayer.neuron.cuba import SCALE_RHO_MULT, TAU_RHO_MULT
 from lava.lib.dl.slayer.synapse import layer as slayer_synapse
-from lava.lib.dl.slayer.utils import quantize
 
 # The class below overrides SLAYER's ``dynamics`` and relies on its state layout; it was written
 # against this release and is checked against it by the tests. Another release fails loudly.
@@ -60,7 +67,7 @@ def decay_filter(decay: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.T
 
     Parameters
     ----------
-    decay : torch.Tensor
+    decay : torch.Tensor or int
         Integer decay on the 12-bit grid (SLAYER's quantized ``current_decay`` / ``voltage_decay``),
         one element.
     steps : int
@@ -74,7 +81,17 @@ def decay_filter(decay: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.T
         (T, T) matrix ``F`` with ``F[t', t] = (1 - decay / 4096) ** (t' - t)`` for ``t' >= t`` and
         0 otherwise, so that ``g_in = g_out @ F`` for ``g`` of shape (..., T).
     """
-    return _filter(1.0 - float(decay.detach().reshape(()).item()) / (1 << DECAY_BITS), steps, dtype)
+    return _filter(1.0 - _decay_int(decay) / (1 << DECAY_BITS), steps, dtype)
+
+
+def _decay_int(decay: torch.Tensor | int) -> int:
+    """The integer decay of a one-element tensor (or an int)."""
+    return int(decay.detach().reshape(()).item()) if isinstance(decay, torch.Tensor) else int(decay)
+
+
+def _keep(decay: torch.Tensor | int) -> float:
+    """``1 - decay / 4096`` (exact in float64): the fraction of a state kept after one step."""
+    return float((1 << DECAY_BITS) - _decay_int(decay)) / (1 << DECAY_BITS)
 
 
 def integrate(
@@ -86,7 +103,7 @@ def integrate(
     ----------
     x : torch.Tensor
         Input (..., T), in SLAYER's state units.
-    decay : torch.Tensor
+    decay : torch.Tensor or int
         Integer decay on the 12-bit grid, one element.
     w_scale : int
         SLAYER's state scale (integers per unit).
@@ -98,14 +115,81 @@ def integrate(
     torch.Tensor
         The state after each step's input, before reset, (..., T), dtype of ``x``.
     """
+    keep = _keep(decay)
+    th = _state_threshold(threshold, w_scale)
     with torch.no_grad():
-        keep = float((1 << DECAY_BITS) - int(decay.reshape(()).item())) / (1 << DECAY_BITS)
+        if _numpy_ok(x):
+            xn = x.detach().numpy()
+            states = _states_numpy(_drive_numpy(xn, w_scale), keep, th)
+            return torch.from_numpy(_from_time_major(_state_units(states, w_scale, xn.dtype), x.shape))
         drive = torch.trunc(w_scale * x).to(torch.float64).movedim(-1, 0).contiguous()  # (T, ...)
-        th = None if threshold is None or threshold <= 0 else threshold * w_scale
         states = _scan(drive, keep, None if th is None else float(np.float32(th)))
         if th is not None and float(states.abs().max()) >= STATE_EXACT_FLOAT32:
             states = _scan(drive, keep, th, compare_float32=True)
         return (states.to(torch.int64) / w_scale).to(x.dtype).movedim(0, -1).contiguous()
+
+
+def cuba_states(
+    x: torch.Tensor, current_decay: int, voltage_decay: int, w_scale: int, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SLAYER's CUBA dynamics: the current integrates ``x``, the voltage (with reset at
+    ``threshold``) integrates the current; both as :func:`integrate` computes them, from zero.
+
+    x : (..., T) in SLAYER's state units; current_decay, voltage_decay : integer decays on the
+    12-bit grid -> (current, voltage), each (..., T) of ``x``'s dtype
+    """
+    if not _numpy_ok(x):
+        current = integrate(x, current_decay, w_scale)
+        return current, integrate(current, voltage_decay, w_scale, threshold)
+    with torch.no_grad():  # both integrators in the time-major layout, with no round trip between
+        xn = x.detach().numpy()
+        drive = _drive_numpy(xn, w_scale)
+        current = _state_units(_states_numpy(drive, _keep(current_decay), None), w_scale, xn.dtype)
+        drive = np.trunc(current * xn.dtype.type(w_scale)).astype(np.float64)  # the voltage integrates `current`
+        th = _state_threshold(threshold, w_scale)
+        voltage = _state_units(_states_numpy(drive, _keep(voltage_decay), th), w_scale, xn.dtype)
+        return tuple(torch.from_numpy(_from_time_major(v, x.shape)) for v in (current, voltage))
+
+
+def _numpy_ok(x: torch.Tensor) -> bool:
+    """Whether :func:`integrate` can run ``x`` through NumPy (CPU, float32 or float64)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def _state_threshold(threshold: float | None, w_scale: int) -> float | None:
+    """The reset threshold in integer state units, or None for an integrator without reset."""
+    return None if threshold is None or threshold <= 0 else threshold * w_scale
+
+
+def _drive_numpy(x: np.ndarray, w_scale: int) -> np.ndarray:
+    """Each step's integer input, SLAYER's ``(w_scale * input).to(int64)`` (the product in ``x``'s
+    dtype), as float64 in the time-major layout: (..., T) -> (T, N)."""
+    drive = np.trunc(x * x.dtype.type(w_scale))
+    return np.ascontiguousarray(drive.reshape(-1, x.shape[-1]).T, dtype=np.float64)
+
+
+def _states_numpy(drive: np.ndarray, keep: float, th: float | None) -> np.ndarray:
+    """Integer states (T, N) from ``drive`` (T, N), reset at ``th`` (integer state units) with
+    SLAYER's float32 comparison; see :func:`_scan_numpy`."""
+    states = _scan_numpy(drive, keep, None if th is None else float(np.float32(th)), False)
+    if th is not None and states.size and max(-states.min(), states.max()) >= STATE_EXACT_FLOAT32:
+        states = _scan_numpy(drive, keep, th, True)
+    return states
+
+
+def _state_units(states: np.ndarray, w_scale: int, dtype: np.dtype) -> np.ndarray:
+    """SLAYER's output ``int64 state / w_scale`` (a float32 division), then cast to ``dtype``.
+
+    states : any shape -> same shape
+    """
+    out = states.astype(np.float32)
+    out /= np.float32(w_scale)
+    return out.astype(dtype, copy=False)
+
+
+def _from_time_major(a: np.ndarray, shape: torch.Size) -> np.ndarray:
+    """(T, N) -> contiguous ``shape`` (..., T)."""
+    return np.ascontiguousarray(a.T).reshape(shape)
 
 
 # SLAYER compares its int64 state with a float threshold in float32; below this magnitude the
@@ -117,8 +201,7 @@ STATE_EXACT_FLOAT32 = float(1 << 24)
 def _scan(drive: torch.Tensor, keep: float, th: float | None, compare_float32: bool = False) -> torch.Tensor:
     """States (T, ...) of ``state = trunc(state * keep) + drive[t]``, reset to 0 at ``>= th``.
 
-    On the CPU the loop runs in NumPy (the same IEEE float64 operations with a fraction of torch's
-    per-call overhead on these small arrays); elsewhere in torch.
+    On the CPU the loop runs in NumPy (:func:`_scan_numpy`); elsewhere in torch.
     """
     if drive.device.type == "cpu":
         return torch.from_numpy(_scan_numpy(drive.numpy(), keep, th, compare_float32))
@@ -155,18 +238,27 @@ def _scan_numpy(drive: np.ndarray, keep: float, th: float | None, compare_float3
     return out
 
 
-class _LeakyIntegrator(torch.autograd.Function):
-    """Forward: :func:`integrate`; backward: SLAYER's linear reverse filter as one matrix product."""
+class _CubaDynamics(torch.autograd.Function):
+    """Forward: :func:`cuba_states`; backward: SLAYER's two linear reverse filters as matrix
+    products, ``g_x = (g_current + g_voltage @ F_voltage) @ F_current`` (the voltage's input is the
+    current), the same products autograd chained for two separate integrators."""
 
     @staticmethod
-    def forward(ctx, x, decay, w_scale, threshold):  # noqa: D102 (torch.autograd.Function API)
-        ctx.save_for_backward(decay_filter(decay, x.shape[-1], x.dtype))
-        return integrate(x, decay, w_scale, threshold)
+    def forward(ctx, x, current_decay, voltage_decay, w_scale, threshold):  # noqa: D102 (autograd API)
+        steps = x.shape[-1]
+        filters = (decay_filter(current_decay, steps, x.dtype), decay_filter(voltage_decay, steps, x.dtype))
+        ctx.save_for_backward(*filters)
+        ctx.set_materialize_grads(False)
+        return cuba_states(x, current_decay, voltage_decay, w_scale, threshold)
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        (f,) = ctx.saved_tensors
-        return grad @ f.to(grad.dtype), None, None, None
+    def backward(ctx, g_current, g_voltage):  # noqa: D102
+        f_current, f_voltage = ctx.saved_tensors
+        g = g_current
+        if g_voltage is not None:
+            g_from_voltage = g_voltage @ f_voltage.to(g_voltage.dtype)
+            g = g_from_voltage if g is None else g + g_from_voltage
+        return None if g is None else g @ f_current.to(g.dtype), None, None, None, None
 
 
 class FusedCubaNeuron(cuba.Neuron):
@@ -197,35 +289,143 @@ class FusedCubaNeuron(cuba.Neuron):
             self.num_neurons = int(torch.tensor(self.shape).prod())
         elif input.shape[1:-1] != self.shape:
             raise ValueError(f"input shape {tuple(input.shape)} does not match the neuron shape {tuple(self.shape)}")
-        current = _LeakyIntegrator.apply(input, quantize(self.current_decay), self.s_scale, None)
-        voltage = _LeakyIntegrator.apply(
-            current, quantize(self.voltage_decay), self.s_scale, self.threshold + self.threshold_eps
+        return _CubaDynamics.apply(
+            input,
+            round(float(self.current_decay)),  # SLAYER's quantize(decay); Python rounds half to even, as torch
+            round(float(self.voltage_decay)),
+            self.s_scale,
+            self.threshold + self.threshold_eps,
         )
-        return current, voltage
 
-    def spike(self, voltage: torch.Tensor) -> torch.Tensor:
-        """Binary spikes where ``voltage`` reached the threshold, with SLAYER's surrogate gradient."""
+    def spike(self, voltage: torch.Tensor, delay: bool = False) -> torch.Tensor:
+        """Binary spikes where ``voltage`` reached the threshold, with SLAYER's surrogate gradient;
+        with ``delay``, delayed by one step as :func:`step_delay` does (in the same autograd node).
+
+        voltage : (batch, *neurons, T) -> (batch, *neurons, T)
+        """
         return _Spike.apply(
-            voltage, self.threshold + self.threshold_eps, self.tau_rho * TAU_RHO_MULT, self.scale_rho * SCALE_RHO_MULT
+            voltage,
+            self.threshold + self.threshold_eps,
+            self.tau_rho * TAU_RHO_MULT,
+            self.scale_rho * SCALE_RHO_MULT,
+            delay,
         )
+
+    def delayed_spikes(self, input: torch.Tensor) -> torch.Tensor:
+        """``step_delay(self(input))``, with the delay inside the spike's autograd node (fewer
+        recorded operations for the attacks' second-order step).
+
+        input : (batch, *neurons, T) -> (batch, *neurons, T)
+        """
+        _, voltage = self.dynamics(input)
+        return self.spike(voltage, delay=True)
+
+
+_SURROGATE_WIDTH: ContextVar[float] = ContextVar("surrogate_width", default=1.0)
+
+
+@contextmanager
+def surrogate_width(width: float) -> Iterator[None]:
+    """Within this block, spike backward passes use a surrogate ``width`` times as wide (same area).
+
+    For an attacker's own input gradient only: the victim's update and the attacker's simulation of
+    it are computed outside the block with the model's surrogate, so they stay equal; a wider
+    surrogate then lets the input gradient reach pixels whose neurons sit far from threshold.
+
+    >>> with surrogate_width(4.0):
+    ...     pass
+    """
+    if not width > 0:
+        raise ValueError(f"surrogate width must be > 0, got {width}")
+    token = _SURROGATE_WIDTH.set(width)
+    try:
+        yield
+    finally:
+        _SURROGATE_WIDTH.reset(token)
 
 
 class _Spike(torch.autograd.Function):
-    """SLAYER's ``Spike`` (binary): forward ``v >= threshold``; backward the Laplace-shaped
-    surrogate ``scale / (2 tau) * exp(-|v - threshold| / tau)``, written in differentiable ops of
-    ``v`` (the attacks take its derivative again)."""
+    """SLAYER's ``Spike`` (binary): forward ``v >= threshold`` (then :func:`step_delay` when
+    ``delay``); backward the Laplace-shaped surrogate ``scale / (2 tau) * exp(-|v - threshold| / tau)``
+    times the incoming gradient, as :class:`_SurrogateGrad` (differentiable again w.r.t. ``v`` and
+    the incoming gradient: the attacks take its derivative)."""
 
     @staticmethod
-    def forward(ctx, voltage, threshold, tau, scale):  # noqa: D102 (torch.autograd.Function API)
+    def forward(ctx, voltage, threshold, tau, scale, delay):  # noqa: D102 (torch.autograd.Function API)
         ctx.save_for_backward(voltage)
-        ctx.constants = (threshold, tau, scale)
-        return (voltage >= threshold).to(voltage.dtype)
+        ctx.constants = (threshold, tau, scale, delay)
+        spikes = _crossings(voltage, threshold)
+        return step_delay(spikes) if delay else spikes
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         (voltage,) = ctx.saved_tensors
-        threshold, tau, scale = ctx.constants
-        return scale / 2 / tau * torch.exp(-(voltage - threshold).abs() / tau) * grad, None, None, None
+        threshold, tau, scale, delay = ctx.constants
+        tau = tau * _SURROGATE_WIDTH.get()
+        if torch.is_grad_enabled():  # create_graph: the attack will differentiate this backward
+            g_voltage = _SurrogateGrad.apply(voltage, grad, threshold, tau, scale, delay)
+        else:
+            g_voltage, _ = _SurrogateGrad.evaluate(voltage, grad, threshold, tau, scale, delay)
+        return g_voltage, None, None, None, None
+
+
+class _SurrogateGrad(torch.autograd.Function):
+    """The spike's backward ``grad * scale / (2 tau) * exp(-|v - threshold| / tau)`` as one node
+    with its derivative written out, instead of autograd's chain of seven recorded operations.
+
+    With ``delay`` the spikes were delayed by one step, so ``grad`` (w.r.t. the delayed spikes) is
+    first moved one step earlier (:func:`step_advance`, the adjoint of :func:`step_delay`).
+
+    Forward and both derivatives evaluate the very expressions (in the same order) that autograd
+    evaluates for the plain-ops version, so the numbers are equal bit for bit (tested). It can be
+    differentiated once more (the attack's second-order step), not twice.
+
+    voltage, grad : (..., T), same shape -> (..., T)
+    """
+
+    @staticmethod
+    def forward(ctx, voltage, grad, threshold, tau, scale, delay):  # noqa: D102 (torch.autograd.Function API)
+        out, saved = _SurrogateGrad.evaluate(voltage, grad, threshold, tau, scale, delay)
+        ctx.save_for_backward(*saved)
+        ctx.constants = (tau, scale / 2 / tau, delay)
+        return out
+
+    @staticmethod
+    def evaluate(
+        voltage: torch.Tensor, grad: torch.Tensor, threshold: float, tau: float, scale: float, delay: bool
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The forward without autograd's bookkeeping (for a backward pass that records nothing):
+        the result and the tensors the derivative needs (offset, moved grad, shape, rho)."""
+        if delay:
+            grad = step_advance(grad)
+        offset = voltage - threshold
+        shape = offset.abs().neg_().div_(tau).exp_()  # exp(-|v - threshold| / tau), op for op
+        rho = scale / 2 / tau * shape
+        return rho * grad, (offset, grad, shape, rho)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gg):  # noqa: D102
+        offset, grad, shape, rho = ctx.saved_tensors
+        tau, peak, delay = ctx.constants
+        g_voltage = g_grad = None
+        if ctx.needs_input_grad[0]:  # autograd's chain: Mul, Mul(scalar), Exp, Div, Neg, Abs, Sub
+            g_voltage = (gg * grad).mul_(peak).mul_(shape).div_(tau).neg_().mul_(offset.sgn())
+        if ctx.needs_input_grad[1]:
+            g_grad = step_delay(gg * rho) if delay else gg * rho
+        return g_voltage, g_grad, None, None, None, None
+
+
+def _crossings(voltage: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``(voltage >= threshold).to(voltage.dtype)``, compared in ``voltage``'s dtype as torch does;
+    in NumPy on the CPU, where torch's boolean kernels cost several times more at these sizes.
+
+    voltage : any shape -> same shape
+    """
+    if not _numpy_ok(voltage):
+        return (voltage >= threshold).to(voltage.dtype)
+    v = voltage.detach().numpy()
+    return torch.from_numpy((v >= v.dtype.type(threshold)).astype(v.dtype))
 
 
 def step_delay(spikes: torch.Tensor) -> torch.Tensor:
@@ -233,9 +433,15 @@ def step_delay(spikes: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(spikes[..., :-1], (1, 0))
 
 
+def step_advance(grad: torch.Tensor) -> torch.Tensor:
+    """Move (..., T) one step earlier, the last step 0: the adjoint of :func:`step_delay`."""
+    return torch.nn.functional.pad(grad[..., 1:], (0, 1))
+
+
 def run_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``block(x)`` for a SLAYER Dense or Conv block with a fused neuron, without SLAYER's
-    autograd-function time shift; any other block (or option) runs SLAYER's own forward."""
+    autograd-function time shift (the one-step delay runs inside the spike's node unless the neuron
+    has module hooks, which need its own call); any other block (or option) runs SLAYER's forward."""
     neuron = getattr(block, "neuron", None)
     if (
         not isinstance(neuron, FusedCubaNeuron)
@@ -244,7 +450,10 @@ def run_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         or getattr(block, "mask", None) is not None
     ):
         return block(x)
-    s = neuron(block.synapse(x))
+    z = block.synapse(x)
+    if block.delay_shift and not (neuron._forward_hooks or neuron._forward_pre_hooks):
+        return neuron.delayed_spikes(z)
+    s = neuron(z)
     return step_delay(s) if block.delay_shift else s
 
 

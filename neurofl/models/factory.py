@@ -15,7 +15,8 @@ def build_model(kind: ModelKind, arch: Architecture, profile: HardwareProfile, s
 
     ``arch`` is an :class:`Architecture` (fully connected) or a
     :class:`neurofl.models.conv.ConvArchitecture`. The ANN is always float (it is the
-    reference); the SNN follows ``profile``.
+    reference); the SNN follows ``profile``: SLAYER CUBA blocks, or under a shift-decay profile
+    (``neuron.decay = "shift"``, SynSense Xylo) a :class:`neurofl.models.xylo_net.XyloNetwork`.
     """
     from neurofl.models.ann import MLP
     from neurofl.models.conv import ConvANN, ConvArchitecture, ConvSNN
@@ -23,6 +24,13 @@ def build_model(kind: ModelKind, arch: Architecture, profile: HardwareProfile, s
 
     snn, ann = (ConvSNN, ConvANN) if isinstance(arch, ConvArchitecture) else (SpikingMLP, MLP)
     torch.manual_seed(seed)
+    if kind == "snn" and profile.neuron.decay == "shift":
+        from neurofl.errors import UserError
+        from neurofl.models.xylo_net import XyloNetwork
+
+        if isinstance(arch, ConvArchitecture):
+            raise UserError(f"profile '{profile.name}': a Xylo network is fully connected; --arch conv does not map")
+        return XyloNetwork(arch, profile)
     if kind == "snn":
         return snn(arch, profile)
     if kind == "ann":

@@ -14,6 +14,9 @@ from neurofl.profiles import HardwareProfile
 # SLAYER's CUBA neuron is hard-wired to Loihi's grids; a profile must agree with them.
 SLAYER_DECAY_BITS = 12
 SLAYER_THRESHOLD_SCALE = 64
+# A graded input value x reaches the chip as the integer spike payload round(x * 2**6): 6 fraction
+# bits (NetX's default spike_exp). neurofl.deploy.export records it in every exported file.
+GRADED_INPUT_FRAC_BITS = 6
 
 
 def require_slayer_grids(profile: HardwareProfile) -> None:
@@ -44,6 +47,17 @@ class FloorGradedInputCurrent:
         return z + (torch.floor(z * self.scale) / self.scale - z).detach()
 
 
+def on_payload_grid(s: torch.Tensor, frac_bits: int = GRADED_INPUT_FRAC_BITS) -> torch.Tensor:
+    """Graded input values as the chip receives them: rounded to the nearest multiple of
+    ``2**-frac_bits`` (the integer payload ``round(x * 2**frac_bits)``; ties to even), with a
+    straight-through gradient. Values already on the grid (digits' k/16) pass unchanged, bit for bit.
+
+    s : any shape, SLAYER units -> same shape
+    """
+    scale = float(1 << frac_bits)
+    return s + (torch.round(s * scale) / scale - s).detach()
+
+
 class SlayerNetwork(torch.nn.Module):
     """A stack of SLAYER blocks run on encoded inputs; subclasses build ``blocks`` and say how an
     input becomes the first block's spike (or graded) trains.
@@ -52,17 +66,26 @@ class SlayerNetwork(torch.nn.Module):
     """
 
     blocks: torch.nn.ModuleList
+    # set by floor_graded_input: graded inputs are put on the chip's payload grid (see on_payload_grid)
+    graded_payload_grid: bool = False
 
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """x: (batch, *input_shape) -> the first block's input (..., T)."""
         raise NotImplementedError
 
     def floor_graded_input(self, profile: HardwareProfile) -> None:
-        """Use the chip's arithmetic for graded inputs: floor the first block's current to the
-        profile's weight units (see :class:`FloorGradedInputCurrent`) when weights are quantized and
-        the input is direct."""
+        """Use the chip's arithmetic for graded inputs when weights are quantized and the input is
+        direct: the input is put on the payload grid (:func:`on_payload_grid`, in ``input_spikes``)
+        and the first block's current floored to the profile's weight units
+        (:class:`FloorGradedInputCurrent`)."""
         if profile.weights.quantized and profile.spikes.input_encoding == "direct":
+            self.graded_payload_grid = True
             self.blocks[0].synapse.register_forward_hook(FloorGradedInputCurrent(profile.weights.scale))
+
+    def graded_payload(self, s: torch.Tensor) -> torch.Tensor:
+        """Encoded input ``s`` as the chip receives it: on the payload grid when the model uses the
+        chip's graded-input arithmetic (see :meth:`floor_graded_input`), else unchanged."""
+        return on_payload_grid(s) if self.graded_payload_grid else s
 
     def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
@@ -113,5 +136,5 @@ class SpikingMLP(SlayerNetwork):
         self.floor_graded_input(profile)
 
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, inputs, T)."""
-        return encode(x, self.encoding, self.time_steps, generator)
+        """x: (batch, *input_shape) -> (batch, inputs, T); graded input on the chip's payload grid."""
+        return self.graded_payload(encode(x, self.encoding, self.time_steps, generator))

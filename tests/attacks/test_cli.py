@@ -22,6 +22,8 @@ def test_attack_json_out_and_resume(tmp_path, capsys):
     row = report["results"][0]
     assert row["victims"] == 3 and row["model"] == "ann" and row["label_accuracy"] == 1.0
     assert row["psnr"] > 40  # batch 1: the first layer's gradient determines the input
+    # one attack ran: its worst case's floor is the single-guess floor
+    assert row["chance_worst_case"] == max(v for v in report["chance_empirical"].values() if v is not None)
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"report.json", "reconstructions.npz", "config.json"}
     code, again, _ = _run(capsys, *args)
     assert code == 0 and json.loads(again) == report

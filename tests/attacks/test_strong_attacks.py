@@ -149,6 +149,15 @@ def test_first_layer_attacks_say_why_on_a_conv_model():
     assert why_not(t, load_recipe("learned_inversion")) is None
 
 
+def test_cocktail_party_says_why_at_batch_one_and_runs_above():
+    """At batch 1 a fully connected first layer's update is rank one: there is nothing to unmix."""
+    _, _, _, one = _case("digits", "snn", "loihi2", 2, 1)
+    assert "rank one" in why_not(one, load_recipe("cocktail_party"))
+    assert why_not(one, load_recipe("disaggregation")) is None
+    _, _, _, two = _case("digits", "snn", "loihi2", 2, 2)
+    assert why_not(two, load_recipe("cocktail_party")) is None
+
+
 @pytest.mark.parametrize("name", ["disaggregation", "cocktail_party_ica"])
 def test_new_attacks_are_chunk_invariant(name):
     """Victim v attacked with its neighbours (seed s) equals victim v attacked alone (seed s + v)."""

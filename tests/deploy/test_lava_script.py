@@ -3,6 +3,7 @@ SLAYER model bin for bin: nothing that changes results lives only in neurofl's c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,6 +22,8 @@ from neurofl.deploy.trace import encoded_input
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "netx_models" / "run_in_lava.py"
 SAMPLES = 24
+# every shipped file: the digits MLPs and the conv SNNs (faces: graded input into a first conv layer)
+MANIFEST = json.loads((ROOT / "netx_models" / "manifest.json").read_text())["models"]
 
 
 def _doc_script() -> str:
@@ -34,12 +37,13 @@ def test_doc_shows_the_script_verbatim():
     assert _doc_script() == SCRIPT.read_text()
 
 
-@pytest.mark.parametrize("name", ["digits_loihi1.net", "digits_loihi2.net"])
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", [m["file"] for m in MANIFEST])
 def test_doc_script_reproduces_slayer_bin_for_bin(name, tmp_path):
     path = ROOT / "netx_models" / name
     nf = read_netx(path)
     seed = int(nf.header["seed"])
-    test = split_dataset(load_dataset("digits"), seed).test
+    test = split_dataset(load_dataset(nf.header["dataset"]), seed).test
     model = reference_model(nf)
     inputs = encoded_input(model, torch.from_numpy(test.x[:SAMPLES]), seed)
     ref = output_spikes(model, inputs)

@@ -1,6 +1,6 @@
 """`neurofl verify` on lava-dl's own NetX test networks: each is refused with its true reason, in
-one line and exit code 2 (none carries the header a reference needs; most use what neurofl does not
-model)."""
+one line and exit code 2 (none carries the header a reference needs; each uses what neurofl does not
+model: an input neuron, SDNN neurons, an 'average' layer)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ SHIPPED = Path(__file__).resolve().parents[2] / "netx_models" / "digits_loihi1.n
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("bias", "/layer/1/bias: neuron biases are read by NetX but not modelled"),
-        ("delay", "/layer/2/delay: synaptic delays are read by NetX but not modelled"),
+        # biases and delays are modelled (tests/deploy/test_netx_bias_delay.py); what NetX would read
+        # otherwise than the file says is refused by name
+        ("bias", "/layer/1/bias: shape (3,), expected a scalar or (128,), one per neuron"),
+        ("delay", "/layer/2/delay: values in [63, 63], expected integers in [0, 62]"),
         ("no_neuron", "/layer/2 has no neuron group"),
     ],
 )
@@ -69,9 +71,9 @@ def test_what_the_reference_does_not_model_is_refused_by_name(change, message, t
     shutil.copyfile(SHIPPED, path)
     with h5py.File(path, "r+") as f:
         if change == "bias":
-            f["layer/1"].create_dataset("bias", data=np.zeros(128))
-        elif change == "delay":
-            f["layer/2"].create_dataset("delay", data=np.ones(10))
+            f["layer/1"].create_dataset("bias", data=np.zeros(3))
+        elif change == "delay":  # NetX would clamp 63 to 62 with a warning
+            f["layer/2"].create_dataset("delay", data=np.full(10, 63))
         else:
             del f["layer/2/neuron"]
     assert run(["verify", str(path), "--samples", "2"]) == 2

@@ -126,6 +126,8 @@ def test_the_suite_reports_every_attack_and_the_per_sample_worst_case(tmp_path):
     assert run_cli(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["chance_empirical"]["batch_mean"] is not None
+    for r in report["results"]:  # the worst case over the row's 5 attacks has a floor of 5 random guesses
+        assert r["chance_worst_case"] >= report["chance_empirical"]["random_images"]
     for r in report["results"]:
         pa = r["per_attack"]
         assert not pa["spike_ig"]["applicable"] and "event" in pa["spike_ig"]["reason"]

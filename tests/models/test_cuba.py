@@ -107,3 +107,108 @@ def test_models_equal_their_slayer_version(arch, profile: str) -> None:
     g_r = per_sample_gradients(ref, x, y, generator=gen().manual_seed(1))
     for k in g_r:  # float32 models: the filters sum in another order, so compare at float32 precision
         torch.testing.assert_close(g_f[k], g_r[k], rtol=1e-5, atol=1e-5 * float(g_r[k].abs().max()))
+
+
+def test_surrogate_width_widens_only_the_backward_inside_its_block() -> None:
+    """The attacker's surrogate: forward spikes and the default backward are untouched; inside the
+    block the spike derivative is SLAYER's Laplace shape with ``tau`` times the width, same area."""
+    from neurofl.models.cuba import surrogate_width
+
+    fused = FusedCubaNeuron(**PARAMS[1])
+    x = _input((3, 20, 16), 1.0, torch.float64, 5).requires_grad_(True)
+
+    def grad() -> tuple[torch.Tensor, torch.Tensor]:
+        s = fused(x)
+        (g,) = torch.autograd.grad(s.sum(), x)
+        return s.detach(), g
+
+    s1, g1 = grad()
+    with surrogate_width(0.5):
+        s_half, g_half = grad()
+    s_again, g_again = grad()
+    assert torch.equal(s1, s_half) and torch.equal(s1, s_again) and s1.sum() > 0
+    assert torch.equal(g1, g_again) and not torch.allclose(g1, g_half)
+    with pytest.raises(RuntimeError), surrogate_width(2.0):
+        raise RuntimeError
+    assert torch.equal(grad()[1], g1)  # restored after an exception
+    with pytest.raises(ValueError, match="> 0"), surrogate_width(0.0):
+        pass
+
+
+@pytest.mark.parametrize("params", PARAMS[:2])
+def test_gradients_through_both_dynamics_outputs_equal_slayer(params: dict) -> None:
+    """The fused dynamics is one autograd node with two outputs: a loss on the current as well as
+    the voltage must still get SLAYER's input gradient (the two reverse filters, summed)."""
+    ref, fused = _pair(params)
+    x0 = _input((3, 20, 12), 1.0, torch.float64, 8)
+    w_current, w_voltage = _input((3, 20, 12), 1.0, torch.float64, 9), _input((3, 20, 12), 1.0, torch.float64, 10)
+    grads = []
+    for neuron in (ref, fused):
+        for use_current in (True, False):
+            x = x0.clone().requires_grad_(True)
+            current, voltage = neuron.dynamics(x)
+            loss = (voltage * w_voltage).sum() + ((current * w_current).sum() if use_current else 0)
+            grads.append(torch.autograd.grad(loss, x)[0])
+    for g_ref, g_fused in zip(grads[:2], grads[2:], strict=True):
+        assert g_ref.abs().max() > 0
+        torch.testing.assert_close(g_fused, g_ref, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_and_torch_integrators_agree_bit_for_bit(monkeypatch, dtype: torch.dtype) -> None:
+    """On the CPU both integrators run in NumPy in one pass; the per-integrator torch path (other
+    devices and dtypes) must give the same states."""
+    from neurofl.models import cuba as fused_cuba
+
+    x = _input((4, 30, 16), 3.0, dtype, 11)
+    args = (x, 1024, 123, 4096, 1.25 + 0.01 / 4096)
+    fast = fused_cuba.cuba_states(*args)
+    monkeypatch.setattr(fused_cuba, "_numpy_ok", lambda _x: False)
+    slow = fused_cuba.cuba_states(*args)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype == dtype and a.is_contiguous() and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("delay", [False, True], ids=["spike", "delayed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_surrogate_gradient_equals_its_plain_ops_bit_for_bit(dtype: torch.dtype, delay: bool) -> None:
+    """The spike's backward (with the one-step delay, if any) is one autograd node with a
+    written-out derivative; its outputs and first and second-order gradients equal those of the
+    plain-ops expression (and ``step_delay``) it replaces, bit for bit."""
+    from lava.lib.dl.slayer.neuron.cuba import SCALE_RHO_MULT, TAU_RHO_MULT
+
+    from neurofl.models.cuba import _Spike
+
+    fused = FusedCubaNeuron(**PARAMS[0])
+    th = fused.threshold + fused.threshold_eps
+    tau, scale = fused.tau_rho * TAU_RHO_MULT, fused.scale_rho * SCALE_RHO_MULT
+
+    class PlainSpike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return (v >= th).to(v.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (v,) = ctx.saved_tensors
+            return scale / 2 / tau * torch.exp(-(v - th).abs() / tau) * grad
+
+    v0 = _input((4, 30, 16), 0.05, dtype, 12) + th
+    v0[0, 0, :2] = th  # |v - threshold| = 0: autograd's sgn(0) = 0
+    w = _input((4, 30, 16), 1.0, dtype, 13).requires_grad_(True)
+
+    def plain(v: torch.Tensor) -> torch.Tensor:
+        return step_delay(PlainSpike.apply(v)) if delay else PlainSpike.apply(v)
+
+    out = []
+    for spike in (plain, lambda v: _Spike.apply(v, th, tau, scale, delay)):
+        v = v0.clone().requires_grad_(True)
+        s = spike(v)
+        g_v, _ = torch.autograd.grad((s * w).sum(), (v, w), create_graph=True)
+        second = torch.autograd.grad((g_v * g_v.detach() + g_v * w * w).sum(), (v, w))
+        (first,) = torch.autograd.grad((spike(v) * w).sum(), v)  # a backward that records nothing
+        out.append((s.detach(), g_v.detach(), first, *second))
+    assert out[0][3].abs().max() > 0 and out[0][4].abs().max() > 0
+    for a, b in zip(*out, strict=True):
+        assert torch.equal(a, b)

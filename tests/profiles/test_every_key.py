@@ -29,6 +29,7 @@ from neurofl.evaluate import with_encoding
 from neurofl.identity import config_identity
 from neurofl.models import Architecture
 from neurofl.models.factory import build_model
+from neurofl.models.xylo_net import fit_problems, pool_factor
 from neurofl.profiles import HardwareProfile, load_profile, quantize_update, shipped_profiles
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
@@ -36,6 +37,10 @@ ARCH = Architecture((16, 16), 3, hidden=(5,))
 X = torch.linspace(0.0, 1.0, 3 * 256).reshape(3, 16, 16)
 W = torch.linspace(-5.0, 5.0, 401)
 G = torch.linspace(-1.0, 1.0, 2 * 50).reshape(2, 50) ** 3
+# Xylo-type (shift-decay) probes: 8x8 images (pooled to the chip's input channels), 5 hidden, 3 classes.
+ARCH8 = Architecture((1, 8, 8), 3, hidden=(5,))
+X8 = torch.linspace(0.0, 1.0, 3 * 64).reshape(3, 1, 8, 8)
+XYLO_CHIP = {k: v for k, v in read_toml(shipped_profiles()["xylo-audio2"])["chip"].items()}
 
 
 # ---------------------------------------------------------------- copying and editing a profile
@@ -128,9 +133,67 @@ def lava_settings(p: HardwareProfile) -> dict[str, int]:
     return lava_loading(p)
 
 
+def snn8_spikes(p: HardwareProfile) -> torch.Tensor:
+    """Output spike (event) trains of a fresh SNN on 8x8 inputs: SLAYER under a multiplier-decay
+    profile, the Xylo network under a shift-decay profile."""
+    model = build_model("snn", ARCH8, p, seed=0)
+    with torch.no_grad():
+        return model.spikes(X8, torch.Generator().manual_seed(0)).float()
+
+
+def xylo_built(p: HardwareProfile) -> str:
+    """Whether the Xylo network's neuron parameters fit the profile's registers."""
+    try:
+        build_model("snn", ARCH8, p, seed=0)
+    except UserError as e:
+        return str(e)
+    return "built"
+
+
+def xylo_hot(p: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden and output events of a Xylo network driven hard: every input channel at the profile's
+    event cap for 6 steps, then silent; all-excitatory maximal weights and high thresholds, so states
+    saturate (16 bits), hidden neurons emit several events per step and the states decay afterwards."""
+    model = build_model("snn", ARCH8, p, seed=0)
+    with torch.no_grad():
+        model.synapse_in.weight.fill_(p.weight_range[1])
+        model.synapse_out.weight.fill_(p.weight_range[1])
+        model.threshold.fill_(700)
+        model.threshold_out.fill_(300)
+        counts = torch.zeros(1, model.inputs, 12, dtype=torch.float64)
+        counts[..., :6] = 255
+        return model.run(counts)
+
+
+def xylo_inputs(p: HardwareProfile) -> torch.Tensor:
+    """The rate-coded input event counts of the Xylo network on the fixed 8x8 input."""
+    model = build_model("snn", ARCH8, p, seed=0)
+    with torch.no_grad():
+        return model.input_spikes(X8, torch.Generator().manual_seed(0))
+
+
+def xylo_fit(p: HardwareProfile) -> tuple[int, list[str], list[str]]:
+    """The Xylo fit check of the 8x8-5-3 network: pooling factor, problems, unchecked limits."""
+    problems, unchecked = fit_problems(ARCH8, p)
+    return pool_factor(ARCH8.input_shape, p.chip.input_channels), problems, unchecked
+
+
+def xylosim_check(p: HardwareProfile) -> str:
+    """The xylosim verification's verdict on the profile (xylosim hard-wires Xylo's numbers)."""
+    from neurofl.deploy.xylo import check_xylosim_profile
+
+    try:
+        check_xylosim_profile(p)
+    except UserError as e:
+        return str(e)
+    return "runs in xylosim"
+
+
 def _differ(a: Any, b: Any) -> bool:
     if isinstance(a, torch.Tensor):
         return a.shape != b.shape or not torch.equal(a, b)
+    if isinstance(a, tuple):
+        return any(_differ(x, y) for x, y in zip(a, b, strict=True))
     return a != b
 
 
@@ -157,6 +220,17 @@ class Refused:
     key: str
 
 
+# loihi1 made a Xylo-type chip: the keys a shift decay requires alongside it.
+TO_SHIFT = {
+    "neuron.decay_bits": 4,
+    "neuron.threshold_scale": 1,
+    "neuron.state_bits": 16,
+    "neuron.saturate": True,
+    "neuron.reset": "subtract",
+    "resources": None,
+    "chip": XYLO_CHIP,
+}
+
 # The first edit of each case is the key under test; further edits satisfy cross-field rules.
 CASES: dict[str, tuple[Changes | Refused, ...]] = {
     "name": (Changes("loihi2", {"name": "my-loihi2"}, (digest,)), Refused("loihi2", {"name": " "}, "name")),
@@ -167,30 +241,74 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
     "weights.quantized": (
         Changes("loihi2", {"weights.quantized": False, "weights.bits": 32}, (quantized, model_spikes, export_check)),
         Refused("loihi2", {"weights.quantized": False}, "weights.bits"),
+        Refused("xylo-audio2", {"weights.quantized": False, "weights.bits": 32}, "weights.quantized"),
     ),
     "weights.bits": (
         Changes("loihi2", {"weights.bits": 6}, (quantized, model_spikes, export_check, resources)),
+        Changes("xylo-audio2", {"weights.bits": 4}, (quantized, xylo_hot)),
         Refused("float32", {"weights.bits": 16}, "weights.bits"),
     ),
     "weights.scale": (
         Changes("loihi2", {"weights.scale": 128}, (quantized, first_current, model_spikes, export_check)),
+        Changes("xylo-audio2", {"weights.scale": 16}, (quantized, snn8_spikes)),
     ),
     "weights.source": (Refused("loihi2", {"weights.source": ""}, "weights.source"),),
-    "neuron.decay_bits": (Refused("loihi2", {"neuron.decay_bits": 10}, "neuron.decay_bits"),),
-    "neuron.threshold_scale": (Refused("loihi2", {"neuron.threshold_scale": 128}, "neuron.threshold_scale"),),
+    "neuron.decay_bits": (
+        Refused("loihi2", {"neuron.decay_bits": 10}, "neuron.decay_bits"),
+        Changes("xylo-audio2", {"neuron.decay_bits": 1}, (xylo_built,)),  # dash_mem = 2 needs 2 bits
+        Refused("xylo-audio2", {"neuron.decay_bits": 9}, "neuron.decay_bits"),
+    ),
+    "neuron.threshold_scale": (
+        Refused("loihi2", {"neuron.threshold_scale": 128}, "neuron.threshold_scale"),
+        Refused("xylo-audio2", {"neuron.threshold_scale": 64}, "neuron.threshold_scale"),
+    ),
     "neuron.state_bits": (
         Changes("loihi2", {"neuron.state_bits": 12}, (export_check,)),
         Changes("loihi2", {"neuron.state_bits": 32}, (export_check,)),
+        Changes("xylo-audio2", {"neuron.state_bits": 12}, (xylo_hot, xylosim_check)),
+        Refused("xylo-audio2", {"neuron.state_bits": 6}, "neuron.state_bits"),  # < weights.bits
+    ),
+    "neuron.decay": (
+        Changes("loihi1", {"neuron.decay": "shift", **TO_SHIFT}, (snn8_spikes, quantized)),
+        Refused("loihi1", {"neuron.decay": "shift"}, "neuron.decay_bits"),
+    ),
+    "neuron.saturate": (
+        Changes("xylo-audio2", {"neuron.saturate": False}, (xylo_hot, xylosim_check)),
+        Refused("loihi2", {"neuron.saturate": True}, "neuron.saturate"),
+    ),
+    "neuron.reset": (
+        Changes("xylo-audio2", {"neuron.reset": "zero"}, (xylo_hot, xylosim_check)),
+        Refused("loihi2", {"neuron.reset": "subtract"}, "neuron.reset"),
     ),
     "neuron.source": (Refused("loihi2", {"neuron.source": " "}, "neuron.source"),),
     "spikes.payload": (
         Changes("loihi1", {"spikes.payload": "graded", "spikes.payload_bits": 24}, (encoding_direct,)),
         Refused("loihi2", {"spikes.payload": "binary"}, "spikes.payload"),
+        Changes(
+            "xylo-audio2",
+            {"spikes.payload": "binary", "spikes.payload_bits": 1, "spikes.input_max_per_step": 1},
+            (xylo_hot, xylo_inputs, xylosim_check),
+        ),
+        # several events per step on a binary-spike chip
+        Refused("xylo-audio2", {"spikes.payload": "binary", "spikes.payload_bits": 1}, "spikes.input_max_per_step"),
+        Refused("loihi1", {"spikes.payload": "count", "spikes.payload_bits": 5}, "spikes.payload"),
+        Refused("xylo-audio2", {"spikes.payload": "graded", "spikes.payload_bits": 24}, "spikes.input_max_per_step"),
     ),
     "spikes.payload_bits": (
         Changes("loihi2", {"spikes.payload_bits": 16}, (lava_settings,)),
         Refused("loihi2", {"spikes.payload_bits": 4}, "spikes.payload_bits"),
         Refused("loihi1", {"spikes.payload_bits": 8}, "spikes.payload_bits"),
+        Changes("xylo-audio2", {"spikes.payload_bits": 2}, (xylo_hot, xylosim_check)),
+        Refused("xylo-audio2", {"spikes.payload_bits": 9}, "spikes.payload_bits"),
+    ),
+    "spikes.input_max_per_step": (
+        Changes("xylo-audio2", {"spikes.input_max_per_step": 3}, (xylo_inputs, xylo_hot, xylosim_check)),
+        Refused("loihi1", {"spikes.input_max_per_step": 15}, "spikes.input_max_per_step"),
+    ),
+    "spikes.output_max_per_step": (
+        Changes("xylo-audio2", {"spikes.output_max_per_step": 7}, (xylo_hot, xylosim_check)),
+        Refused("loihi2", {"spikes.output_max_per_step": 2}, "spikes.output_max_per_step"),
+        Refused("xylo-audio2", {"spikes.output_max_per_step": 40}, "spikes.output_max_per_step"),
     ),
     "spikes.input_encoding": (
         Changes("loihi2", {"spikes.input_encoding": "rate"}, (model_spikes, lava_settings)),
@@ -229,6 +347,27 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
         Changes("loihi2", {"resources.energy_per_neuron_update_pj": 1.0}, (resources,)),
     ),
     "resources.source": (Refused("loihi2", {"resources.source": ""}, "resources.source"),),
+    "chip": (
+        Refused("xylo-audio2", {"chip": None}, "chip"),
+        Refused("loihi2", {"chip": XYLO_CHIP}, "chip"),
+    ),
+    "chip.input_channels": (Changes("xylo-audio2", {"chip.input_channels": 4}, (xylo_fit, snn8_spikes)),),
+    "chip.hidden_neurons": (Changes("xylo-audio2", {"chip.hidden_neurons": 4}, (xylo_fit,)),),
+    "chip.output_neurons": (Changes("xylo-audio2", {"chip.output_neurons": 2}, (xylo_fit,)),),
+    # neurofl's Xylo network uses one synaptic state, which every chip has; 0 is refused
+    "chip.synaptic_states": (Refused("xylo-audio2", {"chip.synaptic_states": 0}, "chip.synaptic_states"),),
+    "chip.max_fan_in": (
+        Changes("xylo-audio2", {"chip.max_fan_in": 4}, (xylo_fit,)),
+        Changes("xylo-audio2", {"chip.max_fan_in": 64}, (xylo_fit,)),  # "unknown" -> checked
+        Refused("xylo-audio2", {"chip.max_fan_in": 0}, "chip.max_fan_in"),
+    ),
+    "chip.max_fan_out": (
+        Changes("xylo-audio2", {"chip.max_fan_out": 2}, (xylo_fit,)),
+        Changes("xylo-audio2", {"chip.max_fan_out": "unknown"}, (xylo_fit,)),
+    ),
+    "chip.input_projection": (Changes("xylo-audio2", {"chip.input_projection": 4}, (xylo_fit,)),),
+    "chip.output_projection": (Changes("xylo-audio2", {"chip.output_projection": 4}, (xylo_fit,)),),
+    "chip.source": (Refused("xylo-audio2", {"chip.source": " "}, "chip.source"),),
 }
 
 
@@ -316,11 +455,14 @@ def test_graded_input_floor_follows_weights_scale(tmp_path):
         assert not torch.equal(z * scale / 2, torch.floor(z * scale / 2))  # not on a coarser grid
 
 
-def test_profiles_show_prints_every_key(capsys):
-    main(["profiles", "show", "loihi2"])
+@pytest.mark.parametrize("name", ["loihi2", "xylo-audio2"])
+def test_profiles_show_prints_every_key(capsys, name):
+    main(["profiles", "show", name])
     out = capsys.readouterr().out
-    p = load_profile("loihi2")
+    p = load_profile(name)
     assert out.splitlines()[0] == f"{p.name}: {p.description}"
-    for key in schema_keys() - {"name", "description", "resources"}:
+    for key in schema_keys() - {"name", "description", "resources", "chip"}:
         section, leaf = key.split(".")
-        assert f"  {leaf} = {getattr(getattr(p, section), leaf)}" in out
+        if getattr(p, section) is not None:  # loihi2 has no [chip], xylo-audio2 no [resources]
+            value = getattr(getattr(p, section), leaf)
+            assert f"  {leaf} = {'unknown' if value is None else value}" in out  # None: TOML "unknown"

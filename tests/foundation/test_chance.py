@@ -1,0 +1,32 @@
+"""The chance floors: a union over K random guesses is the floor of a worst case over K attacks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurofl.scoring import Judge, chance_levels, worst_case_chance
+
+
+def _reid_judge(gallery: np.ndarray) -> Judge:
+    return Judge("reid", None, gallery, np.arange(len(gallery)), False, 1.0 / len(gallery))
+
+
+def test_union_floor_grows_with_attacks_and_matches_independent_draws():
+    rng = np.random.default_rng(0)
+    gallery = rng.random((20, 1, 4, 4)).astype(np.float32)
+    index = np.arange(12)
+    truth, labels = gallery[index], np.zeros(12, np.int64)
+    judge = _reid_judge(gallery)
+    # the pool is the gallery itself: a random draw is recognized exactly when it is the victim
+    one = chance_levels(judge, truth, labels, index, 1, gallery, seed=3)
+    many = chance_levels(judge, truth, labels, index, 1, gallery, seed=3, attacks=8)
+    assert one["random_images_union"] is None
+    assert many["random_images"] == one["random_images"]  # the first draw is the single-guess floor
+    assert many["random_images_union"] >= many["random_images"]
+    # independently: the same generator's 8 draws, a hit where any draw picked the victim itself
+    draws = np.random.default_rng(3)
+    hit = np.zeros(12, bool)
+    for _ in range(8):
+        hit |= draws.integers(0, 20, 12) == index
+    assert many["random_images_union"] == hit.mean()
+    assert worst_case_chance(judge, truth, labels, index, 1, gallery, 3, attacks=8) == hit.mean()
