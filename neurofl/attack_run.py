@@ -194,6 +194,12 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
     splits = split_dataset(ds, split_seed)
     check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
     groups = captured_groups(cfg, caps, ds, splits) if caps is not None else [fresh_group(cfg, ds, splits, mf)]
+    sizes = sorted({g.target.batch for g in groups})
+    if len(sizes) > 1:  # reconstructions are paired with originals within batches of one size
+        raise UserError(
+            f"{cfg.updates}: captured updates of different batch sizes {sizes} (e.g. DP-SGD's Poisson sampling); "
+            "attack each size's files from a folder of their own"
+        )
     fp = {
         "neurofl_version": __version__,
         **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()

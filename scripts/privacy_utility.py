@@ -8,9 +8,14 @@ evaluation core (``neurofl attack --updates``: the same oracle, pairing and wors
     OMP_NUM_THREADS=1 .venv/bin/python scripts/privacy_utility.py [--out results/privacy_utility]
 
 ``--dp-grid``: DP at target epsilons (``--epsilons 1,4,8``, sample level and client level at the
-largest) on the converging schedule ``configs/fl_digits_fedavg.toml`` (loihi2), ANN and SNN,
-reporting final accuracy, the calibrated noise multiplier and the epsilon spent; no attacks.
-Writes ``privacy_utility_dp.{json,md}``.
+largest) and ``--extras prune,secagg`` on the converging schedule ``configs/fl_digits_fedavg.toml``
+(loihi2, so every upload is int8), ANN and SNN, with the undefended run as the reference row:
+final accuracy, the calibrated noise multiplier and the epsilon spent, and (unless
+``--no-attack``) the uploads of ``--capture-clients`` clients in round ``--capture-round`` (1: the
+highest leakage) attacked with ``--attack`` (``suite``, gradient matching capped at
+``--iterations``) on the evaluation core: worst-case ASR with its 95% interval, each attack's ASR,
+the chance floors. Writes ``privacy_utility_dp.{json,md,png}``; runs and attacks under ``--work``
+resume.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tomli
 import torch
 
 from neurofl.data import load_dataset
@@ -41,65 +47,331 @@ SETTINGS = [
 ]
 
 
-def attack(run_dir: Path, model_kind: str, attack_name: str, iterations: int, seed: int) -> dict:
-    """The captured updates of a run, attacked and scored on the evaluation core (``neurofl attack
-    --updates``): worst case over the suite, every attack's ASR, the same judge as ``evaluate``."""
+def attack(
+    run_dir: Path,
+    model_kind: str,
+    attack_name: str,
+    iterations: int,
+    seed: int,
+    updates: Path | None = None,
+    out: Path | None = None,
+) -> dict:
+    """The captured updates of a run (``updates``, default ``run_dir/updates``), attacked and scored
+    on the evaluation core (``neurofl attack --updates``): worst case over the suite, every attack's
+    ASR, the same judge as ``evaluate``. The attack's chunks and report go to ``out`` (default
+    ``run_dir/attack``), so a rerun resumes."""
     from neurofl.attack_run import AttackConfig, run_attack
 
     cfg = AttackConfig(recipe=attack_name, model=model_kind, dataset="digits", iterations=iterations, seed=seed,
-                       updates=run_dir / "updates")  # fmt: skip
-    return run_attack(cfg, out=run_dir / "attack")
+                       updates=updates or run_dir / "updates")  # fmt: skip
+    return run_attack(cfg, out=out or run_dir / "attack")
 
 
 CONVERGING = Path(__file__).resolve().parent.parent / "configs" / "fl_digits_fedavg.toml"
+CHANCE_KEYS = ("batch_mean", "random_images", "random_images_union")
 
 
-def dp_grid(out: Path, epsilons: list[float], delta: float) -> None:
-    """Final accuracy and epsilon spent of DP training at each target epsilon, on the converging
-    schedule (no attacks: the reduced grid of issue 14)."""
+def grid_settings(epsilons: list[float], extras: list[str], clients: int) -> list[tuple[str, float | None, dict]]:
+    """(defense label, target epsilon, settings changed from the converging schedule), in run order:
+    the reference row, DP-SGD at each epsilon, DP-FedAvg at the largest, then ``extras``
+    (``prune``: keep 10% per tensor; ``secagg``: 4 clients per round, the server sees their sum)."""
+    rows: list[tuple[str, float | None, dict]] = [("none", None, {})]
+    rows += [("dp sample", e, {"defense": "dp", "dp_level": "sample", "dp_epsilon": e}) for e in epsilons]
+    rows.append(("dp client", max(epsilons), {"defense": "dp", "dp_level": "client", "dp_epsilon": max(epsilons)}))
+    for name in extras:
+        if name == "prune":
+            rows.append(("prune keep 10%", None, {"defense": "prune", "prune_keep": 0.1}))
+        elif name == "secagg":
+            rows.append(("secagg k=4", None, {"defense": "secagg", "fraction": 4 / clients}))
+        else:
+            raise SystemExit(f"--extras: unknown defense {name!r} (prune, secagg)")
+    return rows
+
+
+def attack_captured(run_dir: Path, kind: str, attack_name: str, iterations: int, seed: int) -> dict:
+    """Attack a run's captured updates with ``attack_name`` on the evaluation core, one
+    ``neurofl attack --updates`` call per upload batch size (DP-SGD's Poisson sample gives every
+    client its own; the core pairs reconstructions with originals within batches of one size), and
+    merge: successes add up over the disjoint samples, so the worst case and every attack's ASR keep
+    their meaning; their exact 95% intervals are recomputed on the sums. Chance floors (what random
+    auxiliary images score through the same pairing and judge) are sample-weighted means, with
+    ``random_images_union`` for as many attacks as applied."""
+    import shutil
+
+    from neurofl.data import split_dataset
+    from neurofl.metrics import Rate
+    from neurofl.scoring import chance_levels, judge_for
+
+    # Group the files by batch (DP-SGD's first Poisson sample may even be empty: such an upload has no
+    # first-step samples to score against, the core refuses it, and it is counted as skipped).
+    by_name: dict[int, list[str]] = {}
+    skipped = []
+    for path in sorted((run_dir / "updates").glob("round*_*.pt")):
+        b = int(torch.load(path, weights_only=True)["batch"])
+        if b == 0:
+            skipped.append(path.name)
+        else:
+            by_name.setdefault(b, []).append(path.name)
+    if not by_name:
+        raise SystemExit(f"{run_dir}: no captured update with samples to score against")
+    ds = load_dataset("digits")
+    caps, reports, floors = [], [], []
+    for b, names in sorted(by_name.items()):
+        folder = run_dir / f"updates_b{b}"
+        folder.mkdir(exist_ok=True)
+        for name in names:
+            if not (folder / name).is_file():
+                shutil.copyfile(run_dir / "updates" / name, folder / name)
+        group = load_captured(folder)
+        caps += group
+        if not reports:
+            splits = split_dataset(ds, group[0].seed)
+            judge = judge_for(ds, splits, group[0].seed)
+            pool = splits.auxiliary.private().x
+        rep = attack(run_dir, kind, attack_name, iterations, seed, updates=folder, out=run_dir / f"attack_b{b}")
+        row = rep["results"][0]
+        applied = sum(v["applicable"] for v in row["per_attack"].values())
+        x = torch.cat([c.true_inputs for c in group]).numpy()
+        y = torch.cat([c.true_labels for c in group]).numpy()
+        lv = chance_levels(judge, x, y, np.full(len(y), -1), b, pool, seed, attacks=max(applied, 1))
+        reports.append(row)
+        floors.append((len(y), lv))
+    n = sum(r["samples"] for r in reports)
+    names = list(reports[0]["per_attack"])
+    per_attack = {}
+    for name in names:
+        parts = [r["per_attack"][name] for r in reports]
+        if not all(p["applicable"] for p in parts):
+            per_attack[name] = {"applicable": False, "reason": next(p["reason"] for p in parts if not p["applicable"])}
+            continue
+        rate = Rate(sum(p["asr_successes"] for p in parts), n)
+        per_attack[name] = {"applicable": True, "asr": rate.value, "asr_ci95": list(rate.ci95),
+                            "asr_successes": rate.successes}  # fmt: skip
+    applied = [k for k, v in per_attack.items() if v["applicable"]]
+    if applied:
+        rate = Rate(sum(r["asr_successes"] for r in reports), n)
+        worst = {"asr": rate.value, "asr_ci95": list(rate.ci95), "asr_successes": rate.successes}
+        ps = [(r["samples"], r["psnr"]) for r in reports if r["psnr"] is not None]
+        worst["psnr"] = sum(k * p for k, p in ps) / sum(k for k, _ in ps) if ps else None
+    else:  # no attack of the suite applies to what this server sees: no number, a reason
+        worst = {"asr": None, "asr_ci95": [None, None], "asr_successes": None, "psnr": None}
+    chance = {"uniform": judge.chance}
+    for key in CHANCE_KEYS:
+        vals = [(k, lv.get(key)) for k, lv in floors if lv.get(key) is not None]
+        chance[key] = sum(k * v for k, v in vals) / sum(k for k, _ in vals) if vals else None
+    return {
+        **worst,
+        "per_attack": per_attack,
+        "applicable_attacks": applied,
+        "samples": n,
+        "updates_attacked": len(caps),
+        "samples_per_update": [c.batch for c in sorted(caps, key=lambda c: (c.round, c.client))],
+        "skipped_empty_batch": skipped,
+        "attacked_round": sorted({c.round for c in caps}),
+        "update_kind": caps[0].kind,
+        "local_steps": caps[0].local_steps,
+        "chance": judge.chance,
+        "chance_empirical": chance,
+    }
+
+
+WHAT_IS_ATTACKED = {
+    "none": "each captured client's upload (FedAvg delta of the local steps, int8)",
+    "dp sample": "each captured client's DP-SGD upload (clipped per sample, noised on the device)",
+    "dp client": "each captured client's clipped upload: DP-FedAvg adds its noise at the server, "
+                 "so the server itself sees the uploads without noise",
+    "prune keep 10%": "each captured client's pruned upload",
+    "secagg k=4": "the round's aggregate over the 4 clients (the server's only view), as one batch of 4 x batch",
+}
+
+
+def dp_grid(
+    out: Path,
+    epsilons: list[float],
+    delta: float,
+    *,
+    config: Path = CONVERGING,
+    models: tuple[str, ...] = ("ann", "snn"),
+    attack_name: str | None = "suite",
+    iterations: int = 300,
+    capture_round: int = 1,
+    capture_clients: int = 3,
+    extras: tuple[str, ...] = (),
+    work: Path | None = None,
+    seed: int | None = None,
+    overrides: dict | None = None,
+    tag: str = "",
+) -> list[dict]:
+    """DP (and ``extras``) on the converging schedule ``config``: final accuracy, the calibrated noise
+    multiplier and the epsilon spent; with ``attack_name``, the uploads of ``capture_clients``
+    clients in round ``capture_round`` captured and attacked on the evaluation core (worst-case
+    ASR with its 95% interval, each attack's ASR, the chance floors). ``overrides``: settings
+    replacing the config's (validated with it). Writes ``privacy_utility_dp{tag}.{json,md}`` (after
+    every row; runs and attacks under ``work`` resume) and, with attacks,
+    ``privacy_utility_dp{tag}.png``. Returns the rows."""
     from dataclasses import replace
 
     from neurofl.config import read_toml
 
-    base = fl_config(dict(read_toml(CONVERGING)), CONVERGING)
+    base = fl_config({**read_toml(config), **(overrides or {})}, config)
+    if seed is not None:
+        base = replace(base, seed=seed)
+    if attack_name is not None:
+        base = replace(base, capture_rounds=(capture_round,), capture_clients=capture_clients)
+    work = work if work is not None else out / "runs_dp"
     ds, profile = load_dataset("digits"), load_profile("loihi2")
-    grid = [("none", None, None)] + [("dp", "sample", e) for e in epsilons] + [("dp", "client", max(epsilons))]
-    rows = []
-    for kind in ("ann", "snn"):
-        for defense, level, eps in grid:
-            t0 = time.perf_counter()
-            cfg = base if defense == "none" else replace(base, defense="dp", dp_level=level, dp_epsilon=eps,
-                                                         dp_delta=delta)  # fmt: skip
-            task = make_task(ds, kind, profile, cfg)
-            res = run_local(task)
-            last = res.rows[-1]
-            row = {
-                "model": kind,
-                "defense": defense if level is None else f"dp {level}",
-                "target_epsilon": eps,
-                "noise_multiplier": task.cfg.dp_noise if defense == "dp" else None,
-                "epsilon": last.get("epsilon"),
-                "delta": delta if defense == "dp" else None,
-                "dp_unit": last.get("dp_unit"),
-                "final_accuracy": last["accuracy"],
-                "best_accuracy": max(r["accuracy"] for r in res.rows),
-                "seconds": time.perf_counter() - t0,
-            }
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    meta = {"config": str(CONVERGING.relative_to(CONVERGING.parent.parent)), "settings": vars(base),
-            "profile": "loihi2", "dataset": "digits", "torch_threads": torch.get_num_threads()}  # fmt: skip
-    write_json(out / "privacy_utility_dp.json", {**meta, "results": rows})
-    md = ["| model | defense | target epsilon | noise multiplier | epsilon spent (unit) | final accuracy | seconds |",
-          "|---|---|---|---|---|---|---|"]  # fmt: skip
+    settings = grid_settings(epsilons, list(extras), base.clients)
+    # The DP grid first for both models, the extras last (each row is written as soon as it is done).
+    core = len(epsilons) + 2
+    order = [(k, s) for k in models for s in settings[:core]] + [(k, s) for k in models for s in settings[core:]]
+    try:
+        where = str(config.resolve().relative_to(CONVERGING.parent.parent))
+    except ValueError:
+        where = str(config)
+    meta = {
+        "config": where,
+        "overrides": overrides or {},
+        "settings": {k: v for k, v in vars(base).items() if k not in ("capture_rounds", "capture_clients")},
+        "profile": "loihi2",
+        "dataset": "digits",
+        "delta": delta,
+        "torch_threads": torch.get_num_threads(),
+        "attack": None if attack_name is None else {
+            "suite": attack_name, "iterations": iterations, "attacked_round": capture_round,
+            "capture_clients": capture_clients, "seed": base.seed,
+            "scored": "neurofl attack --updates (evaluation core): oracle judge, best assignment within a batch, "
+                      "worst case per sample over the attacks that apply",
+            "ground_truth": "the samples of each captured client's first local step "
+                            f"(its update holds {base.local_steps})",
+        },  # fmt: skip
+    }
+    rows: list[dict] = []
+    for kind, (label, eps, change) in order:
+        t0 = time.perf_counter()
+        cfg = replace(base, **change, **({"dp_delta": delta} if eps is not None else {}))
+        slug = f"{kind}-{label.replace(' ', '_').replace('%', '').replace('=', '')}" + (f"-eps{eps:g}" if eps else "")
+        task = make_task(ds, kind, profile, cfg)
+        res = run_local(task, work / slug if attack_name is not None else None)
+        last = res.rows[-1]
+        row: dict = {
+            "model": kind,
+            "defense": label,
+            "target_epsilon": eps,
+            "noise_multiplier": task.cfg.dp_noise if cfg.defense == "dp" else None,
+            "epsilon": last.get("epsilon"),
+            "delta": delta if cfg.defense == "dp" else None,
+            "dp_unit": last.get("dp_unit"),
+            "clients_per_round": cfg.per_round,
+            "final_accuracy": last["accuracy"],
+            "best_accuracy": max(r["accuracy"] for r in res.rows),
+            "seconds_train": time.perf_counter() - t0,
+        }
+        if attack_name is not None:
+            t1 = time.perf_counter()
+            row["attacked"] = WHAT_IS_ATTACKED[label]
+            row.update(attack_captured(work / slug, kind, attack_name, iterations, cfg.seed))
+            row["seconds_attack"] = time.perf_counter() - t1
+            row = with_floor(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "per_attack"}), flush=True)
+        rows.append(row)
+        write_json(out / f"privacy_utility_dp{tag}.json", {**meta, "results": rows})
+        write_bytes(out / f"privacy_utility_dp{tag}.md", dp_markdown(rows, attack_name is not None).encode())
+    if attack_name is not None:
+        pareto(rows, out / f"privacy_utility_dp{tag}.png")
+    return rows
+
+
+def with_floor(row: dict) -> dict:
+    """``row`` with ``floor`` (what random auxiliary images score as the worst case over as many
+    attacks as applied: ``random_images_union``, or ``random_images`` for one attack) and
+    ``beyond_floor`` (the worst case's 95% interval lies above it; None without an attack)."""
+    ch = row.get("chance_empirical")
+    if ch is None:
+        return row
+    floor = ch["random_images_union"] if ch.get("random_images_union") is not None else ch["random_images"]
+    beyond = None if row["asr"] is None or floor is None else bool(row["asr_ci95"][0] > floor)
+    return {**row, "floor": floor, "beyond_floor": beyond}
+
+
+def _ci(r: dict) -> str:
+    if r.get("asr") is None:
+        return "no attack applies"
+    lo, hi = r["asr_ci95"]
+    return f"{r['asr']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def dp_markdown(rows: list[dict], attacked: bool) -> str:
+    """The grid as a Markdown table (the README's privacy-utility table is taken from it)."""
+    head = ["model", "defense", "target ε", "σ", "ε spent (unit)", "final accuracy"]
+    if attacked:
+        head += ["worst-case ASR [95% CI]", "per attack", "floors: uniform / random images (union)"]
+        head += ["above the floor?", "samples (updates)"]
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         spent = "" if r["epsilon"] is None else f"{r['epsilon']:.3f} ({r['dp_unit']})"
-        md.append(
-            f"| {r['model']} | {r['defense']} | {r['target_epsilon'] or ''} | "
-            f"{'' if r['noise_multiplier'] is None else format(r['noise_multiplier'], '.4g')} | {spent} | "
-            f"{r['final_accuracy']:.3f} | {r['seconds']:.0f} |"
-        )
-    write_bytes(out / "privacy_utility_dp.md", ("\n".join(md) + "\n").encode())
+        sigma = "" if r["noise_multiplier"] is None else format(r["noise_multiplier"], ".4g")
+        cells = [r["model"], r["defense"], "" if r["target_epsilon"] is None else f"{r['target_epsilon']:g}",
+                 sigma, spent, f"{r['final_accuracy']:.3f}"]  # fmt: skip
+        if attacked:
+            per = ", ".join(f"{k} {v['asr']:.2f}" for k, v in r["per_attack"].items() if v["applicable"])
+            ch = r["chance_empirical"]
+            floor = f"{ch['uniform']:.2f} / {ch['random_images']:.2f}"
+            if ch.get("random_images_union") is not None:
+                floor += f" ({ch['random_images_union']:.2f})"
+            above = {True: "yes", False: "no", None: "–"}[r.get("beyond_floor")]
+            cells += [_ci(r), per or "–", floor, above, f"{r['samples']} ({r['updates_attacked']})"]
+        md.append("| " + " | ".join(cells) + " |")
+    per = [(k, v) for r in rows if attacked for k, v in r["per_attack"].items()]
+    reasons: dict[str, list[str]] = {}
+    for k, v in per:
+        if not v["applicable"] and v["reason"] not in reasons.setdefault(k, []):
+            reasons[k].append(v["reason"])
+    if any(reasons.values()):
+        md += ["", "Not applicable: " + "; ".join(f"{k}: {' / '.join(v)}" for k, v in reasons.items() if v) + "."]
+    if attacked:
+        md += ["", "Floors: uniform guessing, and what random auxiliary images score through the same pairing "
+               "(best assignment within a batch) and judge, in parentheses as the worst case over as many draws "
+               "as attacks applied; 'above the floor?': the worst case's 95% interval lies above that."]  # fmt: skip
+    return "\n".join(md) + "\n"
+
+
+def pareto(rows: list[dict], path: Path) -> None:
+    """Worst-case ASR (95% interval) against final accuracy, one marker per defense, ANN and SNN
+    side by side, with uniform chance and each row's random-image floor (a black bar)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(f"{r['defense']}" + (f" ε={r['target_epsilon']:g}" if r["target_epsilon"] else "")
+                                for r in rows))  # fmt: skip
+    markers = dict(zip(labels, "o^sDvP*Xh<>", strict=False))
+    kinds = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.6), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        sel = [r for r in rows if r["model"] == kind and r.get("asr") is not None]
+        for r in sel:
+            lab = f"{r['defense']}" + (f" ε={r['target_epsilon']:g}" if r["target_epsilon"] else "")
+            lo, hi = r["asr_ci95"]
+            ax.errorbar(r["final_accuracy"], r["asr"], yerr=[[r["asr"] - lo], [hi - r["asr"]]], fmt=markers[lab],
+                        capsize=3, label=lab)  # fmt: skip
+        if sel:
+            ax.axhline(sel[0]["chance"], color="gray", ls="--", lw=0.8, label="chance (uniform)")
+            ax.scatter([r["final_accuracy"] for r in sel], [with_floor(r)["floor"] for r in sel], marker="_", s=400,
+                       color="black", lw=1.5, label="floor: random images (union)")  # fmt: skip
+        ax.set_title(f"{kind.upper()} (loihi2, digits)")
+        ax.set_xlabel("final test accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+    axes[0][0].set_ylabel("worst-case ASR (95% CI)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=7)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
 
 
 def main() -> None:
@@ -107,15 +379,32 @@ def main() -> None:
     ap.add_argument("--dp-grid", action="store_true", help="DP at target epsilons on the converging schedule.")
     ap.add_argument("--epsilons", default="1,4,8", help="--dp-grid: target epsilons.")
     ap.add_argument("--delta", type=float, default=1e-5, help="--dp-grid: delta.")
+    ap.add_argument("--no-attack", action="store_true", help="--dp-grid: accuracy and epsilon only.")
+    ap.add_argument("--capture-clients", type=int, default=3, help="--dp-grid: clients captured and attacked.")
+    ap.add_argument("--capture-round", type=int, default=1, help="--dp-grid: the round attacked.")
+    ap.add_argument("--models", default="ann,snn", help="--dp-grid: model kinds.")
+    ap.add_argument("--extras", default="prune,secagg", help="--dp-grid: other defenses (prune, secagg; '' none).")
+    ap.add_argument("--config", type=Path, default=CONVERGING, help="--dp-grid: the FL schedule (TOML).")
+    ap.add_argument("--work", type=Path, default=Path("runs/privacy_utility_dp"), help="--dp-grid: run folders.")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="--dp-grid: replace a setting of --config (TOML value), e.g. --set local_steps=1.")
+    ap.add_argument("--tag", default="", help="--dp-grid: suffix of the output files' names.")
     ap.add_argument("--out", type=Path, default=Path("results/privacy_utility"))
-    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=20, help="Rounds (not --dp-grid: its config has them).")
     ap.add_argument("--iterations", type=int, default=300, help="Gradient-matching iterations.")
     ap.add_argument("--attack", default="suite", help="Attack suite or recipe (scored on the core).")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.dp_grid:
-        dp_grid(args.out, [float(e) for e in args.epsilons.split(",")], args.delta)
+        dp_grid(
+            args.out, [float(e) for e in args.epsilons.split(",")], args.delta, config=args.config,
+            models=tuple(args.models.split(",")), attack_name=None if args.no_attack else args.attack,
+            iterations=args.iterations, capture_round=args.capture_round, capture_clients=args.capture_clients,
+            extras=tuple(e for e in args.extras.split(",") if e), work=args.work, seed=args.seed,
+            overrides={k: v for kv in args.set for k, v in tomli.loads(kv.replace("=", " = ", 1)).items()},
+            tag=args.tag,
+        )  # fmt: skip
         return
     # The server's FedSGD step: 0.5 trains the ANN; the SNN's spike-count logits diverge above ~0.05.
     FEDSGD_LR = {"ann": 0.5, "snn": 0.03}  # noqa: N806

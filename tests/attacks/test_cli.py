@@ -119,3 +119,27 @@ def test_captures_without_provenance_are_refused(tmp_path, capsys, digits):
     ))  # fmt: skip
     code, _, err = _run(capsys, "attack", "--updates", str(tmp_path), "--json")
     assert code == 2 and "provenance" in err and len(err.strip().splitlines()) == 1
+
+
+def test_captures_of_different_batch_sizes_are_refused(tmp_path, capsys, digits):
+    """Reconstructions are paired with originals within batches of one size: captures of a batch of 1
+    and a batch of 2 (DP-SGD's Poisson sampling makes such folders) are refused in one line."""
+    from neurofl.checkpoint import profile_to_dict
+    from neurofl.data import load_dataset
+    from neurofl.identity import dataset_identity
+
+    prof = load_profile("float32")
+    arch = Architecture((1, 8, 8), 10)
+    model = build_model("ann", arch, prof, seed=0)
+    provenance = {"seed": 3, "profile_table": profile_to_dict(prof), "dataset_identity": dataset_identity(
+        load_dataset("digits")), "run": "0" * 64}  # fmt: skip
+    for c, b in enumerate((1, 2)):
+        x, y = digits[0][:b], digits[1][:b]
+        upd = {k: v.detach().mean(0, keepdim=True) for k, v in per_sample_gradients(model, x, y).items()}
+        save_captured(tmp_path, CapturedUpdate(
+            round=1, client=c, profile="float32", dataset="digits", model_kind="ann", arch=arch,
+            state_dict=model.state_dict(), update=upd, kind="gradient", batch=b, local_steps=1, lr=0.1,
+            true_inputs=x, true_labels=y, **provenance,
+        ))  # fmt: skip
+    code, _, err = _run(capsys, "attack", "--updates", str(tmp_path), "--recipe", "inverting_gradients", "--json")
+    assert code == 2 and "different batch sizes [1, 2]" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,87 @@
+"""scripts/privacy_utility.py --dp-grid: DP runs captured, attacked on the evaluation core, reported
+with intervals; the epsilon spent within the target; the same seed gives the same numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+TINY = """clients = 4
+rounds = 2
+fraction = 1.0
+strategy = "fedavg"
+local_steps = 2
+batch = 4
+lr = 0.3
+seed = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def pu(load_script):
+    return load_script("privacy_utility")
+
+
+def _grid(pu, root, name: str, **kw) -> dict:
+    config = root / "tiny.toml"
+    config.write_text(TINY)
+    out = root / name
+    pu.dp_grid(out, [8.0], 1e-5, config=config, models=("ann",), iterations=3, capture_clients=2, **kw)
+    return json.loads((out / "privacy_utility_dp.json").read_text())
+
+
+def _numbers(report: dict) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith("seconds")} for r in report["results"]]
+
+
+def test_dp_grid_attacks_every_row_and_repeats(pu, tmp_path):
+    kw = {"attack_name": "inverting_gradients", "extras": ("secagg",)}
+    first = _grid(pu, tmp_path, "a", **kw)
+    rows = first["results"]
+    assert [r["defense"] for r in rows] == ["none", "dp sample", "dp client", "secagg k=4"]
+    assert first["attack"]["attacked_round"] == 1 and first["attack"]["iterations"] == 3
+    for r in rows:
+        lo, hi = r["asr_ci95"]
+        assert 0.0 <= lo <= r["asr"] <= hi <= 1.0
+        assert r["asr_successes"] == round(r["asr"] * r["samples"])
+        assert r["samples"] == sum(r["samples_per_update"]) > 0
+        assert r["attacked_round"] == [1]
+        ig = r["per_attack"]["inverting_gradients"]
+        assert ig["applicable"] and ig["asr_ci95"][0] <= ig["asr"] <= ig["asr_ci95"][1]
+        assert r["chance"] == pytest.approx(0.1)
+        assert set(r["chance_empirical"]) == {"uniform", "batch_mean", "random_images", "random_images_union"}
+        assert 0.0 <= r["chance_empirical"]["random_images"] <= 1.0
+        if r["defense"].startswith("dp"):
+            assert r["epsilon"] <= r["target_epsilon"] == 8.0 and r["noise_multiplier"] > 0
+        else:
+            assert r["epsilon"] is None
+    clients = [r for r in rows if r["defense"] != "secagg k=4"]
+    assert all(r["updates_attacked"] + len(r["skipped_empty_batch"]) == 2 for r in clients)
+    agg = rows[-1]
+    assert agg["updates_attacked"] == 1 and agg["samples"] == 4 * 4 and agg["clients_per_round"] == 4
+    md = (tmp_path / "a" / "privacy_utility_dp.md").read_text()
+    assert "worst-case ASR [95% CI]" in md and md.count("\n| ann |") == 4
+    assert (tmp_path / "a" / "privacy_utility_dp.png").stat().st_size > 0
+    again = _grid(pu, tmp_path, "b", **kw)
+    assert _numbers(again) == _numbers(first)
+
+
+def test_no_attack_applies_is_reported_not_zero(pu, tmp_path):
+    # R-GAP reads single-sample, single-step gradients: on batch-4 FedAvg deltas it never applies.
+    report = _grid(pu, tmp_path, "rgap", attack_name="rgap", extras=())
+    for r in report["results"]:
+        assert r["asr"] is None and r["asr_ci95"] == [None, None] and r["applicable_attacks"] == []
+        assert not r["per_attack"]["rgap"]["applicable"] and r["per_attack"]["rgap"]["reason"]
+    md = (tmp_path / "rgap" / "privacy_utility_dp.md").read_text()
+    assert md.count("no attack applies") == 3 and "Not applicable: rgap:" in md
+
+
+def test_accuracy_only_grid(pu, tmp_path):
+    report = _grid(pu, tmp_path, "plain", attack_name=None)
+    assert report["attack"] is None
+    rows = report["results"]
+    assert [r["defense"] for r in rows] == ["none", "dp sample", "dp client"]
+    assert all("asr" not in r for r in rows)
+    assert all(r["epsilon"] <= 8.0 for r in rows[1:]) and not math.isnan(rows[0]["final_accuracy"])
