@@ -241,6 +241,25 @@ def works_on_ann(per_attack_ann: dict[str, Any], floor: float) -> dict[str, bool
     return out
 
 
+def profiles_for(arch: Any, seed: int) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``--profile all``: every shipped chip profile whose SNN can be built for ``arch`` (float32 is
+    always a row), and for each one that cannot, the one-line reason (e.g. a Xylo network on a conv
+    architecture)."""
+    from neurofl.profiles import shipped_profiles
+
+    specs, skipped = [], {}
+    for name in shipped_profiles():
+        if name == "float32":
+            continue
+        try:
+            build_model("snn", arch, load_profile(name), seed=seed)
+        except UserError as e:
+            skipped[name] = str(e)
+            continue
+        specs.append(name)
+    return tuple(specs), skipped
+
+
 def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the evaluation and write report.json, report.md and reconstructions.png into ``cfg.out``.
 
@@ -249,12 +268,19 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
     _validate(cfg)
     mf = open_model_file(cfg.model, cfg.dataset) if cfg.model is not None else None
     cfg = dataclasses.replace(cfg, dataset=mf.dataset if mf else cfg.dataset or "digits")
+    every = cfg.profiles == ("all",)
+    if every and mf is not None:
+        raise UserError("--profile all compares the shipped chips on models it builds; with --model name one profile")
+    attack, recipes = load_attack(cfg.attack, cfg.iterations)
+    ds = load_dataset(cfg.dataset, cfg.data_dir)
+    skipped: dict[str, str] = {}
+    if every:
+        specs, skipped = profiles_for(architecture_for(ds.input_shape, ds.classes, cfg.arch), cfg.seed)
+        cfg = dataclasses.replace(cfg, profiles=specs)
     if mf is None:
         rows = plan_rows(cfg.profiles or ("loihi2",), cfg.encoding)
     else:
         rows = plan_rows_with(mf, cfg.profiles, cfg.encoding)
-    attack, recipes = load_attack(cfg.attack, cfg.iterations)
-    ds = load_dataset(cfg.dataset, cfg.data_dir)
     splits = split_dataset(ds, cfg.seed)
     check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
     victims = draw_victims(splits.clients, cfg.victims, cfg.batch_size, cfg.clients, cfg.seed)
@@ -321,6 +347,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             "oracle_accuracy": top,
             "oracle_test_accuracy": judge.oracle.accuracy(splits.test.x, splits.test.y) if judge.oracle else None,
             "results": results,
+            "profiles_skipped": skipped,
             "asr_reduction": (1 - main["asr"] / ann["asr"]) if ann["asr"] and main["asr"] is not None else None,
         }
         write_json(run.out / "report.json", report)

@@ -117,13 +117,19 @@ def markdown(report: dict[str, Any]) -> str:
     snn = [r for r in report["results"] if r["model"] == "snn"]
     if len(report.get("profiles", [])) > 1:
         ranked = sorted(snn, key=lambda r: (r["asr"] if r["asr"] is not None else 2, r.get("energy_uj") or 1e300))
-        lines += ["", "Profiles ranked by privacy (lowest worst-case ASR first, then energy):", ""]
-        lines += ["| rank | profile | ASR | PSNR dB | test acc | energy µJ |", "|---|---|---|---|---|---|"]
+        front = pareto_front(snn)
+        lines += ["", "Profiles ranked by privacy (lowest worst-case ASR first, then energy; front: on the Pareto "
+                  "front of ASR and energy, no other profile has both lower):", ""]  # fmt: skip
+        lines += ["| rank | profile | ASR | PSNR dB | test acc | energy µJ | front | fits |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for i, r in enumerate(ranked, 1):
+            fits = {True: "yes", False: "no"}.get(r.get("fits"), "–")
             lines.append(
                 f"| {i} | {r['profile']} | {_fmt(r['asr'])} | {_fmt(r['psnr'])} | {_fmt(r.get('test_accuracy'), 3)} "
-                f"| {_fmt(r.get('energy_uj'), 3)} |"
+                f"| {_fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} |"
             )
+    for name, why in report.get("profiles_skipped", {}).items():
+        lines.append(f"- {name}: not compared ({why})")
     lines += ["", "Verdict per SNN row (against the strongest attack shown to work on the ANN):", ""]
     for r in snn:
         lines.append(f"- snn@{r['profile']}: {verdict(report['results'][0], r)}")
@@ -141,6 +147,17 @@ def markdown(report: dict[str, Any]) -> str:
         "ANN's 95% interval lies above every single-attack chance level (uniform, batch mean, random images).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> set[str]:
+    """Profiles of the rows (with an ASR and an energy figure) that no other such row beats on both:
+    lower-or-equal ASR and energy, one of them strictly lower."""
+    pts = [(r["profile"], r["asr"], r["energy_uj"]) for r in rows
+           if r.get("asr") is not None and r.get("energy_uj") is not None]  # fmt: skip
+    return {
+        name for name, a, e in pts
+        if not any(a2 <= a and e2 <= e and (a2 < a or e2 < e) for _, a2, e2 in pts)
+    }  # fmt: skip
 
 
 def verdict(ann: dict[str, Any], snn: dict[str, Any]) -> str:
@@ -209,11 +226,13 @@ def profiles_png(path: Path, report: dict[str, Any]) -> None:
     rows = [r for r in report["results"] if r["model"] == "snn"]
     fig, ax = plt.subplots(figsize=(5, 3.6))
     missing = []
+    front = pareto_front(rows)
     for r in rows:
         if r.get("energy_uj") is None:
             missing.append(r["profile"])
             continue
-        ax.scatter(r["energy_uj"], r["asr"], s=40)
+        on = r["profile"] in front
+        ax.scatter(r["energy_uj"], r["asr"], s=60 if on else 40, marker="*" if on else "o")
         ax.annotate(f"{r['profile']} (acc {_fmt(r.get('test_accuracy'), 2)})", (r["energy_uj"], r["asr"]),
                     textcoords="offset points", xytext=(5, 5), fontsize=8)  # fmt: skip
     ann = next((r for r in report["results"] if r["model"] == "ann"), None)
@@ -223,7 +242,7 @@ def profiles_png(path: Path, report: dict[str, Any]) -> None:
     ax.set_xlabel("energy per inference (µJ)")
     ax.set_ylabel("attack success rate")
     ax.set_ylim(-0.02, 1.02)
-    title = f"{report['dataset']}: privacy vs energy"
+    title = f"{report['dataset']}: privacy vs energy (*: Pareto front)"
     if missing:
         title += f"\n(no energy figures: {', '.join(missing)})"
     ax.set_title(title, fontsize=9)

@@ -15,7 +15,8 @@ from neurofl.commands.common import attack_progress, emit, iterations_option, js
     "--profile",
     "profile",
     default=None,
-    help="Hardware profile name or TOML path; a comma-separated list compares several "
+    help="Hardware profile name or TOML path; a comma-separated list compares several; 'all': every "
+    "shipped chip whose network can be built for the dataset "
     "[loihi2; with an SNN --model: the checkpoint's, and no other].",
 )
 @click.option("--dataset", default=None,

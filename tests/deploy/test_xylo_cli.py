@@ -139,3 +139,36 @@ def test_evaluate_marks_a_row_that_does_not_fit_the_chip(tmp_path, capsys):
     assert any("chip.output_neurons = 8" in p for p in rows["xylo-audio2"]["fit_problems"])
     assert rows["xylo-imu"]["fits"] is True and rows["xylo-imu"]["asr"] is not None
     assert "Does not fit the chip" in (out / "report.md").read_text()
+
+
+def test_evaluate_profile_all_compares_every_shipped_chip(tmp_path, capsys):
+    """`--profile all`: one SNN row per shipped chip on the same victims, ranked with the Pareto front
+    of ASR and energy; on a conv dataset the Xylo chips (fully connected only) are skipped with why."""
+    from neurofl.profiles import shipped_profiles
+
+    out = tmp_path / "digits"
+    code, _, err = run(capsys, "evaluate", "--profile", "all", "--victims", "2", "--clients", "2",
+                       "--attack", "detached_ig", "--iterations", "2", "--train-epochs", "0", "--out", str(out))
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    snn = {r["profile"] for r in report["results"] if r["model"] == "snn"}
+    assert snn == set(shipped_profiles()) and report["profiles_skipped"] == {}
+    md = (out / "report.md").read_text()
+    assert "| front | fits |" in md and (out / "profiles.png").is_file()
+
+    from neurofl.data import load_dataset
+    from neurofl.evaluate import profiles_for
+    from neurofl.models import architecture_for
+
+    faces = load_dataset("faces")
+    specs, skipped = profiles_for(architecture_for(faces.input_shape, faces.classes), 0)
+    assert {"loihi1", "loihi2"} <= set(specs) and set(skipped) == {"xylo-audio2", "xylo-imu"}
+    assert all("fully connected" in why for why in skipped.values())
+
+
+def test_pareto_front_keeps_the_rows_nothing_beats_on_both():
+    from neurofl.report import pareto_front
+
+    rows = [{"profile": p, "asr": a, "energy_uj": e} for p, a, e in
+            [("a", 0.5, 1.0), ("b", 0.4, 2.0), ("c", 0.6, 1.5), ("d", 0.4, 3.0), ("e", 0.9, None)]]
+    assert pareto_front(rows) == {"a", "b"}  # c is beaten by a, d by b; e has no energy figure
