@@ -100,7 +100,7 @@ def attack_captured(run_dir: Path, kind: str, attack_name: str, iterations: int,
 
     from neurofl.data import split_dataset
     from neurofl.metrics import Rate
-    from neurofl.scoring import chance_levels, judge_for
+    from neurofl.scoring import chance_levels, judge_for, worst_case_chance
 
     # Group the files by batch (DP-SGD's first Poisson sample may even be empty: such an upload has no
     # first-step samples to score against, the core refuses it, and it is counted as skipped).
@@ -133,7 +133,10 @@ def attack_captured(run_dir: Path, kind: str, attack_name: str, iterations: int,
         applied = sum(v["applicable"] for v in row["per_attack"].values())
         x = torch.cat([c.true_inputs for c in group]).numpy()
         y = torch.cat([c.true_labels for c in group]).numpy()
-        lv = chance_levels(judge, x, y, np.full(len(y), -1), b, pool, seed, attacks=max(applied, 1))
+        index = np.full(len(y), -1)
+        lv = chance_levels(judge, x, y, index, b, pool, seed)
+        union = worst_case_chance(judge, x, y, index, b, pool, seed, applied) if applied > 1 else None
+        lv["random_images_union"] = union  # the worst case's floor over the attacks that applied
         reports.append(row)
         floors.append((len(y), lv))
     n = sum(r["samples"] for r in reports)
