@@ -27,3 +27,8 @@ def samples_per_chunk(neurons: int, time_steps: int, budget: int = ACTIVATION_BU
     1
     """
     return max(1, budget // max(1, neurons * time_steps))
+
+
+# Values one third-party NetX verification reads back from Lava per layer (neurons x steps): reading
+# a Lava RingBuffer back costs tens of microseconds per value, so larger layers run unrecorded.
+LAVA_READBACK = 1 << 19

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import torch
 
-from neurofl.commands.common import check_out_file, emit, json_option, progress, seed_option, stderr
+from neurofl.commands.common import check_out_file, device_option, emit, json_option, progress, seed_option, stderr
+from neurofl.limits import MAX_TIME_STEPS  # a constants module: --help stays fast
 
 MAX_EPOCHS = 100_000
 MAX_SAMPLES = 1_000_000
@@ -71,14 +72,16 @@ def _print_resources(res) -> None:
     help="Checkpoint file to write (.pt); OUT.resume holds per-epoch progress, so rerunning resumes.",
 )
 @_data_dir
+@device_option
 @json_option
-def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, as_json) -> None:
+def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, device, as_json) -> None:
     """Train a model under a hardware profile (quantization-aware for SNNs) and save a checkpoint.
 
     Progress is saved after every epoch to OUT.resume; an interrupted run (Ctrl-C, SIGKILL) rerun
     with the same options continues from its last finished epoch to the same final model.
     """
     from neurofl.checkpoint import save_checkpoint
+    from neurofl.device import device_kind, resolve_device
     from neurofl.errors import UserError
     from neurofl.models import architecture_for
     from neurofl.profiles import load_profile
@@ -86,11 +89,12 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
 
     if not 1 <= epochs <= MAX_EPOCHS:
         raise UserError(f"--epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
+    dev = resolve_device(device)
     check_out_file(out, companions=(".resume",))
     profile = load_profile(profile_name)
     splits = _splits(dataset, data_dir, seed)
     chip_notes: list[str] = []
-    if kind == "snn" and profile.neuron.decay == "shift":  # a Xylo-type chip: pick a network that fits, or refuse
+    if kind == "snn" and profile.chip is not None:  # a chip network (Xylo, Speck, ...): pick one that fits, or refuse
         from neurofl.models.xylo_net import chip_architecture
 
         splits, arch, chip_notes = chip_architecture(splits, profile, arch_name)
@@ -110,7 +114,9 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
                 f"train {s.train_accuracy:.1%} test {s.test_accuracy:.1%}",
             )
 
-        result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch, resume=resume)
+        result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch, resume=resume,
+                             device=dev)  # fmt: skip
+    result.model.cpu()  # the checkpoint holds CPU tensors
     if result.resumed_from:
         stderr.print(f"resumed from {resume} after epoch {result.resumed_from}")
     history = [dataclasses.asdict(h) for h in result.history]
@@ -139,6 +145,7 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, a
         "test_accuracy": result.accuracy,
         "history": history,
         "resumed_from": result.resumed_from,
+        "device": device_kind(dev),
         "versions": header["versions"],
         **({"chip_fit": chip_notes} if chip_notes else {}),
     }
@@ -169,11 +176,12 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
     ck = load_checkpoint(checkpoint, kind=None)
     if ck.kind != "snn":
         raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to {fmt}")
-    if ck.profile.neuron.decay == "shift":  # a Xylo network: neither NetX nor NIR expresses its arithmetic
-        raise UserError(
-            f"{checkpoint}: a Xylo network (profile '{ck.profile.name}') is not exported to {fmt}; "
-            f"check it in xylosim with: neurofl verify {checkpoint} --profile {ck.profile.name}"
-        )
+    if ck.profile.neuron.decay != "multiplier":  # a chip network: neither NetX nor NIR expresses its arithmetic
+        what, hint = "a chip network", "no bit-accurate simulator is wired for this chip"
+        if ck.profile.neuron.decay == "shift":
+            what = "a Xylo network"
+            hint = f"check it in xylosim with: neurofl verify {checkpoint} --profile {ck.profile.name}"
+        raise UserError(f"{checkpoint}: {what} (profile '{ck.profile.name}') is not exported to {fmt}; {hint}")
     _check_profile(profile_name, ck.profile, str(checkpoint))
     if fmt == "nir":
         from neurofl.nir_io.from_model import write_nir
@@ -219,18 +227,33 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
 @click.command()
 @click.argument("netx_file", type=click.Path(path_type=Path))
 @click.option("--dataset", default="digits", show_default=True)
-@click.option("--samples", type=click.IntRange(1, MAX_SAMPLES), default=100, show_default=True,
-              help="Test samples to run.")  # fmt: skip
+@click.option("--samples", type=click.IntRange(1, MAX_SAMPLES), default=None,
+              help="Test samples to run [default: 100; 4 for a third-party file].")  # fmt: skip
 @click.option("--profile", "profile_name", default=None, help="Refuse unless the network was built for this profile.")
+@click.option("--input", "input_name", default=None,
+              help="Third-party NetX file: 'random' (default) or a dataset of the file's input size.")  # fmt: skip
+@click.option("--steps", type=click.IntRange(1, MAX_TIME_STEPS), default=None,
+              help="Third-party NetX file: steps per sample [default: the file's tSample, else 16].")  # fmt: skip
 @seed_option(default=None, help="Split / rate-code seed (default: the one in the file).")
 @_data_dir
 @json_option
-def verify(netx_file, dataset, samples, profile_name, seed, data_dir, as_json) -> None:
+def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, data_dir, as_json) -> None:
     """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike.
 
+    A NetX file without neurofl's header (a third-party network, e.g. lava-dl's test networks) is
+    compared layer by layer with a reference built from the file itself (docs/deploy.md).
     A checkpoint (.pt) of a Xylo-profile model instead runs in xylosim (pip install 'neurofl[xylo]')
     and is compared with neurofl's torch Xylo network, event count by event count.
     """
+    from neurofl.deploy.foreign import is_foreign
+    from neurofl.errors import UserError
+
+    if netx_file.suffix != ".pt" and is_foreign(netx_file):
+        _verify_foreign(netx_file, samples or 4, input_name or "random", steps, seed or 0, data_dir, as_json)
+        return
+    if input_name is not None or steps is not None:
+        raise UserError(f"{netx_file}: --input and --steps are for third-party NetX files; use --dataset")
+    samples = 100 if samples is None else samples
     if netx_file.suffix == ".pt":  # a Xylo checkpoint: bit-accurate run in xylosim (deploy/xylo.py)
         from neurofl.deploy.xylo import verify_checkpoint
 
@@ -276,5 +299,49 @@ def verify(netx_file, dataset, samples, profile_name, seed, data_dir, as_json) -
         click.echo(f"  accuracy                 SLAYER {rep.slayer_accuracy:.2%}  Lava {rep.lava_accuracy:.2%}")
         click.echo(f"  time                     SLAYER {rep.slayer_seconds:.2f} s  Lava {rep.lava_seconds:.2f} s")
         _print_resources(res)
+
+    emit(result, as_json, human)
+
+
+def _verify_foreign(path: Path, samples: int, input_name: str, steps, seed: int, data_dir, as_json: bool) -> None:
+    """``neurofl verify`` of a NetX file without neurofl's header (deploy/foreign*.py)."""
+    import numpy as np
+
+    from neurofl.deploy.foreign import read_foreign
+    from neurofl.deploy.foreign_parity import foreign_inputs, random_inputs, verify_foreign
+
+    net = read_foreign(path)
+    steps = steps or net.time_steps or 16
+    if input_name == "random":
+        x = random_inputs(net, samples, seed)
+    else:
+        test = _splits(input_name, data_dir, seed).test
+        x = np.asarray(test.x[:samples])
+    foreign_inputs(net, x, steps, seed)  # refuses inputs that do not fit, before Lava starts
+    stderr.print(f"running {x.shape[0]} samples x {steps} steps in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")
+    rep = verify_foreign(net, x, steps, seed, input_name)
+    result = {"file": str(path), "third_party": True, "layers": net.describe(), "parity": dataclasses.asdict(rep)}
+
+    def human() -> None:
+        click.echo(
+            f"{path} (third-party NetX: {net.describe()}) on {rep.samples} '{input_name}' inputs x {steps} steps:"
+        )
+        for r in rep.layers:
+            what = f"/layer/{r.layer} {r.kind} ({r.neurons} neurons)"
+            if r.compared:
+                click.echo(
+                    f"  {what:34s} spike agreement {r.agreement:.4%} ({r.mismatched_bins} of {r.bins} bins differ; "
+                    f"spikes reference {r.reference_spikes}, Lava {r.lava_spikes})"
+                )
+            else:
+                click.echo(f"  {what:34s} not read back from Lava (too large); reference spikes {r.reference_spikes}")
+        click.echo(f"  output voltage agreement           {rep.output_voltage_agreement:.4%} "
+                   f"(max |difference| {rep.output_voltage_max_abs_diff})")  # fmt: skip
+        if rep.classification_agreement is not None:
+            click.echo(f"  classification agreement           {rep.classification_agreement:.2%}")
+        if not rep.states_within_24_bits:
+            click.echo("  note: states beyond Lava's 24-bit registers (the reference does not wrap or clip)")
+        click.echo(f"  time                               reference {rep.reference_seconds:.2f} s  "
+                   f"Lava {rep.lava_seconds:.2f} s")  # fmt: skip
 
     emit(result, as_json, human)

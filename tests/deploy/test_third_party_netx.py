@@ -1,37 +1,114 @@
-"""`neurofl verify` on lava-dl's own NetX test networks: each is refused with its true reason, in
-one line and exit code 2 (none carries the header a reference needs; each uses what neurofl does not
-model: an input neuron, SDNN neurons, an 'average' layer)."""
+"""`neurofl verify` on lava-dl's own NetX test networks: each verifies against a reference built from
+the file (layer by layer, bit for bit) or is refused with its true reason in one line; the reference
+itself equals lava-dl's ground-truth arrays in ``gts/`` (an independent check)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lava.lib.dl.netx as netx_pkg
+import numpy as np
 import pytest
 
 from neurofl.cli import run
 
 SITE = Path(netx_pkg.__file__).resolve().parents[4]
 NETX_TESTS = SITE / "tests" / "lava" / "lib" / "dl" / "netx"
-VERDICTS = {
-    "tiny.net": "/layer/0 has its own input neuron",
-    "mnist.net": "/layer/0 has its own input neuron",
-    "gts/pilotnet_lif/network.net": "/layer/0 has its own input neuron",
-    "gts/pilotnet_sdnn/network.net": "/layer/0/neuron/type: 'SDNN' is not a CUBA LIF neuron",
-    "gts/pilotnet_sdnn/square_network.net": "/layer/0/neuron/type: 'SDNN' is not a CUBA LIF neuron",
+GTS = NETX_TESTS / "gts"
+REFUSED = {
+    "gts/pilotnet_sdnn/network.net": "/layer/0/neuron/type: 'SDNN': sigma-delta (SDNN) neurons are not modelled",
+    "gts/pilotnet_sdnn/square_network.net": "/layer/0/neuron/type: 'SDNN': sigma-delta (SDNN) neurons are not modelled",
     "gts/ntidigits/ntidigits.net": "/layer/5: layer type 'average' is not implemented by NetX",
+}
+# file -> (layer kinds, steps per sample); pilotnet's first three layers are too large to read back
+VERIFIED = {
+    "tiny.net": ("input(LIF) conv+bias conv+bias", 12),
+    "mnist.net": ("input(LIF) dense dense dense(integrator)", 12),
+    "gts/pilotnet_lif/network.net": (
+        "input(LIF) conv+bias conv+bias conv+bias conv+bias conv+bias flatten dense+bias dense+bias dense+bias "
+        "dense+bias",
+        6,
+    ),
 }
 
 
-@pytest.mark.parametrize("name", sorted(VERDICTS))
-def test_lava_dl_network_gets_its_true_verdict(name, capsys):
+def _shipped(name: str) -> Path:
     path = NETX_TESTS / name
     if not path.is_file():
         pytest.skip(f"{name} is not in the installed lava-dl wheel ({NETX_TESTS})")
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_lava_dl_network_is_refused_with_its_true_reason(name, capsys):
+    path = _shipped(name)
     code = run(["verify", str(path), "--samples", "2"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert len(err.splitlines()) == 1 and VERDICTS[name] in err, err
+    assert len(err.splitlines()) == 1 and REFUSED[name] in err, err
+
+
+def test_ntidigits_average_layer_really_is_unbuilt_by_netx():
+    """The refusal's reason is NetX's own: building the whole network raises NotImplementedError."""
+    from lava.lib.dl.netx.hdf5 import Network
+
+    with pytest.raises(NotImplementedError):
+        Network(str(_shipped("gts/ntidigits/ntidigits.net")))
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", sorted(VERIFIED))
+def test_lava_dl_network_verifies_bit_for_bit(name, capsys):
+    path = _shipped(name)
+    kinds, steps = VERIFIED[name]
+    code = run(["verify", str(path), "--samples", "2", "--steps", str(steps), "--seed", "3", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["third_party"] and result["layers"] == kinds
+    rep = result["parity"]
+    assert rep["samples"] == 2 and rep["time_steps"] == steps
+    compared = [r for r in rep["layers"] if r["compared"]]
+    assert compared and compared[-1] == rep["layers"][-1]  # the output layer is always read back
+    for r in compared:
+        assert r["agreement"] == 1.0 and r["mismatched_bins"] == 0 and r["lava_spikes"] == r["reference_spikes"]
+        assert r["bins"] == 2 * r["neurons"] * steps
+    assert sum(r["reference_spikes"] for r in compared) > 0  # agreement on silence would prove little
+    assert rep["output_voltage_agreement"] == 1.0 and rep["output_voltage_max_abs_diff"] == 0
+    assert rep["states_within_24_bits"]
+
+
+def _reference(name: str, bias_whc: np.ndarray, steps: int):
+    from neurofl.deploy.foreign import read_foreign
+    from neurofl.deploy.foreign_ref import run_reference
+
+    net = read_foreign(_shipped(name))
+    return run_reference(net, np.rint(bias_whc).astype(np.int64).transpose(2, 1, 0)[None], steps)
+
+
+def test_reference_equals_lava_dl_tinynet_ground_truth():
+    """lava-dl's test_tinynet: SLAYER's spikes of tiny.net for one input bias (gts/tinynet), which
+    SLAYER's output shifts one step later (lava-dl compares Lava's bins 2.. with its bins 1..)."""
+    _shipped("tiny.net")
+    ref = _reference("tiny.net", np.load(GTS / "tinynet" / "input_bias.npy"), 16)
+    for got, gt_file in ((ref.spikes[1], "layer1.npy"), (ref.spikes[2], "output.npy")):
+        gt = np.load(GTS / "tinynet" / gt_file).reshape(1, got.shape[1], 16)
+        assert gt.sum() > 50
+        np.testing.assert_array_equal(got[..., :15], gt[..., 1:])
+
+
+def test_reference_equals_lava_dl_pilotnet_lif_ground_truth():
+    """gts/pilotnet_lif: every layer's spikes for one image bias, layer i from step i on (Lava's
+    one step per layer), over the sample's 16 steps before the network's reset."""
+    _shipped("gts/pilotnet_lif/network.net")
+    ref = _reference("gts/pilotnet_lif/network.net", np.load(GTS / "pilotnet_lif" / "image.npy"), 16)
+    names = ["input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2"]
+    for i, name in enumerate(names):
+        gt = np.load(GTS / "pilotnet_lif" / f"{name}.npy")
+        gt = (gt.transpose(2, 1, 0, 3) if gt.ndim == 4 else gt).reshape(1, -1, gt.shape[-1]).astype(np.int8)
+        assert gt[..., i : i + 16].sum() > 0
+        np.testing.assert_array_equal(ref.spikes[i], gt[..., i : i + 16], err_msg=name)
 
 
 def test_dense_layer_without_neuron_is_valid_netx(tmp_path):
@@ -79,3 +156,17 @@ def test_what_the_reference_does_not_model_is_refused_by_name(change, message, t
     assert run(["verify", str(path), "--samples", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_inputs_that_do_not_fit_the_input_layer_are_refused_before_lava(capsys):
+    """digits has 1 x 8 x 8 values per sample, mnist.net's input layer 784: one line, no Lava run."""
+    path = _shipped("mnist.net")
+    assert run(["verify", str(path), "--input", "digits", "--samples", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(1, 8, 8) do not fit the input layer's shape [784]" in err, err
+
+
+def test_third_party_options_are_refused_for_a_neurofl_file(capsys):
+    assert run(["verify", str(SHIPPED), "--input", "random"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--input and --steps are for third-party NetX files" in err, err
