@@ -34,6 +34,13 @@ SHIFT_THRESHOLD_SCALE = 1
 # A "count" spike carries the number of events a neuron emitted in one step (Xylo: up to 31); neurofl
 # and xylosim hold counts in 8 bits (xylosim: uint8_t), so at most 2**8 - 1 events per step.
 MAX_COUNT_BITS = 8
+# Neurons of the one-state chip network (models/chip_net.py): integrate-and-fire without decay (Speck, Akida),
+# a linear leak toward 0 (TrueNorth) and a float32 exponential decay (SpiNNaker2's software LIF).
+CHIP_DECAYS = ("none", "linear", "exponential")
+# Integer weights of chips other than SLAYER's grid: up to 16 bits (TrueNorth: 9-bit signed weights per axon type).
+MAX_INTEGER_WEIGHT_BITS = 16
+# A float32 state or decay factor (SpiNNaker2's software neuron on the Cortex-M4F FPU) has 32 bits.
+FLOAT32_BITS = 32
 # Unquantized weights and float updates are float32: a bits key other than 32 would claim a precision
 # nothing applies.
 FLOAT_BITS = 32
@@ -48,16 +55,26 @@ class WeightFormat:
     is ``2**(9-b) / scale`` and the range ``[-256, 256 - step*scale] / scale`` (b=8: step 2/64,
     [-4, 3.97], i.e. even integers in [-256, 254] once descaled). Under shift-decay neurons
     (``neuron.decay = "shift"``, Xylo) weights are plain signed integers instead: step ``1 / scale``,
-    range ``[-2**(b-1), 2**(b-1) - 1] / scale`` (b=8: int8 once descaled)."""
+    range ``[-2**(b-1), 2**(b-1) - 1] / scale`` (b=8: int8 once descaled); so under every decay but
+    ``multiplier``. ``axon_types`` > 0 is IBM TrueNorth's crossbar: a synapse is on or off, and a neuron
+    holds one ``bits``-bit signed weight per axon type (:func:`neurofl.models.crossbar.crossbar_weight`)."""
 
     quantized: bool
     bits: int = field(metadata=bounded(1, 32))
     scale: int = field(metadata=bounded(1, 1 << 12))
     source: str
+    axon_types: int = field(default=0, metadata=bounded(0, 16))
 
     def __post_init__(self) -> None:
-        if self.quantized and self.bits > 8:
-            raise ValueError(f"key 'weights.bits' = {self.bits}: quantized weights have at most 8 bits")
+        if self.quantized and self.bits > MAX_INTEGER_WEIGHT_BITS:
+            raise ValueError(
+                f"key 'weights.bits' = {self.bits}: quantized weights have at most {MAX_INTEGER_WEIGHT_BITS} bits"
+            )
+        if self.axon_types == 1 or self.axon_types % 2:
+            raise ValueError(
+                f"key 'weights.axon_types' = {self.axon_types}: 0 (a weight per synapse) or an even count "
+                "(half the axon types excitatory, half inhibitory)"
+            )
         if not self.quantized and self.bits != FLOAT_BITS:
             raise ValueError(
                 f"key 'weights.bits' = {self.bits}: unquantized weights are float32 (bits = {FLOAT_BITS}); "
@@ -76,30 +93,53 @@ class NeuronFormat:
     (:mod:`neurofl.models.xylo_neuron`): states decay by ``x -= x >> dash`` with ``dash`` stored in
     ``decay_bits`` bits, thresholds are integers (``threshold_scale = 1``), states are ``state_bits``-bit
     registers that saturate when ``saturate`` is true, and ``reset`` is ``"subtract"`` (the threshold
-    times the spike count) or ``"zero"``.
+    times the spike count) or ``"zero"``. ``"none"``, ``"linear"`` and ``"exponential"`` are the
+    one-state neurons of :mod:`neurofl.models.chip_neuron` (no synaptic current): integrate-and-fire
+    without decay (Speck, Akida; ``decay_bits = 0``), a leak of at most ``2**(decay_bits-1) - 1`` per
+    step toward 0 (TrueNorth), and ``v = alpha * v`` in float32 (SpiNNaker2; ``decay_bits`` and
+    ``state_bits`` 32, no saturation).
     """
 
-    decay_bits: int = field(metadata=bounded(1, 16))
+    decay_bits: int = field(metadata=bounded(0, 32))
     threshold_scale: int = field(metadata=bounded(1, 1 << 12))
     state_bits: int = field(metadata=bounded(2, 64))
     source: str
-    decay: Literal["multiplier", "shift"] = "multiplier"
+    decay: Literal["multiplier", "shift", "none", "linear", "exponential"] = "multiplier"
     saturate: bool = False
     reset: Literal["zero", "subtract"] = "zero"
 
     def __post_init__(self) -> None:
-        if self.decay == "shift":
-            if self.decay_bits > MAX_SHIFT_DECAY_BITS:
-                raise ValueError(
-                    f"key 'neuron.decay_bits' = {self.decay_bits}: a shift decay's dash has at most "
-                    f"{MAX_SHIFT_DECAY_BITS} bits (Xylo: 4)"
-                )
-            if self.threshold_scale != SHIFT_THRESHOLD_SCALE:
-                raise ValueError(
-                    f"key 'neuron.threshold_scale' = {self.threshold_scale}: shift-decay neurons compare integer "
-                    f"states with integer thresholds (threshold_scale = {SHIFT_THRESHOLD_SCALE})"
-                )
+        if self.decay == "multiplier":
+            self._check_slayer()
             return
+        bits = self.decay_bits
+        if self.decay == "shift" and not 1 <= bits <= MAX_SHIFT_DECAY_BITS:
+            raise ValueError(
+                f"key 'neuron.decay_bits' = {bits}: a shift decay's dash has 1..{MAX_SHIFT_DECAY_BITS} bits (Xylo: 4)"
+            )
+        if self.decay == "none" and bits != 0:
+            raise ValueError(f"key 'neuron.decay_bits' = {bits}: decay = 'none' has no decay parameter (0 bits)")
+        if self.decay == "linear" and not 2 <= bits <= MAX_INTEGER_WEIGHT_BITS:
+            raise ValueError(
+                f"key 'neuron.decay_bits' = {bits}: a linear leak is a signed integer of 2..{MAX_INTEGER_WEIGHT_BITS} "
+                "bits (TrueNorth: 9)"
+            )
+        if self.decay == "exponential":
+            for key, value in (("decay_bits", bits), ("state_bits", self.state_bits)):
+                if value != FLOAT32_BITS:
+                    raise ValueError(
+                        f"key 'neuron.{key}' = {value}: exponential-decay neurons compute in float32 "
+                        f"({key} = {FLOAT32_BITS})"
+                    )
+            if self.saturate:
+                raise ValueError("key 'neuron.saturate' = true: float32 states (decay = 'exponential') do not saturate")
+        if self.threshold_scale != SHIFT_THRESHOLD_SCALE:
+            raise ValueError(
+                f"key 'neuron.threshold_scale' = {self.threshold_scale}: {self.decay}-decay neurons compare states "
+                f"with thresholds in weight units (threshold_scale = {SHIFT_THRESHOLD_SCALE})"
+            )
+
+    def _check_slayer(self) -> None:
         if self.decay_bits != SUPPORTED_DECAY_BITS:
             raise ValueError(
                 f"key 'neuron.decay_bits' = {self.decay_bits}: not supported, only {SUPPORTED_DECAY_BITS} "
@@ -128,8 +168,10 @@ class SpikeFormat:
 
     ``binary``: one event per neuron and step. ``graded``: one event with a ``payload_bits``-bit
     payload (Loihi 2). ``count``: up to ``2**payload_bits - 1`` events per hidden neuron and step
-    (Xylo: 31, 5 bits). ``input_max_per_step`` and ``output_max_per_step`` bound the events per step
-    of an input channel and of an output neuron (Xylo: 15 and 1); single-event payloads need 1.
+    (Xylo: 31, 5 bits; Akida: a 4-bit activation). ``input_max_per_step`` and ``output_max_per_step``
+    bound the events per step of an input channel and of an output neuron (Xylo: 15 and 1); single-event
+    payloads need 1. A ``direct`` input under ``count`` is the deterministic count
+    ``round(x * input_max_per_step)`` (Akida's 8-bit input pixels); ``rate`` draws it.
     """
 
     payload: Literal["binary", "graded", "count"]
@@ -145,10 +187,10 @@ class SpikeFormat:
         return (1 << self.payload_bits) - 1 if self.payload == "count" else 1
 
     def __post_init__(self) -> None:
-        if self.payload != "graded" and self.input_encoding == "direct":
+        if self.payload == "binary" and self.input_encoding == "direct":
             raise ValueError(
                 f"key 'spikes.payload' = {self.payload!r} cannot carry a direct input "
-                "(key 'spikes.input_encoding' = 'direct' needs graded spikes)"
+                "(key 'spikes.input_encoding' = 'direct' needs graded spikes or event counts)"
             )
         if self.payload == "binary" and self.payload_bits != 1:
             raise ValueError(f"key 'spikes.payload_bits' = {self.payload_bits}: binary spikes carry 1 bit")
@@ -221,22 +263,26 @@ class Resources:
 
 # The TOML spelling of a limit the vendor does not publish (kept as None); only these keys take it.
 UNKNOWN = "unknown"
-UNKNOWN_ALLOWED = ("max_fan_in", "max_fan_out", "input_projection", "output_projection")
+UNKNOWN_ALLOWED = (
+    "input_channels", "hidden_neurons", "output_neurons", "synaptic_states",
+    "max_fan_in", "max_fan_out", "input_projection", "output_projection",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ChipLimits:
-    """Whole-chip limits of a single-core chip (SynSense Xylo): I/O channels, neurons and fan-out.
+    """Whole-chip limits of a chip network (SynSense Xylo, Speck, Akida, SpiNNaker2, TrueNorth): I/O
+    channels, neurons, synaptic states and fan-in/fan-out (in axons).
 
-    Checked by the Xylo fit check (:func:`neurofl.models.xylo_net.fit_problems`) in training,
+    Checked by the fit check (:func:`neurofl.models.xylo_net.fit_problems`) in training, ``evaluate``,
     ``verify`` and the architecture choice of ``train``. A limit the vendor does not publish is
     written ``"unknown"`` in the TOML (``None`` here) and is reported as not checked, never guessed.
     """
 
-    input_channels: int = field(metadata=bounded(1))
-    hidden_neurons: int = field(metadata=bounded(1))
-    output_neurons: int = field(metadata=bounded(1))
-    synaptic_states: int = field(metadata=bounded(1))
+    input_channels: int | None
+    hidden_neurons: int | None
+    output_neurons: int | None
+    synaptic_states: int | None
     max_fan_in: int | None
     max_fan_out: int | None
     input_projection: int | None
@@ -246,8 +292,9 @@ class ChipLimits:
     def __post_init__(self) -> None:
         for key in UNKNOWN_ALLOWED:
             v = getattr(self, key)
-            if v is not None and v < 1:
-                raise ValueError(f"key 'chip.{key}' must be >= 1 or \"{UNKNOWN}\", got {v}")
+            low = 0 if key == "synaptic_states" else 1  # IAF chips (Speck, TrueNorth) have no synaptic state
+            if v is not None and v < low:
+                raise ValueError(f"key 'chip.{key}' must be >= {low} or \"{UNKNOWN}\", got {v}")
 
 
 @dataclass(frozen=True)
@@ -277,7 +324,18 @@ class HardwareProfile:
 
     def _check_cross_section(self) -> None:
         """Rules that tie keys of different sections together (each names the key it refuses)."""
-        shift = self.neuron.decay == "shift"
+        shift = self.neuron.decay != "multiplier"  # every integer-state chip network (Xylo and models/chip_net.py)
+        decay = self.neuron.decay
+        if self.weights.quantized and self.weights.bits > 8 and decay in ("multiplier", "shift"):
+            raise ValueError(
+                f"key 'weights.bits' = {self.weights.bits}: {decay}-decay chips store at most 8-bit weights "
+                "(Lava Dense mantissas; xylosim int8)"
+            )
+        if self.weights.axon_types and decay not in CHIP_DECAYS:
+            raise ValueError(
+                f"key 'weights.axon_types' = {self.weights.axon_types}: axon-type weights (TrueNorth's crossbar) "
+                f"are modelled for decay = {' | '.join(CHIP_DECAYS)} only"
+            )
         if self.weights.quantized and self.neuron.state_bits < self.weights.bits:
             raise ValueError(
                 f"key 'neuron.state_bits' = {self.neuron.state_bits}: smaller than key 'weights.bits' = "
@@ -285,8 +343,12 @@ class HardwareProfile:
             )
         if shift and self.spikes.payload == "graded":
             raise ValueError(
-                "key 'spikes.payload' = 'graded': shift-decay neurons (neuron.decay = 'shift') emit event "
-                "counts, not graded payloads; use 'binary' or 'count'"
+                f"key 'spikes.payload' = 'graded': {decay}-decay neurons emit events or event counts, "
+                "not graded payloads; use 'binary' or 'count'"
+            )
+        if not shift and self.spikes.input_encoding == "direct" and self.spikes.payload != "graded":
+            raise ValueError(
+                "key 'spikes.input_encoding' = 'direct': SLAYER's direct input needs graded spikes (payload = 'graded')"
             )
         if not shift and self.spikes.payload == "count":
             raise ValueError(
@@ -295,20 +357,39 @@ class HardwareProfile:
             )
         if shift and not self.weights.quantized:
             raise ValueError(
-                "key 'weights.quantized' = false: shift-decay neurons take integer weights (quantized = true)"
+                f"key 'weights.quantized' = false: {decay}-decay neurons take integer weights (quantized = true)"
             )
         if shift and self.chip is None:
-            raise ValueError("key 'chip': a shift-decay (Xylo-type) profile needs the [chip] section of chip limits")
+            raise ValueError(f"key 'chip': a {decay}-decay profile needs the [chip] section of chip limits")
         if not shift and self.chip is not None:
             raise ValueError(
-                "key 'chip': [chip] limits are checked for shift-decay (Xylo-type) chips only; Loihi-type chips "
-                "use [resources]"
+                "key 'chip': [chip] limits are checked for the chip networks (decay other than 'multiplier') only; "
+                "Loihi-type chips use [resources]"
             )
 
     @property
+    def arithmetic(self) -> str:
+        """One line naming the arithmetic every SNN row of this profile is computed in (report tables)."""
+        w, n, sp = self.weights, self.neuron, self.spikes
+        weights = f"int{w.bits}" if self.integer_weights else (f"{w.bits}-bit grid" if w.quantized else "float32")
+        if w.axon_types:
+            weights += f" x {w.axon_types} axon types"
+        neuron = {
+            "multiplier": "CUBA LIF (SLAYER)",
+            "shift": "shift-decay LIF",
+            "none": "IAF",
+            "linear": "linear-leak IF",
+            "exponential": "float32 LIF",
+        }[n.decay]
+        state = "float32" if n.decay == "exponential" else f"{n.state_bits}-bit{' sat' if n.saturate else ''}"
+        spikes = {"binary": "binary", "graded": f"graded {sp.payload_bits}-bit", "count": f"<= {sp.max_per_step}/step"}
+        return f"{weights} weights, {neuron}, {state} state, {n.reset} reset, {spikes[sp.payload]} spikes"
+
+    @property
     def integer_weights(self) -> bool:
-        """Whether weights are plain signed integers (shift-decay chips) rather than SLAYER's grid."""
-        return self.weights.quantized and self.neuron.decay == "shift"
+        """Whether weights are plain signed integers (every decay but SLAYER's multiplier) rather than
+        SLAYER's grid."""
+        return self.weights.quantized and self.neuron.decay != "multiplier"
 
     @property
     def weight_step(self) -> float:
@@ -340,6 +421,10 @@ class HardwareProfile:
         """
         if not self.weights.quantized:
             return weight * self.weights.scale if descale else weight
+        if self.weights.axon_types:
+            from neurofl.models.crossbar import crossbar_weight
+
+            return crossbar_weight(weight, self.weights, self.weight_range, descale)
         lo, hi = self.weight_range
         step = self.weight_step
         q = torch.clamp(torch.round(weight / step) * step, lo, hi)

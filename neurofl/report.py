@@ -120,14 +120,18 @@ def markdown(report: dict[str, Any]) -> str:
         front = pareto_front(snn)
         lines += ["", "Profiles ranked by privacy (lowest worst-case ASR first, then energy; front: on the Pareto "
                   "front of ASR and energy, no other profile has both lower):", ""]  # fmt: skip
-        lines += ["| rank | profile | ASR | PSNR dB | test acc | energy µJ | front | fits |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += ["| rank | profile | ASR | PSNR dB | test acc | energy µJ | front | fits | arithmetic |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for i, r in enumerate(ranked, 1):
             fits = {True: "yes", False: "no"}.get(r.get("fits"), "–")
             lines.append(
                 f"| {i} | {r['profile']} | {_fmt(r['asr'])} | {_fmt(r['psnr'])} | {_fmt(r.get('test_accuracy'), 3)} "
-                f"| {_fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} |"
+                f"| {_fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} "
+                f"| {r.get('arithmetic', '–')} |"
             )
+        lines += ["", "Energy '–': the profile publishes no per-operation energy, or the row's network is not a "
+                  "SLAYER model the resource estimate covers; such rows are ranked after the others of equal ASR "
+                  "and left off the Pareto front. Sources of every number: `neurofl profiles show NAME`."]  # fmt: skip
     for name, why in report.get("profiles_skipped", {}).items():
         lines.append(f"- {name}: not compared ({why})")
     lines += ["", "Verdict per SNN row (against the strongest attack shown to work on the ANN):", ""]

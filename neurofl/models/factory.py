@@ -15,8 +15,10 @@ def build_model(kind: ModelKind, arch: Architecture, profile: HardwareProfile, s
 
     ``arch`` is an :class:`Architecture` (fully connected) or a
     :class:`neurofl.models.conv.ConvArchitecture`. The ANN is always float (it is the
-    reference); the SNN follows ``profile``: SLAYER CUBA blocks, or under a shift-decay profile
-    (``neuron.decay = "shift"``, SynSense Xylo) a :class:`neurofl.models.xylo_net.XyloNetwork`.
+    reference); the SNN follows ``profile``: SLAYER CUBA blocks, under a shift-decay profile
+    (``neuron.decay = "shift"``, SynSense Xylo) a :class:`neurofl.models.xylo_net.XyloNetwork`, and under
+    ``none``, ``linear`` or ``exponential`` decay (Speck, Akida, TrueNorth, SpiNNaker2) a
+    :class:`neurofl.models.chip_net.ChipNetwork`.
     """
     from neurofl.models.ann import MLP
     from neurofl.models.conv import ConvANN, ConvArchitecture, ConvSNN
@@ -24,13 +26,14 @@ def build_model(kind: ModelKind, arch: Architecture, profile: HardwareProfile, s
 
     snn, ann = (ConvSNN, ConvANN) if isinstance(arch, ConvArchitecture) else (SpikingMLP, MLP)
     torch.manual_seed(seed)
-    if kind == "snn" and profile.neuron.decay == "shift":
+    if kind == "snn" and profile.neuron.decay != "multiplier":
         from neurofl.errors import UserError
+        from neurofl.models.chip_net import ChipNetwork
         from neurofl.models.xylo_net import XyloNetwork
 
         if isinstance(arch, ConvArchitecture):
-            raise UserError(f"profile '{profile.name}': a Xylo network is fully connected; --arch conv does not map")
-        return XyloNetwork(arch, profile)
+            raise UserError(f"profile '{profile.name}': this chip network is fully connected; --arch conv does not map")
+        return XyloNetwork(arch, profile) if profile.neuron.decay == "shift" else ChipNetwork(arch, profile)
     if kind == "snn":
         return snn(arch, profile)
     if kind == "ann":

@@ -65,7 +65,7 @@ class XyloDesign:
 DEFAULT_HIDDEN = 64
 
 
-def pool_factor(input_shape: tuple[int, ...], channels: int) -> int:
+def pool_factor(input_shape: tuple[int, ...], channels: int | None) -> int:
     """The smallest square pooling k (dividing height and width) that leaves at most ``channels``
     inputs: ``C * (H/k) * (W/k) <= channels``; 1 for inputs that already fit.
 
@@ -75,7 +75,7 @@ def pool_factor(input_shape: tuple[int, ...], channels: int) -> int:
         No such k (inputs not of shape (C, H, W), or too many channels even at one pixel).
     """
     n = math.prod(input_shape)
-    if n <= channels:
+    if channels is None or n <= channels:  # None: no published limit, inputs are not pooled
         return 1
     if len(input_shape) != 3:
         raise UserError(f"inputs of shape {input_shape} ({n} values) do not fit {channels} input channels")
@@ -84,6 +84,32 @@ def pool_factor(input_shape: tuple[int, ...], channels: int) -> int:
         if h % k == 0 and w % k == 0 and c * (h // k) * (w // k) <= channels:
             return k
     raise UserError(f"inputs of shape {input_shape} cannot be pooled to at most {channels} input channels")
+
+
+def event_counts(
+    p: torch.Tensor, input_max: int, encoding: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Input intensities as event counts per step, with a straight-through gradient ``input_max``.
+
+    Parameters
+    ----------
+    p : (batch, inputs, T) intensities in [0, 1]
+    input_max : most events an input channel carries per step (``spikes.input_max_per_step``)
+    encoding : ``rate``: ``Binomial(input_max, p)`` events; ``direct``: ``round(p * input_max)``
+        (an 8-bit pixel for input_max 255, Akida's input)
+
+    Returns
+    -------
+    (batch, inputs, T) counts in 0..input_max.
+    """
+    mean = p * input_max
+    with torch.no_grad():
+        if encoding == "direct":
+            counts = torch.round(mean.detach())
+        else:
+            u = torch.rand((*p.shape, input_max), generator=generator, dtype=p.dtype).to(p.device)
+            counts = (u < p.detach().unsqueeze(-1)).sum(-1).to(p.dtype)
+    return mean + (counts - mean).detach()
 
 
 class XyloSynapse(torch.nn.Module):
@@ -211,15 +237,12 @@ class XyloNetwork(torch.nn.Module):
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x: (batch, *input_shape) -> (batch, inputs, T) event counts in 0..input_max_per_step.
 
-        Each step a channel of intensity p carries ``Binomial(input_max_per_step, p)`` events; the
-        gradient is straight-through (``d counts / d p = input_max_per_step``).
+        Each step a channel of intensity p carries ``Binomial(input_max_per_step, p)`` events (``direct``
+        encoding: ``round(p * input_max_per_step)``, :func:`event_counts`); the gradient is
+        straight-through (``d counts / d p = input_max_per_step``).
         """
         p = self.pooled(x).unsqueeze(-1).expand(-1, -1, self.time_steps)
-        mean = p * self.input_max
-        with torch.no_grad():
-            u = torch.rand((*p.shape, self.input_max), generator=generator, dtype=p.dtype)
-            counts = (u < p.detach().unsqueeze(-1)).sum(-1).to(p.dtype)
-        return mean + (counts - mean).detach()
+        return event_counts(p, self.input_max, self.profile.spikes.input_encoding, generator)
 
     def run(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run input event counts through the network.
@@ -292,14 +315,18 @@ def fit_problems(arch: Architecture, profile: HardwareProfile) -> tuple[list[str
         return [f"profile '{profile.name}' has no [chip] limits"], []
     hidden = arch.hidden[0] if len(arch.hidden) == 1 else sum(arch.hidden)
     inputs = math.prod(arch.input_shape) // pool_factor(tuple(arch.input_shape), chip.input_channels) ** 2
+    # The Xylo neuron has a synaptic current (one state); the chip networks' neurons have none
+    # (models/chip_neuron.py). Axon-type (crossbar) weights give each signed input two axons.
+    states = 1 if profile.neuron.decay == "shift" else 0
+    axons = 2 if profile.weights.axon_types else 1
     problems, unchecked = [], []
     checks = [
         ("chip.input_channels", inputs, chip.input_channels, "input channels"),
         ("chip.hidden_neurons", hidden, chip.hidden_neurons, "hidden neurons"),
         ("chip.output_neurons", arch.classes, chip.output_neurons, "output neurons (one per class)"),
-        ("chip.synaptic_states", 1, chip.synaptic_states, "synaptic states per neuron"),
-        ("chip.max_fan_in", max(inputs, hidden), chip.max_fan_in, "largest fan-in"),
-        ("chip.max_fan_out", arch.classes, chip.max_fan_out, "hidden-neuron fan-out"),
+        ("chip.synaptic_states", states, chip.synaptic_states, "synaptic states per neuron"),
+        ("chip.max_fan_in", axons * max(inputs, hidden), chip.max_fan_in, "largest fan-in (axons)"),
+        ("chip.max_fan_out", axons * arch.classes, chip.max_fan_out, "hidden-neuron fan-out (axons)"),
         ("chip.input_projection", hidden, chip.input_projection, "hidden neurons the inputs reach"),
         ("chip.output_projection", hidden, chip.output_projection, "hidden neurons the outputs read"),
     ]
@@ -338,7 +365,7 @@ def chip_architecture(
     if chip is None:
         raise UserError(f"profile '{profile.name}' has no [chip] section of limits")
     if arch_name == "conv":
-        raise UserError(f"profile '{profile.name}': a Xylo network is fully connected; --arch conv does not map")
+        raise UserError(f"profile '{profile.name}': this chip network is fully connected; --arch conv does not map")
     ds = splits.clients
     notes = []
     shape = tuple(ds.input_shape)
@@ -350,7 +377,7 @@ def chip_architecture(
             f"(chip.input_channels = {chip.input_channels})"
         )
     classes = ds.classes
-    if classes > chip.output_neurons:
+    if chip.output_neurons is not None and classes > chip.output_neurons:
         classes = chip.output_neurons
         kept = [splits.oracle, splits.auxiliary, splits.clients, splits.test]
         before = len(ds.y)

@@ -97,7 +97,13 @@ def first_current(p: HardwareProfile) -> torch.Tensor:
 
 
 def quantized(p: HardwareProfile) -> torch.Tensor:
-    return p.quantize_weight(W)
+    """The quantizer on a fixed weight vector (a 20 x 20 matrix for crossbar weights, which need rows)."""
+    return p.quantize_weight(W[:400].reshape(20, 20) if p.weights.axon_types else W)
+
+
+def crossbar(p: HardwareProfile) -> torch.Tensor:
+    """The quantizer on a fixed (post, pre) matrix."""
+    return p.quantize_weight(W[:400].reshape(20, 20))
 
 
 def upload(p: HardwareProfile) -> torch.Tensor:
@@ -167,6 +173,35 @@ def xylo_hot(p: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
 
 def xylo_inputs(p: HardwareProfile) -> torch.Tensor:
     """The rate-coded input event counts of the Xylo network on the fixed 8x8 input."""
+    model = build_model("snn", ARCH8, p, seed=0)
+    with torch.no_grad():
+        return model.input_spikes(X8, torch.Generator().manual_seed(0))
+
+
+def chip_hot(p: HardwareProfile) -> tuple[torch.Tensor, ...]:
+    """Hidden and output events of a one-state chip network (Speck, Akida, TrueNorth, SpiNNaker2) in
+    three runs: driven hard (every input at its cap for half the steps, maximal weights) with
+    thresholds of 700 and 300 state units, so count payloads emit several events per step; driven hard
+    for all steps with hidden thresholds of 32767, so 16-bit states saturate before they fire; and driven weakly
+    (weights of one unit, hidden threshold 100) for all steps, so the decay decides when neurons fire."""
+    model = build_model("snn", ARCH8, p, seed=0)
+    steps = max(2, p.simulation.time_steps)
+    out = []
+    with torch.no_grad():
+        for weight, threshold, drive in ((p.weight_range[1], 700, steps // 2), (p.weight_range[1], 32767, steps),
+                                         (1 / p.weights.scale, 100, steps)):  # fmt: skip
+            model.synapse_in.weight.fill_(weight)
+            model.synapse_out.weight.fill_(weight)
+            model.threshold.fill_(threshold)
+            model.threshold_out.fill_(300)
+            counts = torch.zeros(1, model.inputs, steps, dtype=torch.float64)
+            counts[..., :drive] = 255
+            out += list(model.run(counts))
+    return tuple(out)
+
+
+def chip_inputs(p: HardwareProfile) -> torch.Tensor:
+    """The input event counts of a chip network on the fixed 8x8 input."""
     model = build_model("snn", ARCH8, p, seed=0)
     with torch.no_grad():
         return model.input_spikes(X8, torch.Generator().manual_seed(0))
@@ -242,43 +277,73 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
         Changes("loihi2", {"weights.quantized": False, "weights.bits": 32}, (quantized, model_spikes, export_check)),
         Refused("loihi2", {"weights.quantized": False}, "weights.bits"),
         Refused("xylo-audio2", {"weights.quantized": False, "weights.bits": 32}, "weights.quantized"),
+        Refused("spinnaker2", {"weights.quantized": False, "weights.bits": 32}, "weights.quantized"),
     ),
     "weights.bits": (
         Changes("loihi2", {"weights.bits": 6}, (quantized, model_spikes, export_check, resources)),
         Changes("xylo-audio2", {"weights.bits": 4}, (quantized, xylo_hot)),
+        Changes("akd1000", {"weights.bits": 2}, (quantized, chip_hot)),
+        Changes("truenorth", {"weights.bits": 6}, (crossbar, snn8_spikes)),
         Refused("float32", {"weights.bits": 16}, "weights.bits"),
+        Refused("loihi2", {"weights.bits": 9}, "weights.bits"),  # Lava's 8-bit mantissas
+        Refused("truenorth", {"weights.bits": 17}, "weights.bits"),
+    ),
+    "weights.axon_types": (
+        Changes("truenorth", {"weights.axon_types": 2}, (crossbar, snn8_spikes)),
+        Changes("truenorth", {"weights.axon_types": 0}, (crossbar, snn8_spikes, xylo_fit)),
+        Changes("speck", {"weights.axon_types": 4}, (quantized, snn8_spikes, xylo_fit)),
+        Refused("truenorth", {"weights.axon_types": 3}, "weights.axon_types"),
+        Refused("loihi2", {"weights.axon_types": 4}, "weights.axon_types"),
+        Refused("xylo-audio2", {"weights.axon_types": 4}, "weights.axon_types"),
     ),
     "weights.scale": (
         Changes("loihi2", {"weights.scale": 128}, (quantized, first_current, model_spikes, export_check)),
         Changes("xylo-audio2", {"weights.scale": 16}, (quantized, snn8_spikes)),
+        Changes("speck", {"weights.scale": 16}, (quantized,)),  # chip thresholds scale with it
     ),
     "weights.source": (Refused("loihi2", {"weights.source": ""}, "weights.source"),),
     "neuron.decay_bits": (
         Refused("loihi2", {"neuron.decay_bits": 10}, "neuron.decay_bits"),
         Changes("xylo-audio2", {"neuron.decay_bits": 1}, (xylo_built,)),  # dash_mem = 2 needs 2 bits
         Refused("xylo-audio2", {"neuron.decay_bits": 9}, "neuron.decay_bits"),
+        Refused("xylo-audio2", {"neuron.decay_bits": 0}, "neuron.decay_bits"),
+        Refused("speck", {"neuron.decay_bits": 4}, "neuron.decay_bits"),  # no decay: 0 bits
+        Refused("truenorth", {"neuron.decay_bits": 1}, "neuron.decay_bits"),  # a signed leak needs 2
+        Refused("spinnaker2", {"neuron.decay_bits": 16}, "neuron.decay_bits"),  # float32 alpha
     ),
     "neuron.threshold_scale": (
         Refused("loihi2", {"neuron.threshold_scale": 128}, "neuron.threshold_scale"),
         Refused("xylo-audio2", {"neuron.threshold_scale": 64}, "neuron.threshold_scale"),
+        Refused("truenorth", {"neuron.threshold_scale": 64}, "neuron.threshold_scale"),
     ),
     "neuron.state_bits": (
         Changes("loihi2", {"neuron.state_bits": 12}, (export_check,)),
         Changes("loihi2", {"neuron.state_bits": 32}, (export_check,)),
         Changes("xylo-audio2", {"neuron.state_bits": 12}, (xylo_hot, xylosim_check)),
         Refused("xylo-audio2", {"neuron.state_bits": 6}, "neuron.state_bits"),  # < weights.bits
+        Changes("speck", {"neuron.state_bits": 12}, (chip_hot,)),
+        Refused("truenorth", {"neuron.state_bits": 8}, "neuron.state_bits"),  # < 9 weight bits
+        Refused("spinnaker2", {"neuron.state_bits": 16}, "neuron.state_bits"),  # float32 states
     ),
     "neuron.decay": (
         Changes("loihi1", {"neuron.decay": "shift", **TO_SHIFT}, (snn8_spikes, quantized)),
         Refused("loihi1", {"neuron.decay": "shift"}, "neuron.decay_bits"),
+        Changes("xylo-audio2", {"neuron.decay": "none", "neuron.decay_bits": 0}, (snn8_spikes,)),
+        Changes("speck", {"neuron.decay": "linear", "neuron.decay_bits": 9}, (chip_hot,)),
+        Changes("spinnaker2", {"neuron.decay": "linear", "neuron.decay_bits": 9, "neuron.state_bits": 20}, (chip_hot,)),
+        Refused("speck", {"neuron.decay": "exponential"}, "neuron.decay_bits"),
     ),
     "neuron.saturate": (
         Changes("xylo-audio2", {"neuron.saturate": False}, (xylo_hot, xylosim_check)),
         Refused("loihi2", {"neuron.saturate": True}, "neuron.saturate"),
+        Changes("speck", {"neuron.saturate": False}, (chip_hot,)),
+        Refused("spinnaker2", {"neuron.saturate": True}, "neuron.saturate"),
     ),
     "neuron.reset": (
         Changes("xylo-audio2", {"neuron.reset": "zero"}, (xylo_hot, xylosim_check)),
         Refused("loihi2", {"neuron.reset": "subtract"}, "neuron.reset"),
+        Changes("speck", {"neuron.reset": "zero"}, (chip_hot,)),
+        Changes("truenorth", {"neuron.reset": "subtract"}, (chip_hot,)),
     ),
     "neuron.source": (Refused("loihi2", {"neuron.source": " "}, "neuron.source"),),
     "spikes.payload": (
@@ -293,6 +358,13 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
         Refused("xylo-audio2", {"spikes.payload": "binary", "spikes.payload_bits": 1}, "spikes.input_max_per_step"),
         Refused("loihi1", {"spikes.payload": "count", "spikes.payload_bits": 5}, "spikes.payload"),
         Refused("xylo-audio2", {"spikes.payload": "graded", "spikes.payload_bits": 24}, "spikes.input_max_per_step"),
+        Changes(
+            "speck",
+            {"spikes.payload": "binary", "spikes.payload_bits": 1, "spikes.output_max_per_step": 1},
+            (chip_hot,),
+        ),
+        Refused("speck", {"spikes.payload": "binary", "spikes.payload_bits": 1}, "spikes.output_max_per_step"),
+        Refused("truenorth", {"spikes.payload": "graded", "spikes.payload_bits": 24}, "spikes.payload"),
     ),
     "spikes.payload_bits": (
         Changes("loihi2", {"spikes.payload_bits": 16}, (lava_settings,)),
@@ -300,22 +372,33 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
         Refused("loihi1", {"spikes.payload_bits": 8}, "spikes.payload_bits"),
         Changes("xylo-audio2", {"spikes.payload_bits": 2}, (xylo_hot, xylosim_check)),
         Refused("xylo-audio2", {"spikes.payload_bits": 9}, "spikes.payload_bits"),
+        Changes("akd1000", {"spikes.payload_bits": 2, "spikes.output_max_per_step": 3}, (chip_hot,)),
+        Refused("akd1000", {"spikes.payload_bits": 2}, "spikes.output_max_per_step"),
     ),
     "spikes.input_max_per_step": (
         Changes("xylo-audio2", {"spikes.input_max_per_step": 3}, (xylo_inputs, xylo_hot, xylosim_check)),
         Refused("loihi1", {"spikes.input_max_per_step": 15}, "spikes.input_max_per_step"),
+        Changes("akd1000", {"spikes.input_max_per_step": 15}, (chip_inputs, chip_hot)),
     ),
     "spikes.output_max_per_step": (
         Changes("xylo-audio2", {"spikes.output_max_per_step": 7}, (xylo_hot, xylosim_check)),
         Refused("loihi2", {"spikes.output_max_per_step": 2}, "spikes.output_max_per_step"),
         Refused("xylo-audio2", {"spikes.output_max_per_step": 40}, "spikes.output_max_per_step"),
+        Changes("speck", {"spikes.output_max_per_step": 1}, (chip_hot,)),
+        Refused("truenorth", {"spikes.output_max_per_step": 3}, "spikes.output_max_per_step"),  # binary chip
     ),
     "spikes.input_encoding": (
         Changes("loihi2", {"spikes.input_encoding": "rate"}, (model_spikes, lava_settings)),
         Refused("loihi1", {"spikes.input_encoding": "direct"}, "spikes.input_encoding"),
+        Changes("akd1000", {"spikes.input_encoding": "rate"}, (chip_inputs,)),
+        Changes("xylo-audio2", {"spikes.input_encoding": "direct"}, (xylo_inputs,)),
+        Refused("truenorth", {"spikes.input_encoding": "direct"}, "spikes.input_encoding"),
     ),
     "spikes.source": (Refused("loihi2", {"spikes.source": ""}, "spikes.source"),),
-    "simulation.time_steps": (Changes("loihi2", {"simulation.time_steps": 4}, (model_spikes, resources)),),
+    "simulation.time_steps": (
+        Changes("loihi2", {"simulation.time_steps": 4}, (model_spikes, resources)),
+        Changes("akd1000", {"simulation.time_steps": 4}, (snn8_spikes,)),
+    ),
     "simulation.source": (Refused("loihi2", {"simulation.source": ""}, "simulation.source"),),
     "update.format": (
         Changes("loihi2", {"update.format": "float", "update.bits": 32}, (upload,)),
@@ -351,11 +434,25 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
         Refused("xylo-audio2", {"chip": None}, "chip"),
         Refused("loihi2", {"chip": XYLO_CHIP}, "chip"),
     ),
-    "chip.input_channels": (Changes("xylo-audio2", {"chip.input_channels": 4}, (xylo_fit, snn8_spikes)),),
-    "chip.hidden_neurons": (Changes("xylo-audio2", {"chip.hidden_neurons": 4}, (xylo_fit,)),),
-    "chip.output_neurons": (Changes("xylo-audio2", {"chip.output_neurons": 2}, (xylo_fit,)),),
-    # neurofl's Xylo network uses one synaptic state, which every chip has; 0 is refused
-    "chip.synaptic_states": (Refused("xylo-audio2", {"chip.synaptic_states": 0}, "chip.synaptic_states"),),
+    "chip.input_channels": (
+        Changes("xylo-audio2", {"chip.input_channels": 4}, (xylo_fit, snn8_spikes)),
+        Changes("xylo-audio2", {"chip.input_channels": "unknown"}, (xylo_fit, snn8_spikes)),  # not pooled
+        Changes("speck", {"chip.input_channels": 16}, (xylo_fit, snn8_spikes)),
+    ),
+    "chip.hidden_neurons": (
+        Changes("xylo-audio2", {"chip.hidden_neurons": 4}, (xylo_fit,)),
+        Changes("truenorth", {"chip.hidden_neurons": "unknown"}, (xylo_fit,)),
+    ),
+    "chip.output_neurons": (
+        Changes("xylo-audio2", {"chip.output_neurons": 2}, (xylo_fit,)),
+        Changes("speck", {"chip.output_neurons": 2}, (xylo_fit,)),
+    ),
+    # the Xylo network uses one synaptic state per neuron, the chip networks none
+    "chip.synaptic_states": (
+        Changes("xylo-audio2", {"chip.synaptic_states": 0}, (xylo_fit,)),
+        Changes("spinnaker2", {"chip.synaptic_states": 0}, (xylo_fit,)),  # "unknown" -> checked
+        Refused("speck", {"chip.synaptic_states": -1}, "chip.synaptic_states"),
+    ),
     "chip.max_fan_in": (
         Changes("xylo-audio2", {"chip.max_fan_in": 4}, (xylo_fit,)),
         Changes("xylo-audio2", {"chip.max_fan_in": 64}, (xylo_fit,)),  # "unknown" -> checked
@@ -363,6 +460,7 @@ CASES: dict[str, tuple[Changes | Refused, ...]] = {
     ),
     "chip.max_fan_out": (
         Changes("xylo-audio2", {"chip.max_fan_out": 2}, (xylo_fit,)),
+        Changes("truenorth", {"chip.max_fan_out": 64}, (xylo_fit,)),  # 2 axons x 3 classes > 1
         Changes("xylo-audio2", {"chip.max_fan_out": "unknown"}, (xylo_fit,)),
     ),
     "chip.input_projection": (Changes("xylo-audio2", {"chip.input_projection": 4}, (xylo_fit,)),),
@@ -455,7 +553,7 @@ def test_graded_input_floor_follows_weights_scale(tmp_path):
         assert not torch.equal(z * scale / 2, torch.floor(z * scale / 2))  # not on a coarser grid
 
 
-@pytest.mark.parametrize("name", ["loihi2", "xylo-audio2"])
+@pytest.mark.parametrize("name", ["loihi2", "xylo-audio2", "truenorth"])
 def test_profiles_show_prints_every_key(capsys, name):
     main(["profiles", "show", name])
     out = capsys.readouterr().out

@@ -13,9 +13,13 @@ from neurofl.config import read_toml
 from neurofl.errors import UserError
 from neurofl.profiles import UNKNOWN, UNKNOWN_ALLOWED, HardwareProfile, load_profile, shipped_profiles
 
-# Numeric keys a profile may leave out: their default is the only value its other keys allow
-# (single-event payloads carry one input and one output event per step).
-FORCED_DEFAULTS = {("spikes", "input_max_per_step"), ("spikes", "output_max_per_step")}
+# Numeric keys a profile may leave out, and when: single-event payloads carry one input and one
+# output event per step (the only value allowed); weights without axon types are one weight per synapse.
+FORCED_DEFAULTS = {
+    ("spikes", "input_max_per_step"): lambda p: p.spikes.payload != "count",
+    ("spikes", "output_max_per_step"): lambda p: p.spikes.payload != "count",
+    ("weights", "axon_types"): lambda p: p.weights.axon_types == 0,
+}
 
 
 def _numeric(tp: typing.Any) -> bool:
@@ -40,7 +44,7 @@ def test_every_section_cites_a_source_and_every_number_is_given(name):
                 continue
             if g.name not in raw:
                 assert (f.name, g.name) in FORCED_DEFAULTS, f"{name}: '{f.name}.{g.name}' has no value"
-                assert p.spikes.payload != "count", f"{name}: a count payload must give '{f.name}.{g.name}'"
+                assert FORCED_DEFAULTS[(f.name, g.name)](p), f"{name}: must give '{f.name}.{g.name}'"
                 continue
             value = raw[g.name]
             if value == UNKNOWN:
@@ -57,8 +61,8 @@ def test_xylo_sources_name_their_urls():
         assert "xylosim" in p.neuron.source and "xylosim" in p.spikes.source
 
 
-def _with_chip_value(tmp_path, key: str, value: str):
-    text = shipped_profiles()["xylo-audio2"].read_text()
+def _with_chip_value(tmp_path, key: str, value: str, base: str = "xylo-audio2"):
+    text = shipped_profiles()[base].read_text()
     lines = [f'{key} = "{value}"' if line.startswith(f"{key} = ") else line for line in text.splitlines()]
     path = tmp_path / "edited.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -66,9 +70,28 @@ def _with_chip_value(tmp_path, key: str, value: str):
 
 
 def test_unknown_is_refused_where_a_number_is_required(tmp_path):
-    with pytest.raises(UserError, match="key 'chip.hidden_neurons': must be an integer"):
-        load_profile(_with_chip_value(tmp_path, "hidden_neurons", UNKNOWN))
+    for key in ("state_bits", "bits", "time_steps", "payload_bits"):  # chip arithmetic must be known
+        with pytest.raises(UserError, match=f"key '[a-z]+.{key}'"):
+            load_profile(_with_chip_value(tmp_path, key, UNKNOWN))
     assert load_profile(_with_chip_value(tmp_path, "max_fan_out", UNKNOWN)).chip.max_fan_out is None
+    assert load_profile(_with_chip_value(tmp_path, "hidden_neurons", UNKNOWN)).chip.hidden_neurons is None
+
+
+NEW_CHIPS = ("speck", "akd1000", "spinnaker2", "truenorth")
+
+
+@pytest.mark.parametrize("name", NEW_CHIPS)
+def test_new_chip_sources_cite_urls_or_papers(name):
+    """Each section of the four added chips names a URL or a paper (no bare numbers)."""
+    p = load_profile(name)
+    for section in (p.weights, p.neuron, p.spikes, p.chip):
+        assert "https://" in section.source or "et al." in section.source, (name, section.source)
+
+
+def test_unpublished_limits_are_unknown_not_invented():
+    assert load_profile("spinnaker2").chip.hidden_neurons is None  # software-defined neurons
+    assert load_profile("speck").chip.max_fan_in is None
+    assert load_profile("truenorth").chip.max_fan_out == 1 and load_profile("truenorth").chip.max_fan_in == 256
 
 
 def test_a_missing_number_is_refused(tmp_path):
