@@ -29,6 +29,7 @@ from neurofl.atomic import atomic_write_bytes
 from neurofl.attacks.recipe import check_auxiliary, load_attack
 from neurofl.attacks.target import Target
 from neurofl.data import load_dataset, split_dataset
+from neurofl.device import describe, identity_entry, resolve_device
 from neurofl.errors import UserError
 from neurofl.identity import SEED_MAX, config_identity, dataset_identity, keyed, table_digest
 from neurofl.leakage import ProgressFn, RecipeResult, RowStore, attack_row, score_row
@@ -60,6 +61,7 @@ class AttackConfig:
     updates: Path | None = None
     data_dir: Path | None = None
     checkpoint: Path | None = None  # attack this neurofl checkpoint's model as it is
+    device: str = "auto"  # auto | cpu | cuda[:N] (neurofl.device); the run records the resolved kind
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,11 @@ def _validate(cfg: AttackConfig) -> None:
         raise UserError(f"--iterations must be in 1..1000000, got {cfg.iterations}")
 
 
-def fresh_group(cfg: AttackConfig, ds: Any, splits: Any, mf: ModelFile | None = None) -> Group:
+def fresh_group(
+    cfg: AttackConfig, ds: Any, splits: Any, mf: ModelFile | None = None, device: torch.device | str = "cpu"
+) -> Group:
     """Victims drawn as ``evaluate`` draws them; their FedSGD gradients or FedAvg deltas, on the
-    model built from the seed or on checkpoint ``mf``'s model."""
+    model built from the seed or on checkpoint ``mf``'s model (moved to ``device``)."""
     victims = draw_victims(splits.clients, cfg.victims, cfg.batch_size, cfg.clients, cfg.seed)
     if mf is not None:
         mf = mf.for_dataset(ds)
@@ -93,6 +97,7 @@ def fresh_group(cfg: AttackConfig, ds: Any, splits: Any, mf: ModelFile | None = 
     else:
         profile = load_profile(cfg.profile or "loihi2")
         model = build_model(cfg.model, architecture_for(ds.input_shape, ds.classes, cfg.arch), profile, seed=cfg.seed)
+    model = model.to(device)
     update = shared_updates(model, victims, profile, cfg.seed, cfg.local_steps, cfg.local_lr)
     target = Target(model, update, cfg.batch_size, tuple(ds.input_shape), ds.classes, cfg.model,
                     ds.kind == "events", profile, splits.auxiliary, cfg.local_steps, cfg.local_lr)  # fmt: skip
@@ -115,10 +120,13 @@ def load_captures(cfg: AttackConfig) -> list[Any]:
     return caps
 
 
-def captured_groups(cfg: AttackConfig, caps: list[Any], ds: Any, splits: Any) -> list[Group]:
+def captured_groups(
+    cfg: AttackConfig, caps: list[Any], ds: Any, splits: Any, device: torch.device | str = "cpu"
+) -> list[Group]:
     """Captured updates, one group per round and client setting (same global model, device profile,
     batch, kind, steps and rate), each on the profile the device ran (from the capture's own table,
-    never a shipped file of the same name). A one-step ``delta`` is ``-lr * gradient``."""
+    never a shipped file of the same name). A one-step ``delta`` is ``-lr * gradient``. Models and
+    updates are moved to ``device``; the private truth stays on the CPU (scoring runs there)."""
     from neurofl.checkpoint import profile_from_dict
 
     groups: dict[tuple, list] = {}
@@ -132,7 +140,8 @@ def captured_groups(cfg: AttackConfig, caps: list[Any], ds: Any, splits: Any) ->
         prof = profile_from_dict(first.profile_table, f"{cfg.updates} profile_table")
         model = build_model(kind, first.arch, prof, seed=first.seed)
         model.load_state_dict(first.state_dict)
-        update = {k: torch.cat([c.update[k] for c in group]) for k in first.update}
+        model = model.to(device)
+        update = {k: torch.cat([c.update[k] for c in group]).to(device) for k in first.update}
         x = torch.cat([c.true_inputs for c in group])
         y = torch.cat([c.true_labels for c in group])
         if how == "delta" and steps == 1:
@@ -168,6 +177,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
     Returns the report: one row in evaluate's row format (worst case over the recipes and
     ``per_attack``)."""
     _validate(cfg)
+    dev = resolve_device(cfg.device)
     name, recipes = load_attack(cfg.recipe, cfg.iterations)
     mf = None
     if cfg.checkpoint is not None:
@@ -193,7 +203,10 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
         split_seed = caps[0].seed  # the run's own split: its victims are never in the oracle's data
     splits = split_dataset(ds, split_seed)
     check_auxiliary(recipes, len(splits.auxiliary.y), ds.name)
-    groups = captured_groups(cfg, caps, ds, splits) if caps is not None else [fresh_group(cfg, ds, splits, mf)]
+    if caps is not None:
+        groups = captured_groups(cfg, caps, ds, splits, dev)
+    else:
+        groups = [fresh_group(cfg, ds, splits, mf, dev)]
     sizes = sorted({g.target.batch for g in groups})
     if len(sizes) > 1:  # reconstructions are paired with originals within batches of one size
         raise UserError(
@@ -203,7 +216,8 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
     fp = {
         "neurofl_version": __version__,
         **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()
-           if k not in ("recipe", "profile", "data_dir", "checkpoint")},  # fmt: skip
+           if k not in ("recipe", "profile", "data_dir", "checkpoint", "device")},  # fmt: skip
+        **identity_entry(dev),
         **({"model_file": mf.identity()} if mf is not None else {}),
         "recipes": [config_identity(r) for r in recipes],
         "profile": config_identity(groups[0].target.profile),
@@ -246,6 +260,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "chance": judge.chance,
                 "split_seed": split_seed,
                 "chance_empirical": chance,
+                **describe(dev),
                 "results": [row],
             }
             if out is not None:

@@ -31,6 +31,7 @@ from neurofl.atomic import atomic_write_bytes
 from neurofl.attacks.recipe import Recipe, check_auxiliary, load_attack
 from neurofl.attacks.target import Target
 from neurofl.data import Dataset, load_dataset, split_dataset
+from neurofl.device import describe, identity_entry, resolve_device
 from neurofl.errors import UserError
 from neurofl.identity import SEED_MAX, config_identity, dataset_identity, keyed, table_digest
 from neurofl.leakage import ProgressFn, RowStore, attack_row, score_row
@@ -68,11 +69,13 @@ class EvaluateConfig:
     fl_lr: float | None = None  # FedAvg client learning rate for rounds before `round` (None: per model)
     model: Path | None = None  # a neurofl checkpoint whose weights the rows of its kind use
     workers: int | None = None  # rows computed side by side (None: one per row, at most one per CPU)
+    device: str = "auto"  # auto | cpu | cuda[:N] (neurofl.device); the run records the resolved kind
 
     def settings(self) -> dict[str, Any]:
-        """The settings as JSON data (paths and the output folder left out: inputs count by content)."""
+        """The settings as JSON data (paths and the output folder left out: inputs count by content;
+        the device as :func:`fingerprint` records it, resolved)."""
         d = dataclasses.asdict(self)
-        for k in ("out", "data_dir", "profiles", "attack", "model", "workers"):
+        for k in ("out", "data_dir", "profiles", "attack", "model", "workers", "device"):
             d.pop(k)
         return json.loads(json.dumps(d, default=str))
 
@@ -164,10 +167,12 @@ def _validate(cfg: EvaluateConfig) -> None:
 def fingerprint(
     cfg: EvaluateConfig, rows: list[Row], attack: str, recipes: list[Recipe], ds: Dataset
 ) -> dict[str, Any]:
-    """What makes two runs the same run: settings, and the content of every input."""
+    """What makes two runs the same run: settings, the device's kind (absent for the CPU, so CPU
+    run folders made before ``--device`` still resume), and the content of every input."""
     return {
         "neurofl_version": __version__,
         **cfg.settings(),
+        **identity_entry(resolve_device(cfg.device)),
         "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile),
                   **({"model_file": r.source.identity()} if r.source else {})} for r in rows],  # fmt: skip
         "attack": attack,
@@ -196,7 +201,7 @@ def global_model_at_round(row: Row, arch: Any, ds: Dataset, cfg: EvaluateConfig,
          "lr": cfg.fl_lr or FL_LR[row.kind], "seed": cfg.seed},
         "evaluate --round",
     )  # fmt: skip
-    task = make_task(ds, row.kind, row.profile, fl, arch=arch)
+    task = make_task(ds, row.kind, row.profile, fl, arch=arch, device=resolve_device(cfg.device))
     return run_local(task, out=out).model
 
 
@@ -213,13 +218,16 @@ def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path
         return json.loads(path.read_text())
     util: dict[str, Any] = {"test_accuracy": None, "energy_uj": None, "synops": None, "cores": None}
     model = None
+    dev = resolve_device(cfg.device)
     if row.source is not None:  # the file's model as it is: measured, never trained
-        model = row.source.build(row.profile)
+        model = row.source.build(row.profile).to(dev)
         util["test_accuracy"] = accuracy(model, splits.test, cfg.seed)
     elif cfg.train_epochs > 0:
-        trained = train_model(row.kind, arch, row.profile, splits.clients, splits.test, cfg.train_epochs, cfg.seed)
+        trained = train_model(row.kind, arch, row.profile, splits.clients, splits.test, cfg.train_epochs, cfg.seed,
+                              device=dev)  # fmt: skip
         model, util["test_accuracy"] = trained.model, trained.accuracy
     if model is not None:
+        model = model.cpu()  # the resource estimate counts events on the CPU
         if isinstance(model, SpikingMLP):
             rep = estimate_resources(model, row.profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
             util["synops"] = rep.synops_per_inference.value
@@ -266,6 +274,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
     Returns the report (report.json's content).
     """
     _validate(cfg)
+    dev = resolve_device(cfg.device)
     mf = open_model_file(cfg.model, cfg.dataset) if cfg.model is not None else None
     cfg = dataclasses.replace(cfg, dataset=mf.dataset if mf else cfg.dataset or "digits")
     every = cfg.profiles == ("all",)
@@ -308,6 +317,8 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             return evaluate_row(rows[i], arch, ds, splits, victims, recipes, judge, cfg, run, progress)
 
         workers = cfg.workers if cfg.workers is not None else default_workers(len(rows))
+        if dev.type != "cpu":  # a CUDA context does not survive fork: rows one after another
+            workers = 1
         pool = splits.auxiliary.private().x
         for row, (result, rec) in zip(rows, map_rows(one_row, len(rows), workers, on_progress), strict=True):
             result["chance_empirical"] = chance
@@ -337,6 +348,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             "batch_size": cfg.batch_size,
             "samples": cfg.victims * cfg.batch_size,
             "round": cfg.round,
+            **describe(dev),
             "model_file": {"path": str(cfg.model), **mf.identity()} if mf else None,
             "encodings": {r.label: r.profile.spikes.input_encoding for r in rows if r.kind == "snn"
                           and r.spec != "float32"},  # fmt: skip
@@ -390,6 +402,7 @@ def evaluate_row(
         model = row.source.build(row.profile)
     else:
         model = build_model(row.kind, arch, row.profile, seed=cfg.seed)
+    model = model.to(resolve_device(cfg.device))
     if cfg.round > 1 and row.source is None:
         model.load_state_dict(global_model_at_round(row, arch, ds, cfg, store.dir / "fl").state_dict())
     phases["global_model"] = time.perf_counter() - t0
@@ -408,6 +421,8 @@ def evaluate_row(
     util = utility_row(row, arch, splits, cfg, store.dir)
     phases["utility"] = time.perf_counter() - t0
     out = {"model": row.kind, "profile": row.label, **scored, **util}
+    if row.kind == "snn":
+        out["arithmetic"] = row.profile.arithmetic
     if row.kind == "snn" and row.profile.chip is not None:
         out.update(chip_fit(model, arch, row.profile))
     if cfg.model is not None:  # where each row's weights came from

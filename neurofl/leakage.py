@@ -24,6 +24,7 @@ from neurofl.attacks.labels import recover_labels
 from neurofl.attacks.recipe import Recipe
 from neurofl.attacks.registry import prepare, run_attack, why_not
 from neurofl.attacks.target import Target
+from neurofl.device import device_of
 from neurofl.identity import config_identity, keyed
 from neurofl.scoring import Judge, SampleScores, label_accuracy, sample_scores, summary, worst_case
 
@@ -99,6 +100,7 @@ def row_labels(target: Target, store: RowStore, seed: int) -> torch.Tensor:
     aux = target.auxiliary
     calibration = (torch.from_numpy(aux.x), torch.from_numpy(aux.y)) if aux is not None and len(aux.y) else None
     labels = recover_labels(target.model, target.gradients(), target.batch, target.input_shape, seed, calibration)
+    labels = labels.cpu()
     store.save(path, {"labels": labels.numpy()})
     return labels
 
@@ -116,10 +118,12 @@ def attack_row(
 
     true_labels : (victims * batch,) used only by a recipe with ``labels = "known"`` (an oracle
     experiment); every other recipe gets the labels recovered from the updates. Victim ``v`` is
-    always attacked with seed ``seed + 1 + v`` (any chunking gives the same result).
+    always attacked with seed ``seed + 1 + v`` (any chunking gives the same result). Labels go to
+    the attacked model's device; the reconstructions come back to the CPU before they are saved.
     """
     out: dict[str, RecipeResult] = {}
     n, b = target.victims, target.batch
+    dev = device_of(target.model)
     recovered: torch.Tensor | None = None
     for recipe in recipes:
         reason = why_not(target, recipe)
@@ -144,13 +148,13 @@ def attack_row(
             if done is None:
                 t0 = time.perf_counter()
                 inv = run_attack(
-                    target.chunk(start, stop), recipe, None if labels is None else labels[start * b : stop * b],
+                    target.chunk(start, stop), recipe, None if labels is None else labels[start * b : stop * b].to(dev),
                     seed + 1 + start, cache=store.state_path(recipe),
                 )  # fmt: skip
                 done = {
-                    "images": inv.images.detach().numpy().astype(np.float32),
-                    "loss": inv.loss.detach().numpy().astype(np.float64),
-                    "labels": (inv.labels if inv.labels is not None else torch.empty(0)).numpy().astype(np.int64),
+                    "images": inv.images.detach().cpu().numpy().astype(np.float32),
+                    "loss": inv.loss.detach().cpu().numpy().astype(np.float64),
+                    "labels": (inv.labels if inv.labels is not None else torch.empty(0)).cpu().numpy().astype(np.int64),
                     "seconds": np.float64(time.perf_counter() - t0 + (prepared if k == 0 else 0.0)),
                 }
                 store.save(path, done)

@@ -99,6 +99,12 @@ class RunFolder:
         if theirs is not None:
             if theirs != self.fingerprint:
                 diff = _differences(self.fingerprint, theirs)
+                if diff == ["device"]:  # chunks computed on two devices would not add up to one run
+                    was, now = theirs.get("device", "cpu"), self.fingerprint.get("device", "cpu")
+                    raise UserError(
+                        f"{self.out} holds a run computed on {was}, not {now} (their arithmetic differs); "
+                        f"rerun with --device {was} to resume it, or use another --out"
+                    )
                 raise UserError(
                     f"{self.out} holds a run with different settings ({', '.join(diff)}); use another --out"
                 )

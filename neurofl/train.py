@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from neurofl.atomic import atomic_write
 from neurofl.checkpoint import arch_to_dict, check_state_dict, load_tensors_file, profile_to_dict
 from neurofl.data import Dataset
+from neurofl.device import device_of, identity_entry
 from neurofl.errors import UserError
 from neurofl.models import Architecture, ModelKind, build_model
 from neurofl.profiles import HardwareProfile
@@ -71,10 +72,19 @@ def _digest(ds: Dataset) -> dict[str, Any]:
 
 
 def _identity(
-    kind: str, arch: Any, profile: HardwareProfile, train: Dataset, test: Dataset, seed: int, cfg: Any
+    kind: str,
+    arch: Any,
+    profile: HardwareProfile,
+    train: Dataset,
+    test: Dataset,
+    seed: int,
+    cfg: Any,
+    device: torch.device | str = "cpu",
 ) -> str:
-    """What a resumed run must share with the interrupted one (every input but the epoch count)."""
+    """What a resumed run must share with the interrupted one (every input but the epoch count;
+    the device's kind unless it is the CPU, so CPU resume files written before it still match)."""
     ident = {
+        **identity_entry(device),
         "format": RESUME_FORMAT,
         "kind": kind,
         "architecture": arch_to_dict(arch),
@@ -262,11 +272,12 @@ def accuracy(model: torch.nn.Module, ds: Dataset, seed: int = 0, batch_size: int
         return float("nan")
     model.eval()
     gen = torch.Generator().manual_seed(seed)
+    dev = device_of(model)
     correct = 0
     for i in range(0, len(ds.y), batch_size):
-        x = torch.from_numpy(ds.x[i : i + batch_size])
+        x = torch.from_numpy(ds.x[i : i + batch_size]).to(dev)
         logits = model(x, generator=gen)
-        correct += int((logits.argmax(-1).numpy() == ds.y[i : i + batch_size]).sum())
+        correct += int((logits.argmax(-1).cpu().numpy() == ds.y[i : i + batch_size]).sum())
     return correct / len(ds.y)
 
 
@@ -281,6 +292,7 @@ def train_model(
     on_epoch: Callable[[EpochStats], None] | None = None,
     config: TrainConfig | None = None,
     resume: Path | None = None,
+    device: torch.device | str = "cpu",
 ) -> TrainResult:
     """Train a model of ``kind`` on ``train`` under ``profile``; report accuracy on ``test``.
 
@@ -296,6 +308,8 @@ def train_model(
     resume : a file for the training state: written atomically after every epoch and, when it
         already exists, restored first (model, optimizer, random generators), so a run killed at
         any moment and restarted gives the model an uninterrupted run gives, bit for bit
+    device : where the model and batches live (random draws stay on the CPU generators); the
+        resume file records a non-CPU device and refuses another
 
     Returns
     -------
@@ -305,12 +319,12 @@ def train_model(
         raise UserError(f"--epochs must be >= 1, got {epochs}")
     _check_shapes(arch, train, test)
     cfg = config or TrainConfig()
-    model = build_model(kind, arch, profile, seed)
+    model = build_model(kind, arch, profile, seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     history: list[EpochStats] = []
-    identity = _identity(kind, arch, profile, train, test, seed, cfg) if resume is not None else ""
+    identity = _identity(kind, arch, profile, train, test, seed, cfg, device) if resume is not None else ""
     if resume is not None and Path(resume).exists():
         history = _load_state(Path(resume), identity, epochs, model, opt, rng, gen)
     resumed_from = len(history)
@@ -320,8 +334,8 @@ def train_model(
         total_loss, correct = 0.0, 0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            x = torch.from_numpy(train.x[idx])
-            y = torch.from_numpy(train.y[idx])
+            x = torch.from_numpy(train.x[idx]).to(device)
+            y = torch.from_numpy(train.y[idx]).to(device)
             logits = model(x, generator=gen)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from neurofl.data.base import Dataset
+from neurofl.device import device_of
 from neurofl.errors import UserError
 from neurofl.gradients import per_sample_gradients
 from neurofl.profiles import HardwareProfile, quantize_update
@@ -115,14 +116,18 @@ def shared_updates(
     profile's arithmetic and quantized as ``profile.update`` says.
 
     The clients' private randomness (a rate code's spikes, stochastic rounding) is seeded from
-    ``seed`` and never given to the attacker. Returns name -> (victims, *weight_shape).
+    ``seed`` and never given to the attacker. The updates are computed on the model's device
+    (the victims' data is moved there); the rounding noise is drawn on the CPU, so a seed draws
+    the same on every device. Returns name -> (victims, *weight_shape), on the model's device.
     """
     from neurofl.attacks.fedavg import local_update
 
+    dev = device_of(model)
+    x, y = victims.x.to(dev), victims.y.to(dev)
     enc = torch.Generator().manual_seed(seed + 1000)  # the clients' private encoding randomness
     rnd = torch.Generator().manual_seed(seed + 2000)  # stochastic rounding
     if local_steps > 1:
-        grads = local_update(model, victims.x, victims.y, victims.batch, local_steps, local_lr, generator=enc)
+        grads = local_update(model, x, y, victims.batch, local_steps, local_lr, generator=enc)
     else:
-        grads = per_sample_gradients(model, victims.x, victims.y, generator=enc, group=victims.batch)
-    return {k: quantize_update(v.detach(), profile.update, rnd) for k, v in grads.items()}
+        grads = per_sample_gradients(model, x, y, generator=enc, group=victims.batch)
+    return {k: quantize_update(v.detach().cpu(), profile.update, rnd).to(dev) for k, v in grads.items()}

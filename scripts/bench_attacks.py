@@ -2,6 +2,10 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_attacks.py [--victims 32] [--iterations 50]
         [--recipe inverting_gradients_plain] [--suite suite_full] [--suite-victims 16] [--out bench_attacks.json]
+        [--device auto|cpu|cuda]
+
+``--device`` (default auto: CUDA when available) is where models, updates and attacks run; the JSON
+records it (and the GPU's name). Timings on CUDA synchronize the device before each clock read.
 
 Part 2 (``per_attack``): each recipe of ``--suite`` on the same ``--suite-victims`` victims of the
 digits MLP (ann@float32, snn@loihi2) at batch 1 and 4, through the evaluation core; seconds per
@@ -31,6 +35,7 @@ import torch
 
 from neurofl.attacks import invert, load_recipe
 from neurofl.data import load_dataset, split_dataset
+from neurofl.device import describe, resolve_device
 from neurofl.gradients import per_sample_gradients
 from neurofl.metrics import psnr
 from neurofl.models import Architecture, build_model
@@ -38,27 +43,34 @@ from neurofl.profiles import load_profile, quantize_update
 from neurofl.report import write_json
 
 
-def bench(kind: str, profile_name: str, victims: int, recipe, seed: int) -> dict:
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` after the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def bench(kind: str, profile_name: str, victims: int, recipe, seed: int, device: torch.device) -> dict:
     prof = load_profile(profile_name)
     clients = split_dataset(load_dataset("digits"), seed).clients
-    x, y = torch.from_numpy(clients.x[:victims]), torch.from_numpy(clients.y[:victims])
-    model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed)
+    x, y = torch.from_numpy(clients.x[:victims]).to(device), torch.from_numpy(clients.y[:victims]).to(device)
+    model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed).to(device)
     target = {k: quantize_update(v.detach(), prof.update) for k, v in per_sample_gradients(model, x, y).items()}
 
-    t = time.perf_counter()
+    t = clock(device)
     batched = invert(model, target, y, (1, 8, 8), recipe, seed=seed, profile=prof)
-    t_batched = time.perf_counter() - t
+    t_batched = clock(device) - t
 
-    t = time.perf_counter()
+    t = clock(device)
     single = [
         invert(model, {k: v[i : i + 1] for k, v in target.items()}, y[i : i + 1], (1, 8, 8), recipe, seed=seed + i,
                profile=prof).images
         for i in range(victims)
     ]
-    t_seq = time.perf_counter() - t
+    t_seq = clock(device) - t
     seq_images = torch.cat(single)
-    p_b = psnr(batched.images.numpy(), x.numpy()).clip(max=100)
-    p_s = psnr(seq_images.numpy(), x.numpy()).clip(max=100)
+    p_b = psnr(batched.images.cpu().numpy(), x.cpu().numpy()).clip(max=100)
+    p_s = psnr(seq_images.cpu().numpy(), x.cpu().numpy()).clip(max=100)
     return {
         "model": kind,
         "profile": profile_name,
@@ -77,31 +89,31 @@ def bench(kind: str, profile_name: str, victims: int, recipe, seed: int) -> dict
 
 
 def interleaved_iteration_seconds(
-    victims: int, recipe, seed: int, repeats: int
+    victims: int, recipe, seed: int, repeats: int, device: torch.device
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Seconds per batched attack iteration of the ANN and the SNN, timed alternately ``repeats``
     times on the same victims, so that a change in the machine's load hits both alike: wall-clock
     seconds and this process's CPU seconds (which leave out the time other jobs hold the cores)."""
     setups = {}
     clients = split_dataset(load_dataset("digits"), seed).clients
-    x, y = torch.from_numpy(clients.x[:victims]), torch.from_numpy(clients.y[:victims])
+    x, y = torch.from_numpy(clients.x[:victims]).to(device), torch.from_numpy(clients.y[:victims]).to(device)
     for kind, profile_name in (("ann", "float32"), ("snn", "loihi2")):
         prof = load_profile(profile_name)
-        model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed)
+        model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed).to(device)
         target = {k: quantize_update(v.detach(), prof.update) for k, v in per_sample_gradients(model, x, y).items()}
         setups[kind] = (model, target, prof)
     wall: dict[str, list[float]] = {"ann": [], "snn": []}
     cpu: dict[str, list[float]] = {"ann": [], "snn": []}
     for _ in range(repeats):
         for kind, (model, target, prof) in setups.items():
-            t, c = time.perf_counter(), time.process_time()
+            t, c = clock(device), time.process_time()
             invert(model, target, y, (1, 8, 8), recipe, seed=seed, profile=prof)
-            wall[kind].append((time.perf_counter() - t) / recipe.iterations)
+            wall[kind].append((clock(device) - t) / recipe.iterations)
             cpu[kind].append((time.process_time() - c) / recipe.iterations)
     return wall, cpu
 
 
-def per_attack(suite: str, victims: int, seed: int) -> list[dict]:
+def per_attack(suite: str, victims: int, seed: int, device: torch.device) -> list[dict]:
     """Seconds per victim of every recipe of ``suite`` (and learned inversion's training time)."""
     import tempfile
 
@@ -121,7 +133,7 @@ def per_attack(suite: str, victims: int, seed: int) -> list[dict]:
         v = draw_victims(splits.clients, victims, batch, 8, seed)
         for kind, profile_name in (("ann", "float32"), ("snn", "loihi2")):
             prof = load_profile(profile_name)
-            model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed)
+            model = build_model(kind, Architecture((1, 8, 8), 10), prof, seed=seed).to(device)
             t = Target(model, shared_updates(model, v, prof, seed), batch, (1, 8, 8), 10, kind, False, prof,
                        splits.auxiliary)  # fmt: skip
             with tempfile.TemporaryDirectory() as tmp:
@@ -129,15 +141,15 @@ def per_attack(suite: str, victims: int, seed: int) -> list[dict]:
                 for r in recipes:
                     if why_not(t, r) is not None:
                         continue
-                    t0 = time.perf_counter()
+                    t0 = clock(device)
                     prepare(t, r, seed, Path(tmp) / f"{r.name}.pt")
-                    t_prep = time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    inv = run_attack(t, r, labels if r.labels in ("idlg",) else None, seed + 1,
+                    t_prep = clock(device) - t0
+                    t0 = clock(device)
+                    inv = run_attack(t, r, labels.to(device) if r.labels in ("idlg",) else None, seed + 1,
                                      cache=Path(tmp) / f"{r.name}.pt")  # fmt: skip
-                    t_run = time.perf_counter() - t0
-                    s = sample_scores(judge, inv.images.numpy(), inv.loss.numpy(), v.x.numpy(), v.y.numpy(),
-                                      v.index, batch)  # fmt: skip
+                    t_run = clock(device) - t0
+                    s = sample_scores(judge, inv.images.cpu().numpy(), inv.loss.cpu().numpy(), v.x.numpy(),
+                                      v.y.numpy(), v.index, batch)  # fmt: skip
                     rows.append({
                         "model": kind, "profile": profile_name, "batch": batch, "recipe": r.name,
                         "victims": victims, "seconds_per_victim": t_run / victims, "prepare_seconds": t_prep,
@@ -157,11 +169,13 @@ def main() -> None:
     ap.add_argument("--suite", default="suite_full", help="Suite for the per-attack costs ('none' skips them).")
     ap.add_argument("--suite-victims", type=int, default=16)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     args = ap.parse_args()
+    device = resolve_device(args.device)
     recipe = dataclasses.replace(load_recipe(args.recipe), iterations=args.iterations)
     models = [("ann", "float32"), ("snn", "loihi2")]
-    rows = [bench(kind, prof, args.victims, recipe, args.seed) for kind, prof in models]
-    inter, inter_cpu = interleaved_iteration_seconds(args.victims, recipe, args.seed, args.repeats)
+    rows = [bench(kind, prof, args.victims, recipe, args.seed, device) for kind, prof in models]
+    inter, inter_cpu = interleaved_iteration_seconds(args.victims, recipe, args.seed, args.repeats, device)
     ann, snn = rows
     result = {
         "benchmark": "bench_attacks",
@@ -169,6 +183,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "torch": torch.__version__,
+        **describe(device),
         "rows": rows,
         # the medians of alternating timings (robust to a load change between the two rows above)
         "interleaved_seconds_per_iteration": inter,
@@ -181,7 +196,7 @@ def main() -> None:
     }
     if args.suite != "none":
         result["suite"] = args.suite
-        result["per_attack"] = per_attack(args.suite, args.suite_victims, args.seed)
+        result["per_attack"] = per_attack(args.suite, args.suite_victims, args.seed, device)
     print(json.dumps(result, indent=2))
     if args.out is not None:
         write_json(args.out, result)

@@ -1,6 +1,7 @@
 """How long the quickstart takes: `neurofl evaluate --profile loihi2` with default settings, 3 times.
 
     .venv/bin/python scripts/bench_quickstart.py [--runs 3] [--out results/bench_quickstart.json]
+        [--device auto|cpu|cuda]
 
 Each run is a fresh process writing to a fresh run folder (nothing resumed), with the environment
 as it is (the CLI's thread policy decides the threads unless OMP_NUM_THREADS / NEUROFL_THREADS are
@@ -24,9 +25,9 @@ from pathlib import Path
 COMMAND = ["evaluate", "--profile", "loihi2"]
 
 
-def one_run(out: Path) -> tuple[float, dict]:
+def one_run(out: Path, device: str) -> tuple[float, dict]:
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "neurofl", *COMMAND, "--out", str(out)], check=True,
+    subprocess.run([sys.executable, "-m", "neurofl", *COMMAND, "--device", device, "--out", str(out)], check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
     seconds = time.perf_counter() - t
     return seconds, json.loads((out / "report.json").read_text())
@@ -36,12 +37,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     args = ap.parse_args()
+    from neurofl.device import describe, resolve_device
+
+    device = resolve_device(args.device)  # a bad name or a missing GPU: one line, before any run
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             load = os.getloadavg()[0]
-            seconds, report = one_run(Path(tmp) / f"run{i}")
+            seconds, report = one_run(Path(tmp) / f"run{i}", str(device))
             runs.append({"seconds": seconds, "load_average_1min_before": load})
             print(json.dumps(runs[-1]), flush=True)
     rows = [
@@ -51,7 +56,8 @@ def main() -> None:
     by = {(r["model"], r["profile"]): r["seconds"] for r in rows}
     result = {
         "benchmark": "bench_quickstart",
-        "command": "neurofl " + " ".join(COMMAND),
+        "command": "neurofl " + " ".join(COMMAND) + f" --device {device}",
+        **describe(device),
         "machine": {"cpus": os.cpu_count(), "machine": platform.machine(),
                     **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NEUROFL_THREADS")}},  # fmt: skip
         "runs": runs,

@@ -2,11 +2,14 @@
 machine and with one CPU-bound process beside them.
 
     .venv/bin/python scripts/bench_threads.py [--victims 16] [--iterations 100] [--out results/bench_threads.json]
+        [--device auto|cpu|cuda]
 
 Each measurement runs in a fresh subprocess with OMP_NUM_THREADS and ``torch.set_num_threads`` set to
 the thread count (so nothing is shared between them; ``evaluate`` runs with ``--workers 1``); the
 "busy" measurements first start a CPU-bound Python loop (one process) and stop exactly that process
 afterwards. Writes one JSON object with the seconds of each and the ratios 2-thread / 1-thread.
+``--device`` (default auto: CUDA when available; recorded in the JSON) is where the attack and the
+evaluate compute; the thread counts are the CPU's either way.
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ p = load_profile("loihi2")
 out = {{}}
 for kind in ("ann", "snn"):
     prof = p if kind == "snn" else load_profile("float32")
-    m = build_model(kind, architecture_for(ds.input_shape, ds.classes), prof, 0)
+    m = build_model(kind, architecture_for(ds.input_shape, ds.classes), prof, 0).to("{device}")
     u = shared_updates(m, v, prof, 0)
     r = dataclasses.replace(load_recipe("inverting_gradients_plain"), iterations={iterations})
-    t = time.perf_counter(); invert(m, u, v.y, (1, 8, 8), r, 1); out[kind] = time.perf_counter() - t
+    t = time.perf_counter(); invert(m, u, v.y, (1, 8, 8), r, 1)
+    if torch.device("{device}").type == "cuda": torch.cuda.synchronize()
+    out[kind] = time.perf_counter() - t
 print(out)
 """
 
@@ -52,12 +57,13 @@ def run(code: str, threads: int) -> dict:
     return eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own subprocess's dict
 
 
-def evaluate_seconds(threads: int, tmp: Path) -> float:
+def evaluate_seconds(threads: int, tmp: Path, device: str) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     out = tmp / f"eval-{threads}-{time.monotonic_ns()}"
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "neurofl", "evaluate", "--victims", "8", "--attack", "inverting_gradients",
-                    "--iterations", "100", "--train-epochs", "2", "--workers", "1", "--out", str(out)],
+                    "--iterations", "100", "--train-epochs", "2", "--workers", "1", "--device", device,
+                    "--out", str(out)],
                    capture_output=True, env=env, check=True)  # fmt: skip
     return time.perf_counter() - t
 
@@ -69,10 +75,15 @@ def main() -> None:
     ap.add_argument("--victims", type=int, default=16)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     args = ap.parse_args()
-    code = ATTACK.format(victims=args.victims, iterations=args.iterations, threads="{threads}")
+    from neurofl.device import describe, resolve_device
+
+    device = resolve_device(args.device)
+    code = ATTACK.format(victims=args.victims, iterations=args.iterations, threads="{threads}", device=device)
     result: dict = {"benchmark": "bench_threads", "cpus": os.cpu_count(), "machine": platform.machine(),
-                    "victims": args.victims, "iterations": args.iterations, "runs": {}}  # fmt: skip
+                    **describe(device), "victims": args.victims, "iterations": args.iterations,
+                    "runs": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for load in ("idle", "busy"):
             busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load == "busy" else None
@@ -81,7 +92,7 @@ def main() -> None:
                     attack = run(code.replace("{threads}", str(threads)), threads)
                     result["runs"][f"{load}_{threads}"] = {
                         "attack_ann_seconds": attack["ann"], "attack_snn_seconds": attack["snn"],
-                        "evaluate_seconds": evaluate_seconds(threads, Path(tmp)),
+                        "evaluate_seconds": evaluate_seconds(threads, Path(tmp), str(device)),
                     }  # fmt: skip
                     print(json.dumps({load: threads, **result["runs"][f"{load}_{threads}"]}), flush=True)
             finally:

@@ -30,6 +30,7 @@ import tomli
 import torch
 
 from neurofl.data import load_dataset
+from neurofl.device import describe, resolve_device
 from neurofl.federated import fl_config, load_captured
 from neurofl.federated.engine import run_local
 from neurofl.federated.files import write_bytes, write_json
@@ -55,6 +56,7 @@ def attack(
     seed: int,
     updates: Path | None = None,
     out: Path | None = None,
+    device: str = "auto",
 ) -> dict:
     """The captured updates of a run (``updates``, default ``run_dir/updates``), attacked and scored
     on the evaluation core (``neurofl attack --updates``): worst case over the suite, every attack's
@@ -63,7 +65,7 @@ def attack(
     from neurofl.attack_run import AttackConfig, run_attack
 
     cfg = AttackConfig(recipe=attack_name, model=model_kind, dataset="digits", iterations=iterations, seed=seed,
-                       updates=updates or run_dir / "updates")  # fmt: skip
+                       updates=updates or run_dir / "updates", device=device)  # fmt: skip
     return run_attack(cfg, out=out or run_dir / "attack")
 
 
@@ -88,7 +90,9 @@ def grid_settings(epsilons: list[float], extras: list[str], clients: int) -> lis
     return rows
 
 
-def attack_captured(run_dir: Path, kind: str, attack_name: str, iterations: int, seed: int) -> dict:
+def attack_captured(
+    run_dir: Path, kind: str, attack_name: str, iterations: int, seed: int, device: str = "auto"
+) -> dict:
     """Attack a run's captured updates with ``attack_name`` on the evaluation core, one
     ``neurofl attack --updates`` call per upload batch size (DP-SGD's Poisson sample gives every
     client its own; the core pairs reconstructions with originals within batches of one size), and
@@ -128,7 +132,8 @@ def attack_captured(run_dir: Path, kind: str, attack_name: str, iterations: int,
             splits = split_dataset(ds, group[0].seed)
             judge = judge_for(ds, splits, group[0].seed)
             pool = splits.auxiliary.private().x
-        rep = attack(run_dir, kind, attack_name, iterations, seed, updates=folder, out=run_dir / f"attack_b{b}")
+        rep = attack(run_dir, kind, attack_name, iterations, seed, updates=folder, out=run_dir / f"attack_b{b}",
+                     device=device)  # fmt: skip
         row = rep["results"][0]
         applied = sum(v["applicable"] for v in row["per_attack"].values())
         x = torch.cat([c.true_inputs for c in group]).numpy()
@@ -204,6 +209,7 @@ def dp_grid(
     seed: int | None = None,
     overrides: dict | None = None,
     tag: str = "",
+    device: str = "auto",
 ) -> list[dict]:
     """DP (and ``extras``) on the converging schedule ``config``: final accuracy, the calibrated noise
     multiplier and the epsilon spent; with ``attack_name``, the uploads of ``capture_clients``
@@ -211,7 +217,9 @@ def dp_grid(
     ASR with its 95% interval, each attack's ASR, the chance floors). ``overrides``: settings
     replacing the config's (validated with it). Writes ``privacy_utility_dp{tag}.{json,md}`` (after
     every row; runs and attacks under ``work`` resume) and, with attacks,
-    ``privacy_utility_dp{tag}.png``. Returns the rows."""
+    ``privacy_utility_dp{tag}.png``. ``device``: where training and attacks compute (recorded).
+    Returns the rows."""
+    dev = resolve_device(device)
     from dataclasses import replace
 
     from neurofl.config import read_toml
@@ -239,6 +247,7 @@ def dp_grid(
         "dataset": "digits",
         "delta": delta,
         "torch_threads": torch.get_num_threads(),
+        **describe(dev),
         "attack": None if attack_name is None else {
             "suite": attack_name, "iterations": iterations, "attacked_round": capture_round,
             "capture_clients": capture_clients, "seed": base.seed,
@@ -253,7 +262,7 @@ def dp_grid(
         t0 = time.perf_counter()
         cfg = replace(base, **change, **({"dp_delta": delta} if eps is not None else {}))
         slug = f"{kind}-{label.replace(' ', '_').replace('%', '').replace('=', '')}" + (f"-eps{eps:g}" if eps else "")
-        task = make_task(ds, kind, profile, cfg)
+        task = make_task(ds, kind, profile, cfg, device=dev)
         res = run_local(task, work / slug if attack_name is not None else None)
         last = res.rows[-1]
         row: dict = {
@@ -272,7 +281,7 @@ def dp_grid(
         if attack_name is not None:
             t1 = time.perf_counter()
             row["attacked"] = WHAT_IS_ATTACKED[label]
-            row.update(attack_captured(work / slug, kind, attack_name, iterations, cfg.seed))
+            row.update(attack_captured(work / slug, kind, attack_name, iterations, cfg.seed, str(dev)))
             row["seconds_attack"] = time.perf_counter() - t1
             row = with_floor(row)
         print(json.dumps({k: v for k, v in row.items() if k != "per_attack"}), flush=True)
@@ -397,8 +406,10 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=300, help="Gradient-matching iterations.")
     ap.add_argument("--attack", default="suite", help="Attack suite or recipe (scored on the core).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    dev = resolve_device(args.device)
     if args.dp_grid:
         dp_grid(
             args.out, [float(e) for e in args.epsilons.split(",")], args.delta, config=args.config,
@@ -406,7 +417,7 @@ def main() -> None:
             iterations=args.iterations, capture_round=args.capture_round, capture_clients=args.capture_clients,
             extras=tuple(e for e in args.extras.split(",") if e), work=args.work, seed=args.seed,
             overrides={k: v for kv in args.set for k, v in tomli.loads(kv.replace("=", " = ", 1)).items()},
-            tag=args.tag,
+            tag=args.tag, device=str(dev),
         )  # fmt: skip
         return
     # The server's FedSGD step: 0.5 trains the ANN; the SNN's spike-count logits diverge above ~0.05.
@@ -433,9 +444,9 @@ def main() -> None:
                     **extra,
                 }
             )
-            res = run_local(make_task(ds, model_kind, load_profile(profile), cfg), run_dir)
+            res = run_local(make_task(ds, model_kind, load_profile(profile), cfg, device=dev), run_dir)
             items = load_captured(run_dir / "updates")
-            report = attack(run_dir, model_kind, args.attack, args.iterations, args.seed)
+            report = attack(run_dir, model_kind, args.attack, args.iterations, args.seed, device=str(dev))
             scored = report["results"][0]
             row = {
                 "model": model_kind,
@@ -462,6 +473,7 @@ def main() -> None:
         "per_round": 4,
         "attack": f"{args.attack} (worst case per sample), gradient matching {args.iterations} iterations",
         "seed": args.seed,
+        **describe(dev),
         "results": rows,
     }
     write_json(args.out / "privacy_utility.json", result)

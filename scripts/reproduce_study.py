@@ -94,6 +94,8 @@ def earlier_entries(path: Path, study: dict[str, Any]) -> dict[str, dict[str, An
         return {}
     if not isinstance(old, dict) or any(old.get(k) != study[k] for k in SAME_STUDY):
         return {}
+    if old.get("device", "cpu") != study.get("device", "cpu"):  # studies before --device ran on the CPU
+        return {}
     return {d["dataset"]: d for d in old.get("datasets", [])}
 
 
@@ -214,13 +216,16 @@ def study_png(path: Path, study: dict[str, Any]) -> None:
 @click.option("--train-epochs", type=click.IntRange(0), default=5, show_default=True)
 @click.option("--min-victims", type=click.IntRange(1), default=4, show_default=True,
               help="Skip a (dataset, batch) cell where fewer victims fit.")
-def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed, iterations, train_epochs, min_victims):
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu, cuda or cuda:N.")
+def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed, iterations, train_epochs, min_victims,
+         device):  # fmt: skip
     """Run `evaluate` on every available dataset and batch size and summarize the verdict."""
     from neurofl.atomic import atomic_write_bytes
     from neurofl.commands.common import stderr
     from neurofl.data import available_datasets, load_dataset, split_dataset
     from neurofl.data.paths import optional_data_dir
     from neurofl.data.registry import is_available
+    from neurofl.device import device_kind, resolve_device
     from neurofl.evaluate import EvaluateConfig, run_evaluate
     from neurofl.report import write_json
     from neurofl.victims import victims_that_fit
@@ -233,8 +238,10 @@ def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed,
     sizes = sorted({int(b) for b in batches.split(",") if b.strip()})
     root = optional_data_dir(data_dir)
     todo = [n for n in names if is_available(registry[n], root)]
+    dev = resolve_device(device)
     study: dict[str, Any] = {"attack": attack, "profiles": profiles, "seed": seed, "victims": victims,
                              "clients": clients, "iterations": iterations, "train_epochs": train_epochs,
+                             "device": device_kind(dev),
                              "datasets": [], "skipped": [n for n in names if n not in todo]}  # fmt: skip
     earlier = earlier_entries(out / "study.json", study)
 
@@ -262,7 +269,7 @@ def main(data_dir, out, profiles, only, batches, attack, victims, clients, seed,
             cfg = EvaluateConfig(
                 profiles=tuple(profiles.split(",")), dataset=name, attack=attack, clients=clients, victims=n,
                 batch_size=b, seed=seed, out=out / name / f"batch{b}", data_dir=root, iterations=iterations,
-                train_epochs=train_epochs,
+                train_epochs=train_epochs, device=str(dev),
             )  # fmt: skip
             report = run_evaluate(cfg)
             cell = cell_summary(report)

@@ -81,9 +81,9 @@ def analytic_init(
     if exact:
         return rows.clamp(0, 1).reshape(-1, *input_shape)
     tgt = flatten(target).detach()
-    best = torch.full((victims,), float("inf"))
-    best_scale = torch.ones(victims)
-    for c in torch.linspace(1.0 / scales, 1.0, scales):
+    best = torch.full((victims,), float("inf"), device=rows.device)
+    best_scale = torch.ones(victims, device=rows.device)
+    for c in torch.linspace(1.0 / scales, 1.0, scales, device=rows.device):
         x = (c * rows).reshape(-1, *input_shape).requires_grad_(True)
         with torch.enable_grad():
             grads = simulate(x, labels, False)

@@ -39,6 +39,7 @@ def fastica(z: torch.Tensor, iterations: int, generators: list[torch.Generator])
     deviation of E[log cosh] from a Gaussian's, larger is more non-Gaussian)."""
     v, k, d = z.shape
     w = torch.stack([torch.linalg.qr(torch.randn(k, k, generator=g, dtype=torch.float64))[0] for g in generators])
+    w = w.to(z.device)  # drawn (and orthonormalized) on the CPU: one seed, one start on any device
     for _ in range(iterations):
         y = w @ z
         g = torch.tanh(y)
@@ -71,8 +72,8 @@ def cocktail_party(
     finite = torch.isfinite(t1).flatten(1).all(1)
     t1 = torch.where(finite[:, None, None], t1, torch.zeros_like(t1))
     z, w_white = whiten(t1, b)
-    best = torch.full((v_count,), -float("inf"), dtype=torch.float64)
-    unmix = torch.zeros(v_count, b, t1.shape[1], dtype=torch.float64)
+    best = torch.full((v_count,), -float("inf"), dtype=torch.float64, device=t1.device)
+    unmix = torch.zeros(v_count, b, t1.shape[1], dtype=torch.float64, device=t1.device)
     gens = per_victim_generators(seed, v_count, recipe.restarts)
     for r in range(recipe.restarts):
         rot, contrast = fastica(z, recipe.ica_iterations, gens[r * v_count : (r + 1) * v_count])

@@ -70,10 +70,10 @@ def disaggregate(
     col, row = u[:, :, :b], vh[:, :b, :]  # (V, H, B), (V, B, D)
     if start is None:
         start, _ = first_layer_readout(grads, b, target.input_size)
-    x = torch.nan_to_num(start.detach().double().reshape(v_count, b, -1))
+    x = torch.nan_to_num(start.detach().double().reshape(v_count, b, -1)).to(t1.device)
     enc = torch.Generator().manual_seed(seed + 1)
     gens = per_victim_generators(seed, v_count)
-    labels = labels.clone()
+    labels = labels.clone().to(t1.device)
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
@@ -98,6 +98,7 @@ def disaggregate(
                 labels = solve_labels(model, x.reshape(-1, *target.input_shape).float(), grads, b, target.classes, enc)
                 best = _residual(_signal(target, x, labels, enc).reshape(v_count, b, -1), col)
             noise = torch.stack([torch.randn((b, pop, b), generator=g, dtype=torch.float64) for g in gens])
+            noise = noise.to(t1.device)  # drawn on the CPU: one seed, one draw on any device
             cand = coef.unsqueeze(2) + sigma.unsqueeze(2) * noise  # (V, B, P, B)
             xs = torch.einsum("vbpk,vkd->vbpd", cand, row).clamp(0, 1)
             lab = labels.reshape(v_count, b, 1).expand(v_count, b, pop).reshape(-1)

@@ -17,6 +17,7 @@ from neurofl.attacks.analytic import analytic_init, readable
 from neurofl.attacks.fedavg import local_update
 from neurofl.attacks.lbfgs import BatchedLBFGS
 from neurofl.attacks.recipe import AttackRecipe
+from neurofl.device import device_of
 from neurofl.errors import UserError
 from neurofl.gradients import flatten, per_sample_gradients
 from neurofl.models.cuba import surrogate_width
@@ -69,7 +70,7 @@ def _tv(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
         return total_variation(x)
     if len(input_shape) == 4:
         return total_variation(x.movedim(-1, 1).flatten(1, 2))
-    return torch.zeros(x.shape[0])
+    return torch.zeros(x.shape[0], device=x.device)
 
 
 def per_victim_generators(seed: int, victims: int, restarts: int = 1) -> list[torch.Generator]:
@@ -83,7 +84,8 @@ def _per_victim(
 ) -> torch.Tensor:
     """Stack ``draw(generator)`` over restarts and victims (restart-major). Victim ``v`` restart
     ``k`` uses its own generator seeded from ``(seed + v, k)``, so a victim attacked alone with
-    seed ``seed + v`` starts from the same point as in a batch."""
+    seed ``seed + v`` starts from the same point as in a batch. Drawn on the CPU (its generators
+    are CPU generators), so the caller moves the result to its device."""
     return torch.cat([draw(g) for g in per_victim_generators(seed, victims, restarts)])
 
 
@@ -144,6 +146,8 @@ def invert(
     classes = target[[k for k in target if k.endswith("weight")][-1]].shape[1]
     r, n = recipe.restarts, victims * batch
     rows = r * victims
+    dev = device_of(model)
+    labels = labels.to(dev) if labels is not None else None
     enc_gen = torch.Generator().manual_seed(seed + 1)
     tgt_once = {k: v.detach() for k, v in target.items()}
     tgt = flatten(tgt_once).repeat(r, 1)
@@ -174,21 +178,23 @@ def invert(
         size = int(torch.tensor(input_shape).prod())
         if start is not None or (recipe.init == "analytic" and readable(tgt_once, size)):
             if start is not None:
-                x0 = start.detach().clamp(0, 1)
+                x0 = start.detach().clamp(0, 1).to(dev)
             else:
-                start_labels = labels if not joint else torch.full((n, classes), 1.0 / classes)
+                start_labels = labels if not joint else torch.full((n, classes), 1.0 / classes, device=dev)
                 x0 = analytic_init(
                     simulate, tgt_once, start_labels, input_shape, batch,
                     lambda a, b: gradient_distance(a, b, recipe.distance, sizes),
                 )
             noise = _per_victim(lambda g: 0.1 * torch.randn((batch, *input_shape), generator=g), seed, victims, r)
+            noise = noise.to(dev)
             noise[:n] = 0  # the first restart starts at the readout itself
             x0 = (x0.repeat(r, *([1] * len(input_shape))) + noise).clamp(0, 1)
         else:
             how = "uniform" if recipe.init == "analytic" else recipe.init  # no readout: a conv first layer
-            x0 = _per_victim(lambda g: _start((batch, *input_shape), how, g), seed, victims, r)
+            x0 = _per_victim(lambda g: _start((batch, *input_shape), how, g), seed, victims, r).to(dev)
         z = torch.logit(x0.clamp(0.02, 0.98)) if spike else x0.clone()
         lab = _per_victim(lambda g: torch.randn((batch, classes), generator=g), seed + 7, victims, r) if joint else None
+        lab = lab.to(dev) if lab is not None else None
         y_fixed = None if joint else labels.repeat(r)
 
         def candidate(zz: torch.Tensor) -> torch.Tensor:
@@ -206,7 +212,7 @@ def invert(
             tv = _tv(x, input_shape).reshape(rows, batch).mean(1)
             return dist + recipe.tv_weight * tv, dist
 
-        best = torch.full((rows,), float("inf"))
+        best = torch.full((rows,), float("inf"), device=dev)
         best_z = z.detach().clone()
         best_lab = lab.detach().clone() if joint else None
 
@@ -252,7 +258,7 @@ def invert(
             z, lab = z.detach(), (lab.detach() if joint else None)
         else:
             dims = [z.numel() // rows] + ([lab.numel() // rows] if joint else [])
-            lbfgs = BatchedLBFGS(rows, sum(dims), recipe.lr, recipe.history)
+            lbfgs = BatchedLBFGS(rows, sum(dims), recipe.lr, recipe.history, device=dev)
             flat = torch.cat([z.reshape(rows, -1)] + ([lab.reshape(rows, -1)] if joint else []), 1)
             for it in range(recipe.iterations):
                 flat = flat.detach().requires_grad_(True)
@@ -280,7 +286,7 @@ def invert(
 
     per_restart = torch.where(torch.isfinite(best), best, torch.nan).reshape(r, victims)
     choice = torch.nan_to_num(per_restart, nan=float("inf")).argmin(0)
-    idx = torch.arange(victims)
+    idx = torch.arange(victims, device=dev)
     zs = best_z.reshape(r, victims, batch, *input_shape)[choice, idx]
     if spike:
         images = (torch.sigmoid(zs) > recipe.spike_threshold).float()

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from neurofl.device import device_of
 from neurofl.gradients import per_sample_gradients
 
 
@@ -57,11 +58,13 @@ def count_labels(
         if all(len(p) for p in picks):
             idx = torch.cat(picks)
             x, y = cx[idx], cy[idx]
+    dev = device_of(model)
+    x, y = x.to(dev), y.to(dev)
     with torch.enable_grad():
         grads = per_sample_gradients(model, x.clone().requires_grad_(True), y, generator=gen)
     last = row_sums(list(grads.values())[-1].detach())  # (probes, classes)
-    calib = np.stack([last[y == c].mean(0).double().numpy() for c in range(classes)])  # R[c_true, c]
-    sums = row_sums(last_weight_grad.detach()).double().numpy() * batch
+    calib = np.stack([last[y == c].mean(0).double().cpu().numpy() for c in range(classes)])  # R[c_true, c]
+    sums = row_sums(last_weight_grad.detach()).double().cpu().numpy() * batch
     out = []
     for s in sums:
         n, _ = nnls(calib.T, s)
@@ -70,7 +73,7 @@ def count_labels(
         for c in np.argsort(-(n - counts))[: batch - counts.sum()]:
             counts[c] += 1
         out.append(np.repeat(np.arange(classes), counts))
-    return torch.from_numpy(np.concatenate(out)).long()
+    return torch.from_numpy(np.concatenate(out)).long().to(last_weight_grad.device)
 
 
 def recover_labels(
@@ -115,7 +118,7 @@ def solve_labels(
     n = x.shape[0]
     victims = n // batch
     xr = x.detach().repeat_interleave(classes, 0)
-    yr = torch.arange(classes).repeat(n)
+    yr = torch.arange(classes, device=x.device).repeat(n)
     with torch.enable_grad():
         grads = per_sample_gradients(model, xr.requires_grad_(True), yr, generator=generator)
     per_class = flatten({k: v.detach() for k, v in grads.items()}).double().reshape(victims, batch * classes, -1)
@@ -123,7 +126,7 @@ def solve_labels(
     cons = np.kron(np.eye(batch), np.ones((1, classes)))
     out = []
     for v in range(victims):
-        a, t = per_class[v].T.numpy(), tgt[v].numpy()
+        a, t = per_class[v].T.cpu().numpy(), tgt[v].cpu().numpy()
         scale = np.linalg.norm(t) / np.sqrt(batch)
         if not (np.isfinite(a).all() and np.isfinite(t).all()) or scale == 0:
             out.append(np.zeros(batch, dtype=np.int64))
@@ -134,4 +137,4 @@ def solve_labels(
             maxiter=50 * batch * classes,
         )
         out.append(coef.reshape(batch, classes).argmax(-1))
-    return torch.from_numpy(np.concatenate(out)).long()
+    return torch.from_numpy(np.concatenate(out)).long().to(x.device)

@@ -18,17 +18,25 @@ class BatchedLBFGS:
     ``y.s > 1e-10``; rows whose gradient is not finite are frozen.
     """
 
-    def __init__(self, rows: int, dim: int, lr: float, history: int, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        rows: int,
+        dim: int,
+        lr: float,
+        history: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ):
         self.lr = lr
         self.history = history
-        self.s = torch.zeros(history, rows, dim, dtype=dtype)
-        self.y = torch.zeros(history, rows, dim, dtype=dtype)
-        self.rho = torch.zeros(history, rows, dtype=dtype)
+        self.s = torch.zeros(history, rows, dim, dtype=dtype, device=device)
+        self.y = torch.zeros(history, rows, dim, dtype=dtype, device=device)
+        self.rho = torch.zeros(history, rows, dtype=dtype, device=device)
         self.count = 0
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None
-        self.gamma = torch.ones(rows, dtype=dtype)
-        self.frozen = torch.zeros(rows, dtype=torch.bool)
+        self.gamma = torch.ones(rows, dtype=dtype, device=device)
+        self.frozen = torch.zeros(rows, dtype=torch.bool, device=device)
 
     def step(self, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """One step. z, grad: (rows, dim) -> the new z (rows, dim)."""

@@ -29,6 +29,7 @@ from neurofl.atomic import atomic_write_bytes
 from neurofl.attacks.inverting import Inversion
 from neurofl.attacks.recipe import LearnedInversionRecipe
 from neurofl.attacks.target import Target
+from neurofl.device import device_of, on_cpu
 from neurofl.gradients import flatten
 
 LATENT = 256  # per-sample code width between the trunk and the shared decoder
@@ -74,7 +75,7 @@ class Features:
         u = next(iter(update.values())).flatten(1) if self.first_only else flatten(update)
         u = torch.nan_to_num(u.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
         if self.proj is not None:
-            u = u @ self.proj
+            u = u @ self.proj.to(u.device)  # drawn on the CPU: the same projection on any device
         norm = u.norm(dim=1, keepdim=True)
         return torch.cat([u / norm.clamp_min(1e-30), torch.log(norm.clamp_min(1e-30))], 1)
 
@@ -117,7 +118,7 @@ def simulate(
         v = Victims(x, y, np.zeros(count, dtype=np.int64), idx.numpy(), b)
         upd = shared_updates(target.model, v, target.profile, seed + 7919 * (start + 1),
                              target.local_steps, target.local_lr)  # fmt: skip
-        fs.append(features(upd))
+        fs.append(features(upd).cpu())
         xs.append(x.reshape(count, b, -1))
         ys.append(y.reshape(count, b))
     return torch.cat(fs), torch.cat(xs), torch.cat(ys)
@@ -126,9 +127,9 @@ def simulate(
 def _matched_loss(img: torch.Tensor, logit: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error (plus label cross-entropy) under the best pairing of outputs and inputs."""
     if img.shape[1] > 1:
-        cost = ((img.detach()[:, :, None, :] - x[:, None, :, :]) ** 2).mean(-1).numpy()  # (n, out, in)
+        cost = ((img.detach()[:, :, None, :] - x[:, None, :, :]) ** 2).mean(-1).cpu().numpy()  # (n, out, in)
         perm = np.stack([linear_sum_assignment(c)[1] for c in cost])
-        order = torch.from_numpy(perm)
+        order = torch.from_numpy(perm).to(x.device)
         x = torch.gather(x, 1, order[..., None].expand_as(x))
         y = torch.gather(y, 1, order)
     return F.mse_loss(img, x) + 0.01 * F.cross_entropy(logit.flatten(0, 1), y.flatten())
@@ -137,18 +138,22 @@ def _matched_loss(img: torch.Tensor, logit: torch.Tensor, x: torch.Tensor, y: to
 def train_inverter(
     target: Target, recipe: LearnedInversionRecipe, seed: int, on_step: Callable[[int], None] | None = None
 ) -> tuple[Inverter, Features]:
-    """Simulate the training updates and fit the inverter (seeded; no global RNG is touched)."""
+    """Simulate the training updates and fit the inverter (seeded; no global RNG is touched), on
+    the attacked model's device (initialized and shuffled on the CPU, then moved)."""
+    dev = device_of(target.model)
     feats = Features(target, recipe, seed)
-    f, x, y = simulate(target, recipe, feats, seed + 1)
+    f, x, y = (t.to(dev) for t in simulate(target, recipe, feats, seed + 1))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
+    net = net.to(dev)
     # foreach: the same arithmetic as the per-tensor loop, in fewer passes (its steps were 40% of training)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, foreach=True)
     gen = torch.Generator().manual_seed(seed + 2)
     n = len(f)
     for epoch in range(recipe.epochs):
         order = torch.randperm(n, generator=gen)
+        order = order.to(dev)
         for start in range(0, n, recipe.batch_size):
             i = order[start : start + recipe.batch_size]
             img, logit = net(f[i])
@@ -163,13 +168,13 @@ def train_inverter(
 
 
 def _load(cache: Path, target: Target, recipe: LearnedInversionRecipe) -> tuple[Inverter, Features]:
-    state = torch.load(cache, weights_only=True)
+    state = torch.load(cache, weights_only=True, map_location="cpu")
     feats = Features(target, recipe, int(state["seed"]))
     with torch.random.fork_rng(devices=[]):  # the layers' initialization is overwritten below
         net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
     net.load_state_dict(state["net"])
     net.eval()
-    return net, feats
+    return net.to(device_of(target.model)), feats
 
 
 def prepare_inverter(
@@ -183,7 +188,7 @@ def prepare_inverter(
         return
     net, _ = train_inverter(target, recipe, seed, on_step)
     buf = io.BytesIO()
-    torch.save({"seed": seed, "net": net.state_dict()}, buf)
+    torch.save({"seed": seed, "net": on_cpu(net.state_dict())}, buf)
     atomic_write_bytes(Path(cache), buf.getvalue())
 
 

@@ -70,8 +70,8 @@ def stages(model: torch.nn.Module) -> list[Stage] | None:
     from neurofl.models.ann import MLP
     from neurofl.models.conv import ConvANN
 
-    def weight(m: torch.nn.Module) -> torch.Tensor:
-        return m.weight.detach().double()
+    def weight(m: torch.nn.Module) -> torch.Tensor:  # R-GAP's small float64 systems run on the CPU
+        return m.weight.detach().double().cpu()
 
     if isinstance(model, MLP):
         return [Stage(weight(m), None, (m.in_features,), (m.out_features,)) for m in model.layers]
@@ -179,7 +179,7 @@ def rgap(
     fwd = [_matrix(st.forward, st.in_shape) for st in layers[:-1]]  # the same for every victim
     out, losses = [], []
     for v in range(target.victims):
-        g = [t[v].detach().double().flatten() for t in grads.values()]
+        g = [t[v].detach().double().flatten().cpu() for t in grads.values()]
         if not all(bool(torch.isfinite(t).all()) for t in g):
             out.append(torch.full(target.input_shape, float("nan")))
             losses.append(float("nan"))

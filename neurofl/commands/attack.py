@@ -10,6 +10,7 @@ import click
 
 from neurofl.commands.common import (
     attack_progress,
+    device_option,
     emit,
     iterations_option,
     json_option,
@@ -50,11 +51,12 @@ from neurofl.commands.common import (
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write report.json, reconstructions.npz and reconstructions.png here; a rerun with the same "
                    "settings resumes (or reuses the finished run).")
+@device_option
 @json_option
 def attack(
     recipe: str, model: str, profile: str | None, dataset: str | None, victims: int, batch_size: int, clients: int,
     local_steps: int, local_lr: float, arch: str, iterations: int | None, seed: int, updates: Path | None,
-    data_dir: Path | None, out: Path | None, as_json: bool,
+    data_dir: Path | None, out: Path | None, device: str, as_json: bool,
 ) -> None:
     """Invert shared updates with an attack recipe or suite; print ASR, PSNR, SSIM and label accuracy."""
     from neurofl.attack_run import AttackConfig, run_attack
@@ -64,7 +66,7 @@ def attack(
     cfg = AttackConfig(
         recipe=recipe, model=kind or "snn", profile=profile, dataset=dataset, victims=victims, batch_size=batch_size,
         clients=clients, local_steps=local_steps, local_lr=local_lr, arch=arch, seed=seed, iterations=iterations,
-        updates=updates, data_dir=Path(data_dir) if data_dir else None, checkpoint=checkpoint,
+        updates=updates, data_dir=Path(data_dir) if data_dir else None, checkpoint=checkpoint, device=device,
     )
     with progress() as bar:
         report = run_attack(cfg, out, attack_progress(bar))

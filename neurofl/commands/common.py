@@ -85,6 +85,11 @@ def seed_option(default: int | None = 0, help: str = "Seed of every random choic
                         show_default=default is not None, help=help)  # fmt: skip
 
 
+device_option = click.option(
+    "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+    help="Where tensors are computed: auto picks CUDA when it is available (neurofl/device.py).",
+)
+
 iterations_option = click.option(
     "--iterations", default=None, type=click.IntRange(1, 1_000_000),
     help="Override every gradient-matching recipe's iterations (quick runs).",

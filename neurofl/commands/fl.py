@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import emit, json_option, progress, seed_option, stderr
+from neurofl.commands.common import device_option, emit, json_option, progress, seed_option, stderr
 from neurofl.errors import UserError
 
 
@@ -86,6 +86,7 @@ def _rounds_list(value: str | None) -> list[int] | None:
     type=click.Path(path_type=Path),
     help="Run folder: history.json, accuracy.png, model.pt, updates/; rerunning with the same --out resumes.",
 )
+@device_option
 @json_option
 def fl(
     backend: str,
@@ -98,12 +99,16 @@ def fl(
     nodes: int | None,
     ray_address: str | None,
     out: Path | None,
+    device: str,
     as_json: bool,
     **settings: object,
 ) -> None:
     """Federated training with per-round test accuracy, defenses and update capture."""
+    import dataclasses
+
     from neurofl.config import read_toml
     from neurofl.data import load_dataset
+    from neurofl.device import device_kind, resolve_device
     from neurofl.federated import fl_config
     from neurofl.federated.recorder import run_fingerprint
     from neurofl.federated.task import make_task
@@ -126,6 +131,13 @@ def fl(
             raise UserError(f"{name} applies to --backend flower only")
     if out is not None:
         check_out_dir(out)
+    dev = resolve_device(device)
+    if backend == "flower" and dev.type != "cpu":  # Ray's client processes are CPU workers
+        if device.strip().lower() != "auto":
+            raise UserError(
+                f"--device {device}: --backend flower runs its clients on the CPU; use --device cpu or auto"
+            )
+        dev = resolve_device("cpu")
     kind, model_file = split_model_option(model_kind)
     if model_file is not None:
         mf = open_model_file(model_file, dataset, profile)
@@ -134,6 +146,7 @@ def fl(
     else:
         dataset, prof = dataset or "digits", load_profile(profile or "loihi2")
         task = make_task(load_dataset(dataset, data_dir), kind, prof, cfg)  # type: ignore[arg-type]
+    task = dataclasses.replace(task, device=str(dev))
     model_kind = task.model_kind
     cfg = task.cfg  # with dp_epsilon: the calibrated noise multiplier
     if backend == "flower":
@@ -175,6 +188,7 @@ def fl(
         "per_round": cfg.per_round,
         "rounds": cfg.rounds,
         "resumed_from": result.resumed_from,
+        "device": device_kind(dev),
         "final_accuracy": last["accuracy"],
         "final_loss": last["loss"],
         "epsilon": last.get("epsilon"),

@@ -21,7 +21,9 @@ def rate(x: torch.Tensor, steps: int, generator: torch.Generator | None = None) 
     optimize intensities. x: (batch, *shape) in [0, 1] -> (batch, prod(shape), steps) in {0, 1}.
     """
     p = direct(x, steps).clamp(0, 1)
-    u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+    # drawn where the generator lives (neurofl's are CPU generators: one seed, one draw on any device)
+    where = generator.device if generator is not None else p.device
+    u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=where).to(p.device)
     spikes = (u < p).to(p.dtype)
     return p + (spikes - p).detach()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neurofl.device import device_of
 from neurofl.federated import defenses
 from neurofl.federated.rng import numpy_rng, torch_gen
 from neurofl.federated.settings import FLConfig
@@ -101,6 +102,7 @@ def raw_updates(model: torch.nn.Module, clients: list[ClientData], cfg: FLConfig
 
 
 def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: int) -> tuple:
+    dev = device_of(model)  # the client's data stays on the CPU; each batch is moved to the model
     enc = torch_gen(cfg.seed, "encode", round_, data.client)
     start = weights_of(model)
     batches = _minibatches(data, cfg, round_, cfg.local_steps)
@@ -111,10 +113,11 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
     try:
         w = {k: v.clone() for k, v in start.items()}
         for idx in batches:
+            x, y = data.x[idx].to(dev), data.y[idx].to(dev)
             if private:
-                g = private_gradient(model, data.x[idx], data.y[idx], cfg, weight, enc, noise)
+                g = private_gradient(model, x, y, cfg, weight, enc, noise)
             else:
-                g = per_sample_gradients(model, data.x[idx], data.y[idx], generator=enc, group=len(idx))
+                g = per_sample_gradients(model, x, y, generator=enc, group=len(idx))
             if cfg.strategy == "fedsgd":
                 return g, weight, data.x[idx], data.y[idx]
             for name in w:
@@ -146,16 +149,17 @@ def private_gradient(
     Returns name -> (1, *weight_shape).
     """
     shapes = {k: v.shape for k, v in weights_of(model).items()}
+    dev = device_of(model)
     if len(y):
         per = per_sample_gradients(model, x, y, generator=encoding, group=1)  # name -> (m, *shape)
         norms = torch.sqrt(sum(g.double().flatten(1).pow(2).sum(1) for g in per.values()))
         factor = (cfg.dp_clip / norms.clamp_min(1e-12)).clamp(max=1.0)
         total = {k: torch.einsum("n,n...->...", factor, g.double()) for k, g in per.items()}
     else:
-        total = {k: torch.zeros(s, dtype=torch.float64) for k, s in shapes.items()}
+        total = {k: torch.zeros(s, dtype=torch.float64, device=dev) for k, s in shapes.items()}
     std = cfg.dp_noise * cfg.dp_clip
-    return {
-        k: ((total[k] + std * torch.randn(shapes[k], generator=noise, dtype=torch.float64)) / expected)
+    return {  # the noise is drawn on the CPU (one seed, one draw on any device)
+        k: ((total[k] + std * torch.randn(shapes[k], generator=noise, dtype=torch.float64).to(dev)) / expected)
         .float()
         .unsqueeze(0)
         for k in shapes
@@ -169,8 +173,9 @@ def _raw_vectorized(
     out: list[tuple | None] = [None] * len(clients)
     for b in sorted({len(p) for p in picks}):  # one batched pass per batch size
         members = [i for i, p in enumerate(picks) if len(p) == b]
-        x = torch.cat([clients[i].x[picks[i]] for i in members])
-        y = torch.cat([clients[i].y[picks[i]] for i in members])
+        dev = device_of(model)
+        x = torch.cat([clients[i].x[picks[i]] for i in members]).to(dev)
+        y = torch.cat([clients[i].y[picks[i]] for i in members]).to(dev)
         g = per_sample_gradients(model, x, y, group=b)
         for j, i in enumerate(members):
             u = {k: v[j : j + 1] for k, v in g.items()}
@@ -186,7 +191,9 @@ def upload(update: Update, client: int, cfg: FLConfig, profile: HardwareProfile,
 
     DP: at ``dp_level`` ``local`` the client clips its update and adds the noise; at ``client`` it
     only clips (the server adds the noise, :func:`neurofl.federated.server.aggregate`); at
-    ``sample`` the update already is DP-SGD's (:func:`private_gradient`)."""
+    ``sample`` the update already is DP-SGD's (:func:`private_gradient`). All of it runs on the
+    CPU (the update is moved there first), where the defenses' and rounding's noise is drawn."""
+    update = {k: v.cpu() for k, v in update.items()}
     if cfg.defense == "dp" and cfg.dp_level == "local":
         update = defenses.clip_and_noise(
             update, cfg.dp_clip, cfg.dp_noise, torch_gen(cfg.seed, "noise", round_, client)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from neurofl.device import on_cpu
 from neurofl.errors import UserError
 from neurofl.federated import history
 from neurofl.federated.capture import CapturedUpdate, save_captured
@@ -52,6 +53,9 @@ def identity(task: FLTask) -> dict[str, Any]:
     }
     if task.initial_state is not None:  # a run from given weights (fl --model MODEL.pt)
         ident["initial_model"] = task.initial_identity
+    from neurofl.device import identity_entry
+
+    ident.update(identity_entry(task.device))  # nothing for the CPU: CPU runs recorded before still resume
     return ident
 
 
@@ -128,7 +132,7 @@ class Recorder:
             dataset=task.dataset,
             model_kind=task.model_kind,
             arch=task.arch,
-            state_dict=global_state,
+            state_dict=on_cpu(global_state),
             kind=cfg.update_kind,
             local_steps=cfg.local_steps,
             lr=cfg.lr,
@@ -185,7 +189,7 @@ class Recorder:
         if self.out is not None:
             # The checkpoint is written last: a run killed before it redoes this round identically.
             history.write_history(self.out, self.ident, self.rows)
-            history.save_checkpoint(self.out, self.ident, round_, weights_of(model), self.rows)
+            history.save_checkpoint(self.out, self.ident, round_, on_cpu(weights_of(model)), self.rows)
         if self.on_round is not None:
             self.on_round(row)
         return row
@@ -204,7 +208,7 @@ class Recorder:
                 "profile": t.profile.name,
                 "dataset": t.dataset,
                 "arch": dataclasses.asdict(t.arch),
-                "state_dict": model.state_dict(),
+                "state_dict": on_cpu(model.state_dict()),
             },
         )
         history.write_history(self.out, self.ident, self.rows)

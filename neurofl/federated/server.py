@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from neurofl.device import device_of
 from neurofl.federated import defenses
 from neurofl.federated.client import Update, set_weights, weights_of
 from neurofl.federated.rng import torch_gen
@@ -46,7 +47,7 @@ def apply_update(model: torch.nn.Module, aggregate: Update, cfg: FLConfig) -> No
     """Step the global model: ``w - lr * g`` for FedSGD gradients, ``w + delta`` for FedAvg deltas."""
     w = weights_of(model)
     sign = -cfg.lr if cfg.update_kind == "gradient" else 1.0
-    set_weights(model, {k: w[k] + sign * aggregate[k][0] for k in w})
+    set_weights(model, {k: w[k] + sign * aggregate[k][0].to(w[k].device) for k in w})
 
 
 @torch.no_grad()
@@ -59,9 +60,11 @@ def evaluate(
     weights always score the same.
     """
     gen = torch_gen(seed, "encode", 0, -1)
+    dev = device_of(model)
     correct, loss = 0, 0.0
     for i in range(0, len(y), chunk):
-        logits = model(x[i : i + chunk], generator=gen)
-        loss += float(F.cross_entropy(logits, y[i : i + chunk], reduction="sum"))
-        correct += int((logits.argmax(1) == y[i : i + chunk]).sum())
+        xs, ys = x[i : i + chunk].to(dev), y[i : i + chunk].to(dev)
+        logits = model(xs, generator=gen)
+        loss += float(F.cross_entropy(logits, ys, reduction="sum"))
+        correct += int((logits.argmax(1) == ys).sum())
     return {"accuracy": correct / len(y), "loss": loss / len(y)}

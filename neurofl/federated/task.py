@@ -38,14 +38,15 @@ class FLTask:
     data_identity: dict[str, Any] | None = None  # identity.dataset_identity of the full dataset loaded
     initial_state: dict[str, torch.Tensor] | None = None  # start from these weights (None: seeded init)
     initial_identity: dict[str, Any] | None = None  # what identifies them in the run's identity
+    device: str = "cpu"  # where the global model and the clients' computation live (neurofl.device)
 
     def new_model(self) -> torch.nn.Module:
         """The initial global model (the same for every process with the same seed): seeded,
-        then holding ``initial_state`` where the run starts from given weights."""
+        then holding ``initial_state`` where the run starts from given weights; on ``device``."""
         model = build_model(self.model_kind, self.arch, self.profile, self.cfg.seed)
         if self.initial_state is not None:
             model.load_state_dict(self.initial_state)
-        return model
+        return model.to(self.device)
 
 
 def make_task(
@@ -56,6 +57,7 @@ def make_task(
     arch: Any | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
     initial_identity: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
 ) -> FLTask:
     """Split ``ds`` (oracle / clients / test, as every neurofl command does, so captured
     victims never overlap the attack's oracle data) and partition the clients' split.
@@ -63,6 +65,8 @@ def make_task(
     arch : the topology (default: the fully connected one for ``ds``)
     initial_state, initial_identity : start from these weights (a checkpoint's), identified in the
         run's identity by ``initial_identity`` (default: the digest of the weights and the topology)
+    device : where the model and the clients' batches are computed (the data stays on the CPU and
+        each batch is moved; uploads are defended, quantized and aggregated on the CPU)
     """
     from neurofl.identity import arrays_digest, dataset_identity
 
@@ -90,6 +94,7 @@ def make_task(
         data_identity=dataset_identity(ds),
         initial_state=initial_state,
         initial_identity=initial_identity if initial_state is not None else None,
+        device=str(torch.device(device)),
     )
 
 

@@ -246,7 +246,7 @@ class _CubaDynamics(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, current_decay, voltage_decay, w_scale, threshold):  # noqa: D102 (autograd API)
         steps = x.shape[-1]
-        filters = (decay_filter(current_decay, steps, x.dtype), decay_filter(voltage_decay, steps, x.dtype))
+        filters = tuple(decay_filter(d, steps, x.dtype).to(x.device) for d in (current_decay, voltage_decay))
         ctx.save_for_backward(*filters)
         ctx.set_materialize_grads(False)
         return cuba_states(x, current_decay, voltage_decay, w_scale, threshold)
