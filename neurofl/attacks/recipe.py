@@ -197,7 +197,33 @@ class RgapRecipe:
         return 1
 
 
-Recipe = AttackRecipe | DisaggregationRecipe | CocktailPartyRecipe | LearnedInversionRecipe | RgapRecipe
+@dataclass(frozen=True)
+class ImprintRecipe:
+    """A malicious server's imprint module (Fowl et al., ICLR 2022, "Robbing the Fed"): the server
+    ships a model whose first layer has ``bins`` neurons that all measure the input along one random
+    direction and fire above increasing thresholds, placed at quantiles of the measurement on the
+    attacker's auxiliary data. Differences of consecutive rows of that layer's update isolate the
+    samples of a batch that fall between two thresholds (:mod:`neurofl.attacks.imprint`).
+
+    span: the largest absolute measurement over the auxiliary data, in input-current units (SLAYER
+    units): wider spreads the thresholds further apart than a spiking neuron's soft onset.
+    constant_input: the value of the constant input channel whose weights carry the thresholds (so
+    a threshold of up to ``constant_input`` times the weight range fits the chip's weight grid).
+    Never part of the honest-but-curious suite (``threat_model = "malicious"``)."""
+
+    name: str
+    attack: Literal["imprint"]
+    bins: int = field(default=64, metadata=bounded(2, 4096))
+    span: float = field(default=100.0, metadata=bounded(1e-3, 1e6))
+    constant_input: float = field(default=16.0, metadata=bounded(1e-3, 1e6))
+    source: str = ""
+
+    @property
+    def steps(self) -> int:
+        return 1
+
+
+Recipe = AttackRecipe | DisaggregationRecipe | CocktailPartyRecipe | LearnedInversionRecipe | RgapRecipe | ImprintRecipe
 
 # attack key -> the dataclass that validates the rest of the recipe
 FAMILIES: dict[str, type] = {
@@ -209,6 +235,7 @@ FAMILIES: dict[str, type] = {
     "cocktail_party": CocktailPartyRecipe,
     "learned_inversion": LearnedInversionRecipe,
     "rgap": RgapRecipe,
+    "imprint": ImprintRecipe,
 }
 
 

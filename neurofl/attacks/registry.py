@@ -20,6 +20,7 @@ from neurofl.attacks.recipe import (
     AttackRecipe,
     CocktailPartyRecipe,
     DisaggregationRecipe,
+    ImprintRecipe,
     LearnedInversionRecipe,
     Recipe,
     RgapRecipe,
@@ -147,12 +148,22 @@ def _rgap_run(target, recipe, labels, seed, on_step, cache) -> Inversion:
     return rgap(target, recipe, labels, seed, on_step)
 
 
+def _imprint_why_not(target: Target, recipe: ImprintRecipe) -> str | None:
+    return ("the imprint attack needs a malicious server that ships its own first layer; it runs under "
+            "`neurofl evaluate --threat-model malicious`, never in the honest-but-curious rows")
+
+
+def _imprint_run(target, recipe, labels, seed, on_step, cache) -> Inversion:
+    raise AssertionError("the imprint attack never runs on an honest target (see _imprint_why_not)")
+
+
 METHODS: dict[type, Method] = {
     AttackRecipe: Method(_gm_why_not, _gm_run),
     DisaggregationRecipe: Method(lambda t, r: _first_layer_reason(t, "disaggregation"), _disaggregation_run),
     CocktailPartyRecipe: Method(_cocktail_why_not, _cocktail_run),
     LearnedInversionRecipe: Method(_learned_why_not, _learned_run, _learned_prepare),
     RgapRecipe: Method(_rgap_why_not, _rgap_run),
+    ImprintRecipe: Method(_imprint_why_not, _imprint_run),
 }
 
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import attack_progress, emit, iterations_option, json_option, progress, seed_option
+from neurofl.commands.common import (
+    attack_progress,
+    device_option,
+    emit,
+    iterations_option,
+    json_option,
+    progress,
+    seed_option,
+)
 
 
 @click.command()
@@ -62,6 +70,10 @@ from neurofl.commands.common import attack_progress, emit, iterations_option, js
 )
 @click.option("--workers", default=None, type=click.IntRange(1, 1024),
               help="Rows computed side by side in forked processes [one per row, at most one per CPU].")
+@click.option("--threat-model", type=click.Choice(["honest", "malicious"]), default="honest", show_default=True,
+              help="honest: the server attacks the updates of the global model it sent; malicious: it ships an "
+                   "imprint module (attacks/imprint.toml, Robbing the Fed) and the run is reported apart.")
+@device_option
 @json_option
 def evaluate(
     profile: str | None,
@@ -81,6 +93,8 @@ def evaluate(
     data_dir: Path | None,
     out: Path,
     workers: int | None,
+    threat_model: str,
+    device: str,
     as_json: bool,
 ) -> None:
     """One federated round; the server inverts each victim's (quantized) update; ANN vs SNN leakage."""
@@ -105,7 +119,16 @@ def evaluate(
         encoding=encoding,
         model=model,
         workers=workers,
+        device=device,
     )
+    if threat_model == "malicious":
+        from neurofl.malicious import markdown as malicious_markdown
+        from neurofl.malicious import run_malicious
+
+        report = run_malicious(cfg)
+        wrote = f"wrote {out / 'report.json'}, {out / 'report.md'}"
+        emit(report, as_json, lambda: click.echo(malicious_markdown(report) + wrote))
+        return
     with progress() as bar:
         report = run_evaluate(cfg, attack_progress(bar))
 
