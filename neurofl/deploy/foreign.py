@@ -222,24 +222,13 @@ def _conv(g: h5py.Group, where: str, inputs: tuple[int, ...], index: int) -> Lay
             f"{where}: weight shape {w.shape}: expected 1..{netx.MAX_CHANNELS} output channels, kernels of "
             f"1..{netx.MAX_KERNEL}"
         )
-    stride = netx._pair(g, "stride", where, 1, netx.MAX_KERNEL)
-    padding = netx._pair(g, "padding", where, 0, netx.MAX_KERNEL)
     if "dilation" in g and netx._pair(g, "dilation", where, 1, netx.MAX_KERNEL) != (1, 1):
         raise UserError(f"{where}/dilation: dilated convolutions are not modelled by neurofl's reference")
     if "groups" in g and netx._scalar(g, "groups", where, 1, netx.MAX_CHANNELS) != 1:
         raise UserError(f"{where}/groups: grouped convolutions are not modelled by neurofl's reference")
-    size = []
-    for n, k, s, pad in zip(inputs[1:], (kh, kw), stride, padding, strict=True):
-        m = (n + 2 * pad - k) // s + 1
-        if m < 1:
-            raise UserError(f"{where}: kernel {k}, stride {s}, padding {pad} leave no output of an input of {n}")
-        size.append(m)
-    out = (out_c, size[0], size[1])
-    if out_c * size[0] * size[1] > MAX_WIDTH:
-        raise UserError(f"{where}: output map {out} has more than {MAX_WIDTH} neurons")
-    sd = netx._dataset(g, "shape", where)
-    if sd.ndim != 1 or sd.size != 3 or tuple(netx._numbers(sd, f"{where}/shape", 1, MAX_WIDTH).tolist()) != out:
-        raise UserError(f"{where}/shape: must be {list(out)}, the (C, H, W) its weight, stride and padding give")
+    out = netx.conv_output_map(g, where, inputs, out_c, kh, kw)
+    stride = netx._pair(g, "stride", where, 1, netx.MAX_KERNEL)
+    padding = netx._pair(g, "padding", where, 0, netx.MAX_KERNEL)
     for key, expected in (("inChannels", in_c), ("outChannels", out_c)):
         if key in g and netx._scalar(g, key, where, 1, netx.MAX_CHANNELS) != expected:
             raise UserError(f"{where}/{key}: must be {expected}, as the weight's shape {w.shape} says")

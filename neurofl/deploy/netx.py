@@ -166,6 +166,29 @@ def _pair(g: h5py.Group, key: str, where: str, lo: int, hi: int) -> tuple[int, i
     return (int(v[0]), int(v[-1]))
 
 
+def conv_output_map(
+    g: h5py.Group, where: str, inputs: tuple[int, ...], out_c: int, kh: int, kw: int
+) -> tuple[int, int, int]:
+    """The (C, H, W) output map of a conv layer ``g`` (its ``stride`` and ``padding``, kernel
+    ``kh`` x ``kw``, ``out_c`` channels) on an input map ``inputs`` (C, H, W), checked against the
+    layer's own ``shape`` and :data:`MAX_WIDTH` before any array is read."""
+    stride = _pair(g, "stride", where, 1, MAX_KERNEL)
+    padding = _pair(g, "padding", where, 0, MAX_KERNEL)
+    size = []
+    for n, k, s, pad in zip(inputs[1:], (kh, kw), stride, padding, strict=True):
+        m = (n + 2 * pad - k) // s + 1
+        if m < 1:
+            raise UserError(f"{where}: kernel {k}, stride {s}, padding {pad} leave no output of an input of {n}")
+        size.append(m)
+    out = (out_c, size[0], size[1])
+    if out_c * size[0] * size[1] > MAX_WIDTH:
+        raise UserError(f"{where}: output map {out} has more than {MAX_WIDTH} neurons")
+    shape = _dataset(g, "shape", where)
+    if shape.ndim != 1 or shape.size != 3 or tuple(_numbers(shape, f"{where}/shape", 1, MAX_WIDTH).tolist()) != out:
+        raise UserError(f"{where}/shape: must be {list(out)}, the (C, H, W) its weight, stride and padding give")
+    return out
+
+
 def _conv_layer(g: h5py.Group, where: str, inputs: tuple[int, int, int]) -> tuple[int, int, int]:
     """Check one conv layer (SLAYER's ``cuba.Conv.export_hdf5``) against its input map (C, H, W);
     return its output map (C, H, W). Shapes are checked from the metadata before any array is read."""
@@ -180,24 +203,11 @@ def _conv_layer(g: h5py.Group, where: str, inputs: tuple[int, int, int]) -> tupl
         raise UserError(
             f"{where}: weight shape {w.shape}: expected 1..{MAX_CHANNELS} output channels, kernels of 1..{MAX_KERNEL}"
         )
-    stride = _pair(g, "stride", where, 1, MAX_KERNEL)
-    padding = _pair(g, "padding", where, 0, MAX_KERNEL)
     if _pair(g, "dilation", where, 1, MAX_KERNEL) != (1, 1):
         raise UserError(f"{where}/dilation: must be 1 (neurofl's conv SNNs have no dilation)")
     if _scalar(g, "groups", where, 1, MAX_CHANNELS) != 1:
         raise UserError(f"{where}/groups: must be 1 (neurofl's conv SNNs have no grouped convolutions)")
-    size = []
-    for n, k, s, pad in zip(inputs[1:], (kh, kw), stride, padding, strict=True):
-        m = (n + 2 * pad - k) // s + 1
-        if m < 1:
-            raise UserError(f"{where}: kernel {k}, stride {s}, padding {pad} leave no output of an input of {n}")
-        size.append(m)
-    out = (out_c, size[0], size[1])
-    if out_c * size[0] * size[1] > MAX_WIDTH:
-        raise UserError(f"{where}: output map {out} has more than {MAX_WIDTH} neurons")
-    shape = _dataset(g, "shape", where)
-    if shape.ndim != 1 or shape.size != 3 or tuple(_numbers(shape, f"{where}/shape", 1, MAX_WIDTH).tolist()) != out:
-        raise UserError(f"{where}/shape: must be {list(out)}, the (C, H, W) its weight, stride and padding give")
+    out = conv_output_map(g, where, inputs, out_c, kh, kw)
     for key, expected in (("inChannels", in_c), ("outChannels", out_c)):
         if key in g and _scalar(g, key, where, 1, MAX_CHANNELS) != expected:
             raise UserError(f"{where}/{key}: must be {expected}, as the weight's shape {w.shape} says")

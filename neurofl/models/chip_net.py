@@ -15,12 +15,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from neurofl.errors import UserError
 from neurofl.models.arch import Architecture
 from neurofl.models.chip_neuron import ChipArithmetic, chip_step
-from neurofl.models.xylo_net import XyloSynapse, event_counts, pool_factor
+from neurofl.models.xylo_net import TwoProjectionNetwork, XyloSynapse, pool_factor
 from neurofl.models.xylo_neuron import DTYPE, XyloArithmetic
 from neurofl.profiles import CHIP_DECAYS, HardwareProfile
 
@@ -50,7 +49,7 @@ class ChipDesign:
     alpha: float = 0.9
 
 
-class ChipNetwork(torch.nn.Module):
+class ChipNetwork(TwoProjectionNetwork):
     """Input channels -> ``arch.hidden[0]`` hidden -> ``arch.classes`` output neurons of a one-state chip.
 
     forward: x (batch, *input_shape) in [0, 1] -> logits (batch, classes) = output events over T steps.
@@ -122,29 +121,6 @@ class ChipNetwork(torch.nn.Module):
         if n.decay == "exponential" and (float(d.min()) <= 0 or float(d.max()) > 1):
             raise UserError(f"profile '{self.profile.name}': decay factor alpha must lie in (0, 1]")
 
-    def integer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The integer input (inputs, hidden) and readout (hidden, classes) weights the chip stores,
-        float64 with a straight-through gradient."""
-        q = self.profile.quantize_weight
-        w_in, w_out = (q(s.weight, descale=True).to(DTYPE).T for s in (self.synapse_in, self.synapse_out))
-        return w_in, w_out
-
-    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
-        """(parameter name, synapse module) of both projections, for per-sample gradients."""
-        return [("synapse_in.weight", self.synapse_in), ("synapse_out.weight", self.synapse_out)]
-
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, inputs) intensities in [0, 1] (average-pooled)."""
-        if self.pool > 1:
-            x = F.avg_pool2d(x, self.pool)
-        return x.reshape(x.shape[0], -1).clamp(0, 1)
-
-    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, inputs, T) event counts in 0..input_max_per_step
-        (:func:`neurofl.models.xylo_net.event_counts`: rate-coded, or rounded for ``direct``)."""
-        p = self.pooled(x).unsqueeze(-1).expand(-1, -1, self.time_steps)
-        return event_counts(p, self.input_max, self.profile.spikes.input_encoding, generator)
-
     def run(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Input event counts (batch, inputs, T) -> hidden (batch, hidden, T) and output
         (batch, classes, T) events per step (float64 integers)."""
@@ -168,10 +144,3 @@ class ChipNetwork(torch.nn.Module):
             v, n = chip_step(v, increment[..., t], counts[..., t], weight, decay, threshold, max_events, self.arith)
             events.append(n)
         return torch.stack(events, -1)
-
-    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Output event trains. x: (batch, *input_shape) -> (batch, classes, T), float32."""
-        return self.run(self.input_spikes(x, generator))[1].to(x.dtype)
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.spikes(x, generator).sum(-1)

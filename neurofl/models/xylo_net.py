@@ -133,7 +133,61 @@ class XyloSynapse(torch.nn.Module):
         return torch.einsum("oi,nit->not", w, events.to(w.dtype))
 
 
-class XyloNetwork(torch.nn.Module):
+class TwoProjectionNetwork(torch.nn.Module):
+    """What Xylo's and the one-state chips' networks share: input channels (average-pooled to the
+    chip's inputs, ``pool``), two projections ``synapse_in`` and ``synapse_out`` of integer weights,
+    event-count inputs over ``time_steps`` and logits = output events summed over time. A subclass
+    builds those attributes (and ``profile``, ``input_max``) and defines ``run``.
+    """
+
+    profile: HardwareProfile
+    synapse_in: XyloSynapse
+    synapse_out: XyloSynapse
+    pool: int
+    time_steps: int
+    input_max: int
+
+    def run(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input event counts (batch, inputs, T) -> hidden (batch, hidden, T) and output (batch,
+        classes, T) events per step (float64 integers)."""
+        raise NotImplementedError
+
+    def integer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The integer input (inputs, hidden) and readout (hidden, classes) weights the chip stores
+        (for Xylo before its weight shift), float64 with a straight-through gradient."""
+        q = self.profile.quantize_weight
+        w_in, w_out = (q(s.weight, descale=True).to(DTYPE).T for s in (self.synapse_in, self.synapse_out))
+        return w_in, w_out
+
+    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
+        """(parameter name, synapse module) of both projections, for per-sample gradients."""
+        return [("synapse_in.weight", self.synapse_in), ("synapse_out.weight", self.synapse_out)]
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, *input_shape) -> (batch, inputs) intensities in [0, 1] (average-pooled)."""
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
+        return x.reshape(x.shape[0], -1).clamp(0, 1)
+
+    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> (batch, inputs, T) event counts in 0..input_max_per_step.
+
+        Each step a channel of intensity p carries ``Binomial(input_max_per_step, p)`` events (``direct``
+        encoding: ``round(p * input_max_per_step)``, :func:`event_counts`); the gradient is
+        straight-through (``d counts / d p = input_max_per_step``).
+        """
+        p = self.pooled(x).unsqueeze(-1).expand(-1, -1, self.time_steps)
+        return event_counts(p, self.input_max, self.profile.spikes.input_encoding, generator)
+
+    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Output event trains. x: (batch, *input_shape) -> (batch, classes, T), float32."""
+        return self.run(self.input_spikes(x, generator))[1].to(x.dtype)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.spikes(x, generator).sum(-1)
+
+
+class XyloNetwork(TwoProjectionNetwork):
     """Input channels -> ``arch.hidden[0]`` hidden -> ``arch.classes`` output Xylo neurons.
 
     Parameters
@@ -217,33 +271,6 @@ class XyloNetwork(torch.nn.Module):
                     f"{min(n.state_bits, XYLOSIM_WEIGHT_BITS)}-bit state"
                 )
 
-    def integer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The integer input (inputs, hidden) and readout (hidden, classes) weights the chip stores
-        (before the weight shift), float64 with a straight-through gradient."""
-        q = self.profile.quantize_weight
-        w_in, w_out = (q(s.weight, descale=True).to(DTYPE).T for s in (self.synapse_in, self.synapse_out))
-        return w_in, w_out
-
-    def weight_layers(self) -> list[tuple[str, torch.nn.Module]]:
-        """(parameter name, synapse module) of both projections, for per-sample gradients."""
-        return [("synapse_in.weight", self.synapse_in), ("synapse_out.weight", self.synapse_out)]
-
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, inputs) intensities in [0, 1] (average-pooled)."""
-        if self.pool > 1:
-            x = F.avg_pool2d(x, self.pool)
-        return x.reshape(x.shape[0], -1).clamp(0, 1)
-
-    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, inputs, T) event counts in 0..input_max_per_step.
-
-        Each step a channel of intensity p carries ``Binomial(input_max_per_step, p)`` events (``direct``
-        encoding: ``round(p * input_max_per_step)``, :func:`event_counts`); the gradient is
-        straight-through (``d counts / d p = input_max_per_step``).
-        """
-        p = self.pooled(x).unsqueeze(-1).expand(-1, -1, self.time_steps)
-        return event_counts(p, self.input_max, self.profile.spikes.input_encoding, generator)
-
     def run(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run input event counts through the network.
 
@@ -293,13 +320,6 @@ class XyloNetwork(torch.nn.Module):
             )
             events.append(n)
         return torch.stack(events, -1)
-
-    def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Output event trains. x: (batch, *input_shape) -> (batch, classes, T), float32."""
-        return self.run(self.input_spikes(x, generator))[1].to(x.dtype)
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.spikes(x, generator).sum(-1)
 
 
 def fit_problems(arch: Architecture, profile: HardwareProfile) -> tuple[list[str], list[str]]:
