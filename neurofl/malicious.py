@@ -29,11 +29,12 @@ def run_malicious(cfg: Any) -> dict[str, Any]:
     """Run ``cfg`` (an :class:`neurofl.evaluate.EvaluateConfig`; its ``attack`` names an imprint
     recipe, ``suite`` meaning ``imprint``) against a malicious server and write ``report.json`` and
     ``report.md`` into ``cfg.out``. Rows: ann and snn at float32 and at each profile. Returns
-    the report."""
+    the report. Runs on the CPU (``--device auto`` included): the imprint readout is closed-form."""
     from neurofl.atomic import atomic_write_bytes
     from neurofl.attacks.imprint import ImprintMLP, imprint_layout, imprint_snn, read_imprint
     from neurofl.attacks.recipe import ImprintRecipe, load_recipe
     from neurofl.data import load_dataset, split_dataset
+    from neurofl.device import resolve_device
     from neurofl.identity import dataset_identity, table_digest
     from neurofl.profiles import load_profile
     from neurofl.report import write_json
@@ -41,6 +42,8 @@ def run_malicious(cfg: Any) -> dict[str, Any]:
     from neurofl.scoring import chance_levels, judge_for, sample_scores, summary
     from neurofl.victims import draw_victims, shared_updates
 
+    if resolve_device(cfg.device).type != "cpu" and cfg.device != "auto":
+        raise UserError("--threat-model malicious runs on the CPU (a closed-form readout); use --device cpu or auto")
     if cfg.model is not None:
         raise UserError("--threat-model malicious builds the server's own imprint network; it takes no --model")
     recipe = load_recipe("imprint" if cfg.attack == "suite" else cfg.attack)
