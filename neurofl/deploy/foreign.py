@@ -11,11 +11,15 @@ What NetX (lava-dl 0.6.0, ``netx/hdf5.py``) builds and this reader accepts:
 - ``conv`` layers (4-D or SLAYER's 5-D weight, stride, padding, a per-channel ``bias``);
 - one ``flatten`` between the last conv layer and the first dense layer;
 - ``dense`` layers (2-D weight or NetX's flat one, a neuron ``bias``, synaptic ``delay``), the last
-  possibly without a neuron: NetX's non-spiking integrator (:data:`INTEGRATOR`).
+  possibly without a neuron: NetX's non-spiking integrator (:data:`INTEGRATOR`);
+- sigma-delta (``SDNN``) networks, every neuron SDNN (:class:`SigmaDeltaNeuron`): a delta encoder
+  as the input neuron (fed through its ``a_in``), ReLU sigma-delta neurons with a ``bias``, a
+  ``sigma_output`` layer that sends its sum (:mod:`neurofl.deploy.foreign_sdnn`).
 
 Anything else is refused with NetX's or the reference's true reason: layer types NetX cannot
-build, recurrent and complex dense layers, sigma-delta and resonate-and-fire neurons, graded
-spikes, dilated or grouped convolutions, a conv layer's delay (NetX ignores it).
+build, recurrent and complex dense layers, resonate-and-fire neurons, SDNN layers mixed with CUBA
+ones, graded spikes out of a CUBA neuron, an SDNN layer's delay or ``messageBits``, dilated or grouped
+convolutions, a conv layer's delay (NetX ignores it).
 """
 
 from __future__ import annotations
@@ -47,9 +51,13 @@ UNMODELLED_TYPES = {
     "dense_comp": "a complex-valued dense layer is not modelled by neurofl's reference",
 }
 UNMODELLED_NEURONS = {
-    "SDNN": "sigma-delta (SDNN) neurons are not modelled by neurofl's reference (CUBA LIF only)",
-    "RF": "resonate-and-fire (RF) neurons are not modelled by neurofl's reference (CUBA LIF only)",
+    "RF": "resonate-and-fire (RF) neurons are not modelled by neurofl's reference (CUBA LIF and SDNN only)",
 }
+# what an SDNN neuron group may hold: NetX reads type, vThMant and the presence of sigma_output;
+# 'activation' it ignores (Lava's SigmaDelta is ReLU), so only 'relu' is accepted
+SDNN_KEYS = {"type", "vThMant", "activation", "sigma_output"}
+# NetX scales vThMant by 2**(spike_exp + state_exp) = 4096 into Lava's 24-bit signed vth
+SDNN_VTH_RANGE = (0, (1 << 11) - 1)
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,24 @@ class Neuron:
 
 
 @dataclass(frozen=True)
+class SigmaDeltaNeuron:
+    """An SDNN neuron as NetX builds it (lava/proc/sdn): ``delta`` (the input layer's encoder),
+    ``sigma-delta`` (ReLU activation of the summed input plus bias, delta-encoded) or ``sigma``
+    (a ``sigma_output`` layer: sends its sum); ``vth`` the threshold mantissa (unused by sigma)."""
+
+    kind: str
+    vth: int
+
+
+@dataclass(frozen=True)
 class Layer:
     """One layer that NetX makes a block of.
 
     index : its ``/layer/<index>`` group
     kind : ``input``, ``conv`` or ``dense``
     shape : its neurons, (C, H, W) or (n,)
-    neuron : None for NetX's non-spiking integrator (:data:`INTEGRATOR` parameters apply)
+    neuron : None for NetX's non-spiking integrator (:data:`INTEGRATOR` parameters apply) or an
+        input layer without a neuron
     weight : conv (out, in, kH, kW) or dense (out, in) mantissas (float64); input layer: None
     bias : per-neuron (n,) or per-channel (C,) bias mantissas, or None
     delay : dense (out, in) delays in steps, or None
@@ -78,7 +97,7 @@ class Layer:
     index: int
     kind: str
     shape: tuple[int, ...]
-    neuron: Neuron | None
+    neuron: Neuron | SigmaDeltaNeuron | None
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
     delay: np.ndarray | None = None
@@ -113,15 +132,22 @@ class ForeignNet:
     def input_shape(self) -> tuple[int, ...]:
         return self.layers[0].shape
 
+    @property
+    def sdnn(self) -> bool:
+        """Whether the network's neurons are sigma-delta ones (the reader refuses a mix)."""
+        return any(isinstance(layer.neuron, SigmaDeltaNeuron) for layer in self.layers)
+
     def describe(self) -> str:
         """Layer kinds in order, e.g. ``input(LIF) conv+bias conv+bias``."""
         out = []
         for layer in self.layers:
             s = "flatten " if layer.flatten_before else ""
-            s += layer.kind + ("(LIF)" if layer.kind == "input" and layer.neuron else "")
+            n = layer.neuron
+            s += layer.kind + ("(LIF)" if layer.kind == "input" and isinstance(n, Neuron) else "")
             s += "+bias" if layer.bias is not None else ""
             s += "+delay" if layer.delay is not None else ""
-            s += "(integrator)" if layer.kind != "input" and layer.neuron is None else ""
+            s += "(integrator)" if layer.kind != "input" and n is None else ""
+            s += f"({n.kind})" if isinstance(n, SigmaDeltaNeuron) else ""
             out.append(s)
         return " ".join(out)
 
@@ -150,7 +176,31 @@ def _only(g: h5py.Group, allowed: set[str], where: str, what: str) -> None:
         )
 
 
-def _neuron(g: h5py.Group, where: str) -> Neuron | None:
+def _sdnn_neuron(n: h5py.Group, where: str, is_input: bool) -> SigmaDeltaNeuron:
+    """NetX's ``get_neuron_params`` for SDNN: Delta for the input layer, Sigma when the group has a
+    ``sigma_output`` entry (whatever its value), else SigmaDelta; 16-bit graded messages."""
+    where = f"{where}/neuron"
+    _only(n, SDNN_KEYS, where, "an SDNN neuron group")
+    if "activation" in n and netx._string(n, "activation", where) != "relu":
+        act = netx._string(n, "activation", where)
+        raise UserError(
+            f"{where}/activation: '{act}': NetX builds Lava's ReLU sigma-delta neuron whatever it says"[:300]
+        )
+    if "vThMant" not in n:
+        raise UserError(f"{where}: missing neuron parameter 'neuron/vThMant'")
+    vth = netx._scalar(n, "vThMant", where, *SDNN_VTH_RANGE)
+    kind = "delta" if is_input else "sigma-delta"
+    if "sigma_output" in n:
+        ds = netx._dataset(n, "sigma_output", where)
+        if ds.size != 1 or ds.dtype.kind not in "biu" or int(np.asarray(ds[()]).reshape(-1)[0]) != 1:
+            raise UserError(f"{where}/sigma_output: must be one true boolean (NetX reads only its presence)")
+        if is_input:
+            raise UserError(f"{where}/sigma_output: NetX builds the input layer's delta encoder regardless")
+        kind = "sigma"
+    return SigmaDeltaNeuron(kind, vth)
+
+
+def _neuron(g: h5py.Group, where: str, is_input: bool = False) -> Neuron | SigmaDeltaNeuron | None:
     if "neuron" not in g:
         return None
     n = g["neuron"]
@@ -160,6 +210,8 @@ def _neuron(g: h5py.Group, where: str) -> Neuron | None:
     for key, why in UNMODELLED_NEURONS.items():
         if key in kind:
             raise UserError(f"{where}/neuron/type: '{kind}': {why}"[:300])
+    if kind == "SDNN":
+        return _sdnn_neuron(n, where, is_input)
     if kind not in ("CUBA", "LOIHI"):
         raise UserError(f"{where}/neuron/type: unknown neuron type '{kind}' (NetX builds CUBA, LOIHI, SDNN, RF)"[:300])
     _only(n, netx.NEURON_KEYS | netx.IGNORED_NEURON_KEYS, f"{where}/neuron", "a CUBA neuron group")
@@ -188,7 +240,7 @@ def _input(g: h5py.Group, where: str) -> tuple[Layer, tuple[int, int] | None]:
         raise UserError(f"{where}/shape {list(dims)}: give (n,) or (C, H, W)")
     if int(np.prod(dims, dtype=np.int64)) > MAX_WIDTH:
         raise UserError(f"{where}/shape {list(dims)} has more than {MAX_WIDTH} inputs")
-    neuron = _neuron(g, where)
+    neuron = _neuron(g, where, is_input=True)
     transform = None
     if neuron is not None:  # NetX: int(weight), int(bias), defaults 64 and 0
         lo, hi = BIAS_RANGE
@@ -243,6 +295,7 @@ def _conv(g: h5py.Group, where: str, inputs: tuple[int, ...], index: int) -> Lay
             raise UserError(f"{where}/bias: shape {b.shape}, expected ({out_c},), one per output channel")
         bias = netx._numbers(b, f"{where}/bias", *BIAS_RANGE).astype(np.int64)
     neuron = _neuron(g, where)
+    _no_sigma_bias(neuron, g, where)
     weight = netx._numbers(w, f"{where}/weight", *netx.WEIGHT_RANGE).astype(np.float64).reshape(shape4)
     return Layer(index, "conv", out, neuron, weight, bias, None, stride, padding)
 
@@ -269,10 +322,35 @@ def _dense(g: h5py.Group, where: str, inputs: int, index: int, flatten: bool) ->
     neuron = _neuron(g, where)
     if neuron is None and "bias" in g:
         raise UserError(f"{where}/bias: a layer without a 'neuron' group has no neuron to bias")
+    if isinstance(neuron, SigmaDeltaNeuron) and "delay" in g:
+        raise UserError(
+            f"{where}/delay: synaptic delays into sigma-delta neurons are not modelled by neurofl's reference"
+        )
+    _no_sigma_bias(neuron, g, where)
     weight = netx._numbers(w, f"{where}/weight", *netx.WEIGHT_RANGE).astype(np.float64).reshape(outputs, inputs)
     bias = np.broadcast_to(np.asarray(g["bias"][()]).astype(np.int64), (outputs,)).copy() if "bias" in g else None
     delay = netx_delays(g["delay"][()], outputs, inputs) if "delay" in g else None
     return Layer(index, "dense", (outputs,), neuron, weight, bias, delay, flatten_before=flatten)
+
+
+def _no_sigma_bias(neuron: Neuron | SigmaDeltaNeuron | None, g: h5py.Group, where: str) -> None:
+    if isinstance(neuron, SigmaDeltaNeuron) and neuron.kind == "sigma" and "bias" in g:
+        raise UserError(
+            f"{where}/bias: Lava's Sigma process (a sigma_output layer) takes no bias; NetX cannot build it"
+        )
+
+
+def _one_neuron_model(layers: list[Layer], path: Path) -> None:
+    """SDNN and CUBA neurons do not mix: a CUBA layer would read 16-bit graded messages as spikes, an
+    SDNN layer after a CUBA one would get unary ones; the reference models neither."""
+    weighted = [layer for layer in layers if layer.kind != "input" or layer.neuron is not None]
+    sdnn = [isinstance(layer.neuron, SigmaDeltaNeuron) for layer in weighted]
+    if any(sdnn) and not all(sdnn):
+        odd = weighted[sdnn.index(False)]
+        raise UserError(
+            f"{path}: /layer/{odd.index}: a CUBA layer (or NetX's CUBA integrator) in a network of sigma-delta "
+            "(SDNN) layers is not modelled by neurofl's reference"
+        )
 
 
 def _types(layers: h5py.Group, keys: list[str], path: Path) -> list[str]:
@@ -373,4 +451,5 @@ def _read(f: h5py.File, path: Path) -> ForeignNet:
         raise UserError(f"{path}: the network ends with a flatten layer")
     if len(layers) < 2:
         raise UserError(f"{path}: the network has no weighted layer after its input")
+    _one_neuron_model(layers, path)
     return ForeignNet(path, tuple(layers), transform, _time_steps(f, path))  # type: ignore[arg-type]

@@ -11,6 +11,11 @@ Alignment (Lava steps start at 1; a neuron's spike reaches the next layer's neur
 layer ``i`` of NetX's block list (the input neuron is block 0; without one the first weighted block is
 ``i = 1``) resets at step ``n*T + 1 + i`` and holds sample ``n``'s step ``t`` at step
 ``n*T + 1 + i + t``, i.e. at index ``n*T + i + t`` of its sink.
+
+A sigma-delta (SDNN) network has no reset (NetX ignores ``reset_interval`` for it), so each sample is
+a Lava run of its own, ``T + blocks - 1`` steps from a fresh network, the same windows read back
+(``n = 1``); an input delta encoder gets the sample's values on its ``a_in`` every step, as
+lava-dl's ``test_pilotnet_sdnn`` feeds it, and the last block's ``sigma`` stands for its voltage.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from neurofl.limits import LAVA_READBACK
 @dataclass(frozen=True)
 class LavaRun:
     """What Lava computed, per block of the reference (:class:`neurofl.deploy.foreign_ref.Reference`):
-    spikes (N, n, T) int8, or None for a layer too large to read back (``neurons * steps`` over
-    :data:`neurofl.limits.LAVA_READBACK`); the last layer's voltage (N, n, T) int64."""
+    spikes (N, n, T) int8 (an SDNN block's graded messages, int64), or None for a layer too large to
+    read back (``neurons * steps`` over :data:`neurofl.limits.LAVA_READBACK`); the last layer's
+    voltage (an SDNN block's ``sigma``) (N, n, T) int64."""
 
     spikes: tuple[np.ndarray | None, ...]
     voltage: np.ndarray
@@ -60,6 +66,13 @@ def run_foreign(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
 
     from neurofl.deploy.lava_run import run_config
 
+    if net.sdnn:
+        runs = [_run_sdnn_sample(net, drive[k : k + 1], steps) for k in range(drive.shape[0])]
+        spikes = tuple(
+            None if r[0] is None else np.concatenate(r)  # type: ignore[arg-type]
+            for r in zip(*(run.spikes for run in runs), strict=True)
+        )
+        return LavaRun(spikes, np.concatenate([run.voltage for run in runs]))
     n = drive.shape[0]
     first = 0 if net.input_neuron else 1  # the sink offset of NetX's first block
     with contextlib.redirect_stdout(io.StringIO()):  # NetX prints weight-fitting notes
@@ -111,4 +124,55 @@ def run_foreign(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
         None if r is None else _samples(_to_flat(r), n, steps, first + i).astype(np.int8) for i, r in enumerate(raw)
     )
     volt = _samples(_to_flat(np.moveaxis(v, 0, -1)), n, steps, first + len(blocks) - 1).astype(np.int64)
+    return LavaRun(spikes, volt)
+
+
+def _run_sdnn_sample(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
+    """One sample (``drive`` of shape (1, ...)) of an SDNN network in a Lava run of its own."""
+    from lava.lib.dl.netx.hdf5 import Network
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.monitor.process import Monitor
+
+    from neurofl.deploy.lava_run import run_config
+
+    first = 0 if net.input_neuron else 1
+    with contextlib.redirect_stdout(io.StringIO()):
+        lava = Network(str(net.path))
+    blocks = list(lava.layers)
+    total = steps + len(net.layers) - 1
+    sinks = []
+    for block in blocks:
+        if block is blocks[-1] or int(np.prod(block.out.shape)) * total <= LAVA_READBACK:
+            sink = Sink(shape=block.out.shape, buffer=total)
+            block.out.connect(sink.a_in)
+            sinks.append(sink)
+        else:
+            sinks.append(None)
+    monitor = Monitor()
+    monitor.probe(blocks[-1].neuron.sigma, total)
+    if net.input_neuron:  # the sample's values, held for the whole run
+        x = drive.reshape(*net.input_shape)
+        x = x.transpose(2, 1, 0) if x.ndim == 3 else x  # (C, H, W) -> NetX's (W, H, C)
+        source = Source(data=np.repeat(x[..., None].astype(np.int32), total, axis=-1))
+        source.s_out.connect(blocks[0].neuron.a_in)
+    else:
+        data = np.zeros((drive.shape[1], total), dtype=np.int32)
+        data[:, :steps] = drive[0]
+        if len(lava.inp.shape) == 3:
+            w, h, c = lava.inp.shape
+            data = data.reshape(c, h, w, total).transpose(2, 1, 0, 3)
+        source = Source(data=data.reshape(*lava.inp.shape, total))
+        source.s_out.connect(lava.inp)
+    try:
+        lava.run(condition=RunSteps(num_steps=total), run_cfg=run_config())
+        raw = [None if s is None else np.asarray(s.data.get()) for s in sinks]
+        sigma = np.asarray(monitor.get_data()[blocks[-1].neuron.name]["sigma"])  # (total, *shape)
+    finally:
+        lava.stop()
+    spikes = tuple(
+        None if r is None else _samples(_to_flat(r), 1, steps, first + i).astype(np.int64) for i, r in enumerate(raw)
+    )
+    volt = _samples(_to_flat(np.moveaxis(sigma, 0, -1)), 1, steps, first + len(blocks) - 1).astype(np.int64)
     return LavaRun(spikes, volt)

@@ -5,7 +5,11 @@ file's input shape.
 Inputs ``x`` (N, *input_shape): ``random`` draws them uniformly in [-1, 1) (a normalized image's
 range) from ``seed``; a dataset gives its first test samples, flattened and reshaped to the file's
 input shape (same element count). An input neuron gets the bias ``round(weight * x + bias)`` of the
-file's input transform; without one, ``x`` (clipped to [0, 1]) is a seeded rate code.
+file's input transform (a sigma-delta input encoder gets the same integers on its ``a_in``); without
+one, ``x`` (clipped to [0, 1]) is a seeded rate code.
+
+A sigma-delta layer's "spikes" are its graded messages: bins compare the integers, spike counts
+count the non-zero messages.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import numpy as np
 
 from neurofl.deploy.bias_delay import BIAS_RANGE
 from neurofl.deploy.foreign import ForeignNet
+from neurofl.deploy.foreign_sdnn import INPUT_RANGE as SDNN_INPUT_RANGE
 from neurofl.errors import UserError
 
 
 @dataclass(frozen=True)
 class LayerParity:
-    """One layer's spikes, reference vs Lava, over all (sample, neuron, step) bins.
+    """One layer's spikes (SDNN: graded messages), reference vs Lava, over all (sample, neuron, step) bins.
 
     layer : the file's ``/layer/<layer>``; kind : input, conv or dense; compared : False when the
     layer was too large to read back from Lava (``neurofl.limits.LAVA_READBACK``), then the counts
@@ -46,9 +51,10 @@ class ForeignReport:
     """Agreement between Lava fixed point and the file's reference (shares in [0, 1]).
 
     output_spike_agreement : the last layer's bins; output_voltage_agreement : the last layer's
-    voltage (Lava's integer ``v`` after each step) equal bin for bin, the read-out of a
-    non-spiking layer; classification_agreement : same argmax of output spike counts, or of the last
-    step's voltage for NetX's non-spiking integrator (None for one output neuron);
+    voltage (Lava's integer ``v`` after each step; an SDNN layer's ``sigma``) equal bin for bin, the
+    read-out of a non-spiking layer; classification_agreement : same argmax of output spike counts,
+    or of the last step's voltage for NetX's non-spiking integrator or an SDNN network (None for one
+    output neuron);
     states_within_24_bits : every current and voltage fits Lava's registers
     """
 
@@ -86,11 +92,12 @@ def foreign_inputs(net: ForeignNet, x: np.ndarray, steps: int, seed: int) -> np.
         return (rng.random((*p.shape[:2], steps)) < p).astype(np.int8)
     w, b = net.input_transform
     bias = np.round(w * x + b).astype(np.int64)
-    lo, hi = BIAS_RANGE
+    lo, hi = SDNN_INPUT_RANGE if net.sdnn else BIAS_RANGE
     if bias.size and (bias.min() < lo or bias.max() > hi):
+        what = "the delta encoder's input range (x << 12 in 24 bits)" if net.sdnn else "Lava's 13-bit bias_mant range"
         raise UserError(
-            f"{net.path}: /layer/0: input bias weight * x + bias in [{bias.min()}, {bias.max()}] leaves Lava's "
-            f"13-bit bias_mant range [{lo}, {hi}]"
+            f"{net.path}: /layer/0: input bias weight * x + bias in [{bias.min()}, {bias.max()}] leaves "
+            f"{what} [{lo}, {hi}]"
         )
     return bias
 
@@ -123,8 +130,8 @@ def verify_foreign(net: ForeignNet, x: np.ndarray, steps: int, seed: int, label:
                 compared=got is not None,
                 bins=int(r.size),
                 mismatched_bins=bad,
-                reference_spikes=int(r.sum()),
-                lava_spikes=None if got is None else int(got.sum()),
+                reference_spikes=int(np.count_nonzero(r)),
+                lava_spikes=None if got is None else int(np.count_nonzero(got)),
                 agreement=None if bad is None else 1.0 - bad / max(1, r.size),
                 peak_state=peak,
             )
@@ -132,7 +139,7 @@ def verify_foreign(net: ForeignNet, x: np.ndarray, steps: int, seed: int, label:
     out_ref, out_lava = ref.spikes[-1], lava.spikes[-1]
     classes = None
     if out_ref.shape[1] > 1:  # a spiking read-out's class is its spike count's argmax, an integrator's its voltage's
-        spiking = net.layers[-1].neuron is not None
+        spiking = net.layers[-1].neuron is not None and not net.sdnn
         a, b = (out_ref.sum(-1), out_lava.sum(-1)) if spiking else (ref.voltage[..., -1], lava.voltage[..., -1])
         classes = float((a.argmax(-1) == b.argmax(-1)).mean())
     return ForeignReport(

@@ -11,6 +11,11 @@ sign-magnitude right shift.
 
 Time: every layer sees the previous layer's spikes of the same sample step (the one-step lag per
 layer in Lava is an offset of the whole layer, see :mod:`neurofl.deploy.foreign_lava`).
+
+A sigma-delta network's reference is :func:`neurofl.deploy.foreign_sdnn.simulate`: its states never
+reset and its biases act before the input arrives, so it runs Lava's whole timeline of each sample
+(``steps + blocks - 1`` steps) and each layer is then read over the same window of ``steps`` steps
+as a CUBA layer's; its messages are graded integers, its "voltage" the last layer's ``sigma``.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ STATE_LIMIT = 1 << 23
 @dataclass(frozen=True)
 class Reference:
     """Per layer (input layer first when it has a neuron), spikes (N, n, T) int8 in (C, H, W) flat
-    order; the last layer's voltage after each step (after a spike's reset) (N, n, T) int64; per
-    layer the largest |current| or |voltage| reached, in Lava's integer units."""
+    order (an SDNN layer's graded messages, int64); the last layer's voltage after each step (after
+    a spike's reset; an SDNN layer's ``sigma``) (N, n, T) int64; per layer the largest |current| or
+    |voltage| (SDNN: sigma, activation, delta) reached, in Lava's integer units."""
 
     spikes: tuple[np.ndarray, ...]
     voltage: np.ndarray
@@ -98,6 +104,8 @@ def run_reference(net: ForeignNet, drive: np.ndarray, steps: int) -> Reference:
     drive : with an input neuron, its bias mantissas (N, *input_shape), constant over each sample;
         without one, the input spikes (N, n_in, steps) 0/1.
     """
+    if net.sdnn:
+        return _run_sdnn(net, drive, steps)
     n = drive.shape[0]
     spikes, peaks = [], []
     if net.input_neuron:
@@ -114,3 +122,15 @@ def run_reference(net: ForeignNet, drive: np.ndarray, steps: int) -> Reference:
         peaks.append(peak)
         shape = layer.shape
     return Reference(tuple(spikes), v, tuple(peaks))
+
+
+def _run_sdnn(net: ForeignNet, drive: np.ndarray, steps: int) -> Reference:
+    """Each sample's whole Lava run; block ``i`` (offset ``first + i``) read over its window of ``steps``."""
+    from neurofl.deploy.foreign_sdnn import simulate
+
+    first = 0 if net.input_neuron else 1
+    blocks = len(net.layers) - 1 + int(net.input_neuron)
+    run = simulate(net, drive, first + blocks - 1 + steps)
+    spikes = tuple(m[..., first + i : first + i + steps] for i, m in enumerate(run.messages))
+    last = first + blocks - 1
+    return Reference(spikes, run.sigma[..., last : last + steps], run.peaks)

@@ -17,11 +17,11 @@ SITE = Path(netx_pkg.__file__).resolve().parents[4]
 NETX_TESTS = SITE / "tests" / "lava" / "lib" / "dl" / "netx"
 GTS = NETX_TESTS / "gts"
 REFUSED = {
-    "gts/pilotnet_sdnn/network.net": "/layer/0/neuron/type: 'SDNN': sigma-delta (SDNN) neurons are not modelled",
-    "gts/pilotnet_sdnn/square_network.net": "/layer/0/neuron/type: 'SDNN': sigma-delta (SDNN) neurons are not modelled",
     "gts/ntidigits/ntidigits.net": "/layer/5: layer type 'average' is not implemented by NetX",
 }
-# file -> (layer kinds, steps per sample); pilotnet's first three layers are too large to read back
+# file -> (layer kinds, steps per sample); pilotnet_lif's first three layers are too large to read back
+SDNN_CONV = "conv+bias(sigma-delta) " * 4
+SDNN_DENSE = "dense+bias(sigma-delta) " * 3
 VERIFIED = {
     "tiny.net": ("input(LIF) conv+bias conv+bias", 12),
     "mnist.net": ("input(LIF) dense dense dense(integrator)", 12),
@@ -30,6 +30,8 @@ VERIFIED = {
         "dense+bias",
         6,
     ),
+    "gts/pilotnet_sdnn/network.net": ("input(delta) " + SDNN_CONV + "flatten " + SDNN_DENSE + "dense(sigma)", 6),
+    "gts/pilotnet_sdnn/square_network.net": ("input(delta) " + SDNN_CONV.strip(), 6),
 }
 
 
@@ -109,6 +111,61 @@ def test_reference_equals_lava_dl_pilotnet_lif_ground_truth():
         gt = (gt.transpose(2, 1, 0, 3) if gt.ndim == 4 else gt).reshape(1, -1, gt.shape[-1]).astype(np.int8)
         assert gt[..., i : i + 16].sum() > 0
         np.testing.assert_array_equal(ref.spikes[i], gt[..., i : i + 16], err_msg=name)
+
+
+def _sdnn_gts(name: str) -> np.ndarray:
+    """A gts/pilotnet_sdnn array of NetX's (W, H, C, steps) layout as (1, C*H*W, steps) int64."""
+    gt = np.load(GTS / "pilotnet_sdnn" / f"{name}.npy")
+    return gt.transpose(2, 1, 0, 3).reshape(1, -1, gt.shape[-1]).astype(np.int64)
+
+
+def test_sdnn_reference_equals_lava_dl_pilotnet_sdnn_output():
+    """lava-dl's test_pilotnet_sdnn: gts/pilotnet_sdnn/input.npy held on the delta encoder's a_in,
+    the sigma read-out's messages over Lava's first 9 steps (gts/output.npy), bias-driven ones
+    before the input arrives included."""
+    from neurofl.deploy.foreign import read_foreign
+    from neurofl.deploy.foreign_sdnn import simulate
+
+    net = read_foreign(_shipped("gts/pilotnet_sdnn/network.net"))
+    x = _sdnn_gts("input")[..., 0].reshape(1, *net.input_shape)
+    run = simulate(net, x, 9)
+    gt = np.load(GTS / "pilotnet_sdnn" / "output.npy").astype(np.int64)
+    assert np.count_nonzero(gt) == 8
+    np.testing.assert_array_equal(run.messages[-1][0], gt)
+    np.testing.assert_array_equal(run.sigma[0], gt)  # a sigma layer sends its sum
+
+
+@pytest.mark.parametrize(("depth", "name"), [(2, "sigma1"), (3, "sigma2")])
+def test_sdnn_reference_equals_lava_dl_pilotnet_sdnn_sigma(depth, name):
+    """lava-dl's Loihi test (test_hdf5_nx): the input encoder's messages gts/act0.npy (the image
+    x 64 at step 0) fed to conv layer 1 (skip_layers=1); conv layer 1's and 2's sigma over all 20
+    steps (gts/sigma1.npy, sigma2.npy), the latter through layer 1's sigma-delta messages."""
+    import dataclasses
+
+    from neurofl.deploy.foreign import read_foreign
+    from neurofl.deploy.foreign_sdnn import simulate
+
+    net = read_foreign(_shipped("gts/pilotnet_sdnn/network.net"))
+    inp = dataclasses.replace(net.layers[0], neuron=None)
+    sub = dataclasses.replace(net, layers=(inp, *net.layers[1:depth]), input_transform=None)
+    gt = _sdnn_gts(name)
+    run = simulate(sub, _sdnn_gts("act0"), gt.shape[-1])
+    assert np.count_nonzero(gt) > gt.size // 4
+    np.testing.assert_array_equal(run.sigma, gt)
+
+
+def test_sdnn_delta_encoder_equals_lava_dl_tinynet_sdnn_input():
+    """lava-dl's test_blocks.test_input: a delta encoder of vth 20 on input_bias x sin (15 steps),
+    where the threshold leaves residues (gts/tinynet_sdnn/input.npy)."""
+    from neurofl.deploy.foreign import SigmaDeltaNeuron
+    from neurofl.deploy.foreign_sdnn import _neuron
+
+    _shipped("tiny.net")
+    x = np.load(GTS / "tinynet_sdnn" / "input_bias.npy")[..., None] * np.sin(2 * np.pi * np.arange(15) / 15)
+    messages, _, _ = _neuron(x.astype(int).reshape(1, -1, 15), SigmaDeltaNeuron("delta", 20), None)
+    gt = np.load(GTS / "tinynet_sdnn" / "input.npy").reshape(1, -1, 15)
+    assert np.count_nonzero(gt) > 1000 and np.count_nonzero(gt) < gt.size  # the threshold holds some back
+    np.testing.assert_array_equal(messages, gt)
 
 
 def test_dense_layer_without_neuron_is_valid_netx(tmp_path):

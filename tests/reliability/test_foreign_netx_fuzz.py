@@ -23,6 +23,7 @@ from .conftest import byte_mutation, check_reader, mutate_bytes
 
 NETX_TESTS = Path(netx_pkg.__file__).resolve().parents[4] / "tests" / "lava" / "lib" / "dl" / "netx"
 TINY, MNIST = NETX_TESTS / "tiny.net", NETX_TESTS / "mnist.net"
+SQUARE = NETX_TESTS / "gts" / "pilotnet_sdnn" / "square_network.net"  # sigma-delta (SDNN) conv layers
 pytestmark = pytest.mark.skipif(
     not (TINY.is_file() and MNIST.is_file()), reason=f"lava-dl's test networks are not installed ({NETX_TESTS})"
 )
@@ -121,6 +122,73 @@ def test_byte_mutations_of_lava_dl_tiny_net(tmp_path, m):
     path = tmp_path / "m.net"
     path.write_bytes(mutate_bytes(TINY.read_bytes(), m))
     check_reader("foreign netx (byte mutations)", lambda: read_foreign(path), path)
+
+
+@pytest.mark.skipif(not SQUARE.is_file(), reason=f"{SQUARE} is not installed")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_mutations(SQUARE))
+def test_structured_mutations_of_lava_dl_sdnn_square_net(tmp_path, m):
+    net = _mutated(tmp_path, SQUARE, m, "foreign netx (square_network.net mutations)")
+    if net is not None and m[0] != "extra_layer":
+        assert net.sdnn and net.layers[-1].shape == (64, 2, 2)
+
+
+@pytest.mark.skipif(not SQUARE.is_file(), reason=f"{SQUARE} is not installed")
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("layer/2/neuron/vThMant", np.int64(5000), "/layer/2/neuron/vThMant: values in [5000, 5000]"),
+        ("layer/2/neuron/vThMant", "declared 10^12 elements", "refused before reading"),
+        ("layer/2/neuron/activation", np.array(b"tanh"), "NetX builds Lava's ReLU sigma-delta neuron"),
+        ("layer/2/neuron/messageBits", np.array(8), "entry 'messageBits' is not modelled"),
+        ("layer/2/neuron/iDecay", np.array(8), "entry 'iDecay' is not modelled"),
+        ("layer/2/neuron/sigma_output", np.array(False), "/layer/2/neuron/sigma_output: must be one true boolean"),
+        ("layer/2/neuron/sigma_output", np.array(True), "/layer/2/bias: Lava's Sigma process"),
+        ("layer/0/neuron/sigma_output", np.array(True), "/layer/0/neuron/sigma_output: NetX builds the input"),
+        ("layer/3/neuron/type", np.array(b"CUBA"), "/layer/3: a CUBA layer (or NetX's CUBA integrator) in a network"),
+        ("layer/4/neuron/type", np.array(b"RF"), "resonate-and-fire (RF) neurons are not modelled"),
+    ],
+)
+def test_hostile_sdnn_entries_are_refused_in_one_line(key, value, message, tmp_path):
+    """What NetX would build otherwise than the SDNN reference models is refused by name."""
+    path = tmp_path / "m.net"
+    shutil.copyfile(SQUARE, path)
+    with h5py.File(path, "r+") as f:
+        if key in f:
+            del f[key]
+        if isinstance(value, str):
+            f.create_dataset(key, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024))
+        else:
+            f.create_dataset(key, data=value)
+        if key == "layer/3/neuron/type":  # a complete CUBA neuron group
+            for k, v in (("iDecay", 0), ("vDecay", 4096), ("vThMant", 10)):
+                if k in f["layer/3/neuron"]:
+                    del f["layer/3/neuron"][k]
+                f["layer/3/neuron"].create_dataset(k, data=v)
+            del f["layer/3/neuron/activation"]
+    with pytest.raises(UserError) as e:
+        read_foreign(path)
+    line = str(e.value)
+    assert len(line.splitlines()) == 1 and str(path) in line and message in line, line
+
+
+def test_sdnn_delay_and_sigma_bias_on_dense_layers_are_refused(tmp_path):
+    """pilotnet_sdnn's dense layers: a synaptic delay into sigma-delta neurons (DelayDense with graded
+    messages) is not modelled; the file's sigma_output layer with a bias cannot be built by NetX."""
+    full = NETX_TESTS / "gts" / "pilotnet_sdnn" / "network.net"
+    if not full.is_file():
+        pytest.skip(f"{full} is not installed")
+    for key, value, message in (
+        ("layer/7/delay", np.zeros(50), "/layer/7/delay: synaptic delays into sigma-delta neurons"),
+        ("layer/9/bias", np.zeros(1), "/layer/9/bias: Lava's Sigma process (a sigma_output layer) takes no bias"),
+    ):
+        path = tmp_path / f"{key.replace('/', '_')}.net"
+        shutil.copyfile(full, path)
+        with h5py.File(path, "r+") as f:
+            f.create_dataset(key, data=value)
+        with pytest.raises(UserError) as e:
+            read_foreign(path)
+        assert message in str(e.value) and len(str(e.value).splitlines()) == 1, str(e.value)
 
 
 HUGE = "declared 10^12 elements"
