@@ -208,9 +208,12 @@ def global_model_at_round(row: Row, arch: Any, ds: Dataset, cfg: EvaluateConfig,
 def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path) -> dict[str, Any]:
     """What the row costs and gives, cached in ``out/utility.json``: the test accuracy of the model
     trained under the profile (centrally, ``cfg.train_epochs`` epochs on the clients' data) and, for
-    fully connected SNNs, cores, synaptic operations and energy per inference on the test split."""
+    fully connected SNNs and chip networks, synaptic operations (SLAYER: cores) and energy per inference on
+    the test split."""
+    from neurofl.deploy.chip_resources import estimate_chip_resources
     from neurofl.deploy.resources import estimate_resources
     from neurofl.models.snn import SpikingMLP
+    from neurofl.models.xylo_net import TwoProjectionNetwork
     from neurofl.train import accuracy, train_model
 
     path = out / "utility.json"
@@ -235,6 +238,13 @@ def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path
             if rep.energy_per_inference is not None:
                 util["energy_uj"] = rep.energy_per_inference.value
                 util["energy_source"] = rep.energy_per_inference.source
+        elif isinstance(model, TwoProjectionNetwork):  # Xylo and the one-state chips
+            chip = estimate_chip_resources(model, row.profile, torch.from_numpy(splits.test.x), seed=cfg.seed)
+            util["synops"] = chip.synaptic_events.value
+            energy = chip.energy_per_inference
+            util["energy_source"] = energy.source if energy is not None else chip.energy_note
+            if energy is not None:
+                util["energy_uj"] = energy.value
     write_json(path, util)
     return util
 

@@ -247,25 +247,49 @@ class UpdateFormat:
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Resources:
-    """Per-core limits and per-operation energies (used for fit checks and energy estimates)."""
+    """Per-core limits (fit checks of SLAYER models, Loihi-type profiles only) and per-operation
+    energies (energy per inference of every SNN: :mod:`neurofl.deploy.resources`,
+    :mod:`neurofl.deploy.chip_resources`).
 
-    cores: int = field(metadata=bounded(1))
-    neurons_per_core: int = field(metadata=bounded(1))
-    input_axons_per_core: int = field(metadata=bounded(1))
-    output_axons_per_core: int = field(metadata=bounded(1))
-    synapse_memory_kib_per_core: int = field(metadata=bounded(1))
-    energy_per_synop_pj: float = field(metadata=bounded(0.0))
-    energy_per_neuron_update_pj: float = field(metadata=bounded(0.0))
+    A chip network's profile (one with ``[chip]``) gives the energies only: its fit is checked
+    against ``[chip]``. An energy nobody publishes is written ``"unknown"`` (``None`` here), and the
+    energy per inference is then ``None``, never zero.
+    """
+
+    cores: int | None = field(default=None, metadata=bounded(1))
+    neurons_per_core: int | None = field(default=None, metadata=bounded(1))
+    input_axons_per_core: int | None = field(default=None, metadata=bounded(1))
+    output_axons_per_core: int | None = field(default=None, metadata=bounded(1))
+    synapse_memory_kib_per_core: int | None = field(default=None, metadata=bounded(1))
+    energy_per_synop_pj: float | None
+    energy_per_neuron_update_pj: float | None
     source: str
+
+    def __post_init__(self) -> None:
+        for key in RESOURCES_UNKNOWN:
+            v = getattr(self, key)
+            if v is not None and v < 0:
+                raise ValueError(f"key 'resources.{key}' must be >= 0 or \"{UNKNOWN}\", got {v}")
+
+    @property
+    def energy_known(self) -> bool:
+        """Whether both per-operation energies are published (else no energy per inference)."""
+        return self.energy_per_synop_pj is not None and self.energy_per_neuron_update_pj is not None
 
 
 # The TOML spelling of a limit the vendor does not publish (kept as None); only these keys take it.
 UNKNOWN = "unknown"
-UNKNOWN_ALLOWED = (
+CHIP_UNKNOWN = (
     "input_channels", "hidden_neurons", "output_neurons", "synaptic_states",
     "max_fan_in", "max_fan_out", "input_projection", "output_projection",
+)  # fmt: skip
+RESOURCES_UNKNOWN = ("energy_per_synop_pj", "energy_per_neuron_update_pj")
+UNKNOWN_ALLOWED = CHIP_UNKNOWN + RESOURCES_UNKNOWN
+# Per-core limits of the SLAYER mapping model: required without [chip], refused with it.
+PER_CORE_LIMITS = (
+    "cores", "neurons_per_core", "input_axons_per_core", "output_axons_per_core", "synapse_memory_kib_per_core",
 )  # fmt: skip
 
 
@@ -290,7 +314,7 @@ class ChipLimits:
     source: str
 
     def __post_init__(self) -> None:
-        for key in UNKNOWN_ALLOWED:
+        for key in CHIP_UNKNOWN:
             v = getattr(self, key)
             low = 0 if key == "synaptic_states" else 1  # IAF chips (Speck, TrueNorth) have no synaptic state
             if v is not None and v < low:
@@ -366,6 +390,17 @@ class HardwareProfile:
                 "key 'chip': [chip] limits are checked for the chip networks (decay other than 'multiplier') only; "
                 "Loihi-type chips use [resources]"
             )
+        r = self.resources
+        if r is not None:
+            given = [k for k in PER_CORE_LIMITS if getattr(r, k) is not None]
+            if self.chip is not None and given:
+                raise ValueError(
+                    f"key 'resources.{given[0]}': per-core limits are checked for SLAYER models (Loihi-type "
+                    "chips) only; a chip network's fit is checked against [chip]"
+                )
+            missing = [k for k in PER_CORE_LIMITS if getattr(r, k) is None]
+            if self.chip is None and missing:
+                raise ValueError(f"missing key 'resources.{missing[0]}'")
 
     @property
     def arithmetic(self) -> str:
@@ -447,9 +482,10 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
     """
     path = resolve_toml("hardware_profiles", name_or_path, "profile")
     table = read_toml(path)
-    chip = table.get("chip")
-    if isinstance(chip, dict):  # "unknown" (an unpublished limit) is None in the dataclass
-        table["chip"] = {k: None if k in UNKNOWN_ALLOWED and v == UNKNOWN else v for k, v in chip.items()}
+    for section, keys in (("chip", CHIP_UNKNOWN), ("resources", RESOURCES_UNKNOWN)):
+        values = table.get(section)
+        if isinstance(values, dict):  # "unknown" (an unpublished number) is None in the dataclass
+            table[section] = {k: None if k in keys and v == UNKNOWN else v for k, v in values.items()}
     return from_table(HardwareProfile, table, path)
 
 

@@ -129,9 +129,11 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {_fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} "
                 f"| {r.get('arithmetic', '–')} |"
             )
-        lines += ["", "Energy '–': the profile publishes no per-operation energy, or the row's network is not a "
-                  "SLAYER model the resource estimate covers; such rows are ranked after the others of equal ASR "
-                  "and left off the Pareto front. Sources of every number: `neurofl profiles show NAME`."]  # fmt: skip
+        lines += ["", "Energy: synaptic operations measured on the row's own network over the test split (events x "
+                  "the synapses each reaches) and neuron updates counted, times the profile's published per-operation "
+                  "energies. '–': no per-operation energy is published for the chip (`\"unknown\"` in its "
+                  "[resources]); such rows are ranked after the others of equal ASR and left off the Pareto front. "
+                  "Sources of every number: `neurofl profiles show NAME`."]  # fmt: skip
     for name, why in report.get("profiles_skipped", {}).items():
         lines.append(f"- {name}: not compared ({why})")
     lines += ["", "Verdict per SNN row (against the strongest attack shown to work on the ANN):", ""]

@@ -76,6 +76,33 @@ class ResourceReport:
         return dataclasses.asdict(self)
 
 
+def energy_figure(synops: float, updates: float, profile: HardwareProfile) -> Figure | None:
+    """Energy of one inference: measured synaptic operations and counted neuron updates times the
+    profile's published per-operation energies.
+
+    Parameters
+    ----------
+    synops : synaptic operations per inference (mean)
+    updates : neuron updates per inference
+    profile : its ``[resources]`` energies, in pJ per operation
+
+    Returns
+    -------
+    ``Figure`` in uJ, or ``None`` when the profile has no ``[resources]`` or an energy is ``"unknown"``
+    (no figure rather than a zero).
+    """
+    r = profile.resources
+    if r is None or not r.energy_known:
+        return None
+    pj = synops * r.energy_per_synop_pj + updates * r.energy_per_neuron_update_pj
+    return Figure(
+        pj / 1e6,
+        "uJ",
+        f"measured x published: synops x {r.energy_per_synop_pj} pJ + neuron updates x "
+        f"{r.energy_per_neuron_update_pj} pJ ({r.source})",
+    )
+
+
 def _layer_cores(neurons: int, fan_in: int, bits: int, profile: HardwareProfile) -> int:
     r = profile.resources
     if r is None:
@@ -169,15 +196,7 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
     synops = sum(layer.synops for layer in layers)
     updates = float(sum(layer.neurons for layer in layers) * steps)
     measured = f"measured (mean over {n} inputs x {steps} time steps)"
-    energy = None
-    if r is not None:
-        pj = synops * r.energy_per_synop_pj + updates * r.energy_per_neuron_update_pj
-        energy = Figure(
-            pj / 1e6,
-            "uJ",
-            f"measured x published: synops x {r.energy_per_synop_pj} pJ + neuron updates x "
-            f"{r.energy_per_neuron_update_pj} pJ ({r.source})",
-        )
+    energy = energy_figure(synops, updates, profile)
     return ResourceReport(
         profile=profile.name,
         samples=n,

@@ -11,7 +11,14 @@ import pytest
 
 from neurofl.config import read_toml
 from neurofl.errors import UserError
-from neurofl.profiles import UNKNOWN, UNKNOWN_ALLOWED, HardwareProfile, load_profile, shipped_profiles
+from neurofl.profiles import (
+    PER_CORE_LIMITS,
+    UNKNOWN,
+    UNKNOWN_ALLOWED,
+    HardwareProfile,
+    load_profile,
+    shipped_profiles,
+)
 
 # Numeric keys a profile may leave out, and when: single-event payloads carry one input and one
 # output event per step (the only value allowed); weights without axon types are one weight per synapse.
@@ -19,6 +26,8 @@ FORCED_DEFAULTS = {
     ("spikes", "input_max_per_step"): lambda p: p.spikes.payload != "count",
     ("spikes", "output_max_per_step"): lambda p: p.spikes.payload != "count",
     ("weights", "axon_types"): lambda p: p.weights.axon_types == 0,
+    # a chip network's [resources] gives energies only (its fit is checked against [chip])
+    **{("resources", k): (lambda p: p.chip is not None) for k in PER_CORE_LIMITS},
 }
 
 
