@@ -147,6 +147,9 @@ def from_table(cls: type[T], table: Any, file: Path | str, prefix: str = "") -> 
             continue
         value = _check_value(table[name], tp, f"{file}: key '{key}'")
         meta = f.metadata
+        if value is None:  # an optional key left unset ("unknown" in a profile); its type allowed it
+            values[name] = value
+            continue
         if "choices" in meta and value not in meta["choices"]:
             raise UserError(f"{file}: key '{key}' must be one of {sorted(meta['choices'])}, got {_short(value)}")
         if "min" in meta and value < meta["min"]:
