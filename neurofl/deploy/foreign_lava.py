@@ -42,6 +42,22 @@ class LavaRun:
     voltage: np.ndarray
 
 
+def _sinks(blocks: list, total: int) -> list:
+    """A Sink of ``total`` steps on each block's output that is read back (the last block always;
+    others while neurons x steps stay within :data:`LAVA_READBACK`), None for the rest."""
+    from lava.proc.io.sink import RingBuffer as Sink
+
+    sinks = []
+    for block in blocks:
+        if block is blocks[-1] or int(np.prod(block.out.shape)) * total <= LAVA_READBACK:
+            sink = Sink(shape=block.out.shape, buffer=total)
+            block.out.connect(sink.a_in)
+            sinks.append(sink)
+        else:
+            sinks.append(None)
+    return sinks
+
+
 def _to_flat(a: np.ndarray) -> np.ndarray:
     """Lava (W, H, C, steps) or (n, steps) -> (C*H*W or n, steps), SLAYER's (C, H, W) flat order."""
     if a.ndim == 4:
@@ -60,7 +76,6 @@ def run_foreign(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
     NetX network, ``steps`` steps per sample."""
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.monitor.process import Monitor
 
@@ -80,15 +95,7 @@ def run_foreign(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
     _mark_sample_boundaries(lava, steps)
     blocks = list(lava.layers)
     total = n * steps + len(net.layers) - 1
-    sinks = []
-    for block in blocks:
-        size = int(np.prod(block.out.shape))
-        if block is blocks[-1] or size * total <= LAVA_READBACK:
-            sink = Sink(shape=block.out.shape, buffer=total)
-            block.out.connect(sink.a_in)
-            sinks.append(sink)
-        else:
-            sinks.append(None)
+    sinks = _sinks(blocks, total)
     monitor = Monitor()
     monitor.probe(blocks[-1].neuron.v, total)
     if net.input_neuron:
@@ -131,7 +138,6 @@ def _run_sdnn_sample(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
     """One sample (``drive`` of shape (1, ...)) of an SDNN network in a Lava run of its own."""
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.monitor.process import Monitor
 
@@ -142,14 +148,7 @@ def _run_sdnn_sample(net: ForeignNet, drive: np.ndarray, steps: int) -> LavaRun:
         lava = Network(str(net.path))
     blocks = list(lava.layers)
     total = steps + len(net.layers) - 1
-    sinks = []
-    for block in blocks:
-        if block is blocks[-1] or int(np.prod(block.out.shape)) * total <= LAVA_READBACK:
-            sink = Sink(shape=block.out.shape, buffer=total)
-            block.out.connect(sink.a_in)
-            sinks.append(sink)
-        else:
-            sinks.append(None)
+    sinks = _sinks(blocks, total)
     monitor = Monitor()
     monitor.probe(blocks[-1].neuron.sigma, total)
     if net.input_neuron:  # the sample's values, held for the whole run

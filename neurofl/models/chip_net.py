@@ -11,7 +11,6 @@ TrueNorth's minimum one-tick axon delay is not modelled).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from neurofl.errors import UserError
 from neurofl.models.arch import Architecture
 from neurofl.models.chip_neuron import ChipArithmetic, chip_step
-from neurofl.models.xylo_net import TwoProjectionNetwork, XyloSynapse, pool_factor
+from neurofl.models.xylo_net import TwoProjectionNetwork, XyloSynapse
 from neurofl.models.xylo_neuron import DTYPE, XyloArithmetic
 from neurofl.profiles import CHIP_DECAYS, HardwareProfile
 
@@ -60,21 +59,9 @@ class ChipNetwork(TwoProjectionNetwork):
         n = profile.neuron
         if n.decay not in CHIP_DECAYS or profile.chip is None:
             raise UserError(f"profile '{profile.name}': a chip network needs neuron.decay in {CHIP_DECAYS} and [chip]")
-        if len(arch.hidden) != 1:
-            raise UserError(
-                "a chip network has one hidden population (input -> hidden -> output), "
-                f"got hidden = {list(arch.hidden)}"
-            )
+        self._bind(arch, profile, "chip")
         d = design or ChipDesign()
-        self.arch = arch
-        self.profile = profile
-        self.time_steps = profile.simulation.time_steps
         self.arith = ChipArithmetic(n.decay, XyloArithmetic(n.state_bits, n.saturate, n.reset))
-        self.input_max = profile.spikes.input_max_per_step
-        self.hidden_max = profile.spikes.max_per_step
-        self.output_max = profile.spikes.output_max_per_step
-        self.pool = pool_factor(tuple(arch.input_shape), profile.chip.input_channels)
-        self.inputs = math.prod(arch.input_shape) // self.pool**2
         hidden, classes = arch.hidden[0], arch.classes
         self.synapse_in = XyloSynapse(self.inputs, hidden, arch.weight_scale, profile)
         self.synapse_out = XyloSynapse(hidden, classes, arch.weight_scale, profile)

@@ -147,6 +147,23 @@ class TwoProjectionNetwork(torch.nn.Module):
     time_steps: int
     input_max: int
 
+    def _bind(self, arch: Architecture, profile: HardwareProfile, what: str) -> None:
+        """Check ``arch``'s single hidden population and keep what every chip network reads of
+        ``arch`` and ``profile``: steps, events per step and the input pooling onto the chip."""
+        if len(arch.hidden) != 1:
+            raise UserError(
+                f"a {what} network has one hidden population (input -> hidden -> output), "
+                f"got hidden = {list(arch.hidden)}"
+            )
+        self.arch = arch
+        self.profile = profile
+        self.time_steps = profile.simulation.time_steps
+        self.input_max = profile.spikes.input_max_per_step
+        self.hidden_max = profile.spikes.max_per_step
+        self.output_max = profile.spikes.output_max_per_step
+        self.pool = pool_factor(tuple(arch.input_shape), profile.chip.input_channels)
+        self.inputs = math.prod(arch.input_shape) // self.pool**2
+
     def run(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Input event counts (batch, inputs, T) -> hidden (batch, hidden, T) and output (batch,
         classes, T) events per step (float64 integers)."""
@@ -206,21 +223,9 @@ class XyloNetwork(TwoProjectionNetwork):
             raise UserError(
                 f"profile '{profile.name}': a Xylo network needs neuron.decay = 'shift' and a [chip] section"
             )
-        if len(arch.hidden) != 1:
-            raise UserError(
-                "a Xylo network has one hidden population (input -> hidden -> output), "
-                f"got hidden = {list(arch.hidden)}"
-            )
+        self._bind(arch, profile, "Xylo")
         design = design or XyloDesign()
-        self.arch = arch
-        self.profile = profile
-        self.time_steps = profile.simulation.time_steps
         self.arith = XyloArithmetic(profile.neuron.state_bits, profile.neuron.saturate, profile.neuron.reset)
-        self.input_max = profile.spikes.input_max_per_step
-        self.hidden_max = profile.spikes.max_per_step
-        self.output_max = profile.spikes.output_max_per_step
-        self.pool = pool_factor(tuple(arch.input_shape), profile.chip.input_channels)
-        self.inputs = math.prod(arch.input_shape) // self.pool**2
         hidden, classes = arch.hidden[0], arch.classes
         self.synapse_in = XyloSynapse(self.inputs, hidden, arch.weight_scale, profile)
         self.synapse_out = XyloSynapse(hidden, classes, arch.weight_scale, profile)
