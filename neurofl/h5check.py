@@ -7,16 +7,36 @@ objects and nesting depth, and a bounded total size declared by the datasets' me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 
 from neurofl.errors import UserError
 
+T = TypeVar("T")
 
-def check_tree(
-    f: h5py.File, path: Path, kind: str, max_bytes: int, max_depth: int, max_objects: int
-) -> None:
+# what h5py raises for corrupt object headers, B-trees and heaps inside a file that opened
+CORRUPT = (OSError, RuntimeError, KeyError, ValueError)
+
+
+def read_hdf5(path: Path, what: str, read: Callable[[h5py.File], T], errors: tuple[type, ...] = CORRUPT) -> T:
+    """``read(f)`` on ``path`` opened read-only, every failure of the file itself one line naming
+    it: not HDF5 or truncated, or (``errors`` raised while reading) a malformed ``what`` file. The
+    caller has checked that ``path`` is a regular file (:func:`neurofl.safeio.regular_file`)."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError:  # h5py's error for a file that is not HDF5, or is truncated
+        raise UserError(f"{path}: not a readable HDF5 file (truncated or another format)") from None
+    try:
+        with f:
+            return read(f)
+    except errors as e:
+        raise UserError(f"{path}: malformed {what} file ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def check_tree(f: h5py.File, path: Path, kind: str, max_bytes: int, max_depth: int, max_objects: int) -> None:
     """Refuse ``f`` (opened from ``path``) unless it is a plain, bounded tree; nothing is read yet.
 
     Parameters

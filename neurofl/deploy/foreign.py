@@ -34,7 +34,7 @@ from neurofl.checkpoint import MAX_WIDTH
 from neurofl.deploy import netx
 from neurofl.deploy.bias_delay import BIAS_RANGE, netx_delays
 from neurofl.errors import UserError
-from neurofl.h5check import check_tree
+from neurofl.h5check import check_tree, read_hdf5
 from neurofl.limits import MAX_TIME_STEPS
 from neurofl.safeio import regular_file
 
@@ -403,15 +403,7 @@ def read_foreign(path: Path) -> ForeignNet:
     """
     path = Path(path)
     regular_file(path, "NetX file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise UserError(f"{path}: not a readable HDF5 file (truncated or another format)") from None
-    try:
-        with f:
-            return _read(f, path)
-    except (OSError, RuntimeError, KeyError, ValueError) as e:
-        raise UserError(f"{path}: malformed NetX file ({type(e).__name__}: {str(e)[:120]})") from None
+    return read_hdf5(path, "NetX", lambda f: _read(f, path))
 
 
 def _read(f: h5py.File, path: Path) -> ForeignNet:

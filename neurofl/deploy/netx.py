@@ -28,7 +28,7 @@ from neurofl.deploy.bias_delay import (
 from neurofl.deploy.export import NETX_FORMAT, lava_loading
 from neurofl.deploy.trace import arch_widths
 from neurofl.errors import UserError
-from neurofl.h5check import check_tree
+from neurofl.h5check import check_tree, read_hdf5
 from neurofl.models import Architecture
 from neurofl.profiles import HardwareProfile
 from neurofl.safeio import regular_file
@@ -426,16 +426,7 @@ def read_netx(path: Path) -> NetxFile:
     """
     path = Path(path)
     regular_file(path, "NetX file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:  # h5py's error for a file that is not HDF5, or is truncated
-        raise UserError(f"{path}: not a readable HDF5 file (truncated or another format)") from None
-    try:
-        with f:
-            widths, header = _read_layers(f, path)
-    except (OSError, RuntimeError, KeyError, ValueError) as e:
-        # what h5py raises for corrupt object headers, B-trees and heaps inside a file that opened
-        raise UserError(f"{path}: malformed NetX file ({type(e).__name__}: {str(e)[:120]})") from None
+    widths, header = read_hdf5(path, "NetX", lambda f: _read_layers(f, path))
     if header.get("format") != NETX_FORMAT:
         raise UserError(
             f"{path}: unsupported header format {header.get('format')!r} (expected {NETX_FORMAT}; "

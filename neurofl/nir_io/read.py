@@ -17,7 +17,7 @@ import numpy as np
 
 from neurofl.checkpoint import MAX_WIDTH
 from neurofl.errors import UserError
-from neurofl.h5check import check_tree
+from neurofl.h5check import CORRUPT, check_tree, read_hdf5
 from neurofl.safeio import regular_file
 
 # A .nir file larger than this is refused before it is opened (variable-length strings live in
@@ -223,13 +223,4 @@ def read_nir(path: Path | str) -> NirGraph:
     st = regular_file(path, "NIR file")
     if st.st_size > MAX_FILE_BYTES:
         raise UserError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_BYTES} accepted for a NIR file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise UserError(f"{path}: not a readable HDF5 file (truncated or another format)") from None
-    try:
-        with f:
-            return _read_graph(f, path)
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-        # what h5py raises for corrupt object headers, B-trees and heaps inside a file that opened
-        raise UserError(f"{path}: malformed NIR file ({type(e).__name__}: {str(e)[:120]})") from None
+    return read_hdf5(path, "NIR", lambda f: _read_graph(f, path), (*CORRUPT, TypeError, IndexError))

@@ -42,6 +42,24 @@ VALUES = [
 ]
 
 
+def _put(f: h5py.File, key: str, value) -> None:
+    """Replace entry ``key`` by ``value``; a string value stands for a dataset declaring 10^12
+    elements it does not hold (sizes must be refused from the metadata)."""
+    if key in f:
+        del f[key]
+    if isinstance(value, str):
+        f.create_dataset(key, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024))
+    else:
+        f.create_dataset(key, data=value)
+
+
+def _assert_refused_in_one_line(path: Path, message: str) -> None:
+    with pytest.raises(UserError) as e:
+        read_foreign(path)
+    line = str(e.value)
+    assert len(line.splitlines()) == 1 and str(path) in line and message in line, line
+
+
 def _datasets(path: Path) -> list[str]:
     out: list[str] = []
     if path.is_file():
@@ -154,22 +172,14 @@ def test_hostile_sdnn_entries_are_refused_in_one_line(key, value, message, tmp_p
     path = tmp_path / "m.net"
     shutil.copyfile(SQUARE, path)
     with h5py.File(path, "r+") as f:
-        if key in f:
-            del f[key]
-        if isinstance(value, str):
-            f.create_dataset(key, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024))
-        else:
-            f.create_dataset(key, data=value)
+        _put(f, key, value)
         if key == "layer/3/neuron/type":  # a complete CUBA neuron group
             for k, v in (("iDecay", 0), ("vDecay", 4096), ("vThMant", 10)):
                 if k in f["layer/3/neuron"]:
                     del f["layer/3/neuron"][k]
                 f["layer/3/neuron"].create_dataset(k, data=v)
             del f["layer/3/neuron/activation"]
-    with pytest.raises(UserError) as e:
-        read_foreign(path)
-    line = str(e.value)
-    assert len(line.splitlines()) == 1 and str(path) in line and message in line, line
+    _assert_refused_in_one_line(path, message)
 
 
 def test_sdnn_delay_and_sigma_bias_on_dense_layers_are_refused(tmp_path):
@@ -223,13 +233,5 @@ def test_hostile_third_party_entries_are_refused_in_one_line(key, value, message
     path = tmp_path / "m.net"
     shutil.copyfile(TINY, path)
     with h5py.File(path, "r+") as f:
-        if key in f:
-            del f[key]
-        if isinstance(value, str):
-            f.create_dataset(key, shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024))
-        else:
-            f.create_dataset(key, data=value)
-    with pytest.raises(UserError) as e:
-        read_foreign(path)
-    line = str(e.value)
-    assert len(line.splitlines()) == 1 and str(path) in line and message in line, line
+        _put(f, key, value)
+    _assert_refused_in_one_line(path, message)
