@@ -7,8 +7,8 @@ evaluation core (``neurofl attack --updates``: the same oracle, pairing and wors
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/privacy_utility.py [--out results/privacy_utility]
 
-``--dp-grid``: DP at target epsilons (``--epsilons 1,4,8``, sample level and client level at the
-largest) and ``--extras prune,secagg`` on the converging schedule ``configs/fl_digits_fedavg.toml``
+``--dp-grid``: DP at target epsilons (``--epsilons 1,4,8``, sample level and client level at each)
+and ``--extras prune,secagg`` on the converging schedule ``configs/fl_digits_fedavg.toml``
 (loihi2, so every upload is int8), ANN and SNN, with the undefended run as the reference row:
 final accuracy, the calibrated noise multiplier and the epsilon spent, and (unless
 ``--no-attack``) the uploads of ``--capture-clients`` clients in round ``--capture-round`` (1: the
@@ -75,18 +75,26 @@ CHANCE_KEYS = ("batch_mean", "random_images", "random_images_union")
 
 def grid_settings(epsilons: list[float], extras: list[str], clients: int) -> list[tuple[str, float | None, dict]]:
     """(defense label, target epsilon, settings changed from the converging schedule), in run order:
-    the reference row, DP-SGD at each epsilon, DP-FedAvg at the largest, then ``extras``
-    (``prune``: keep 10% per tensor; ``secagg``: 4 clients per round, the server sees their sum)."""
+    the reference row, DP-SGD and DP-FedAvg at each epsilon, then ``extras`` (``prune``: keep 10%
+    per tensor; ``secagg`` or ``secaggK``: K clients per round (4 by default), the server sees their
+    sum; a K above the schedule's clients splits the same data over K clients; ``dplocal``: each
+    client clips and noises its own update, at each epsilon)."""
     rows: list[tuple[str, float | None, dict]] = [("none", None, {})]
     rows += [("dp sample", e, {"defense": "dp", "dp_level": "sample", "dp_epsilon": e}) for e in epsilons]
-    rows.append(("dp client", max(epsilons), {"defense": "dp", "dp_level": "client", "dp_epsilon": max(epsilons)}))
+    rows += [("dp client", e, {"defense": "dp", "dp_level": "client", "dp_epsilon": e}) for e in epsilons]
     for name in extras:
         if name == "prune":
             rows.append(("prune keep 10%", None, {"defense": "prune", "prune_keep": 0.1}))
-        elif name == "secagg":
-            rows.append(("secagg k=4", None, {"defense": "secagg", "fraction": 4 / clients}))
+        elif name == "dplocal":
+            rows += [("dp local", e, {"defense": "dp", "dp_level": "local", "dp_epsilon": e}) for e in epsilons]
+        elif name.startswith("secagg") and (name[6:] == "" or name[6:].isdigit()):
+            k = int(name[6:] or 4)
+            if k < 2:
+                raise SystemExit(f"--extras: {name}: secure aggregation sums at least 2 clients")
+            spread = {"fraction": k / clients} if k <= clients else {"clients": k, "fraction": 1.0}
+            rows.append((f"secagg k={k}", None, {"defense": "secagg", **spread}))
         else:
-            raise SystemExit(f"--extras: unknown defense {name!r} (prune, secagg)")
+            raise SystemExit(f"--extras: unknown defense {name!r} (prune, secagg, secaggK, dplocal)")
     return rows
 
 
@@ -183,14 +191,46 @@ def attack_captured(
     }
 
 
-WHAT_IS_ATTACKED = {
-    "none": "each captured client's upload (FedAvg delta of the local steps, int8)",
-    "dp sample": "each captured client's DP-SGD upload (clipped per sample, noised on the device)",
-    "dp client": "each captured client's clipped upload: DP-FedAvg adds its noise at the server, "
-                 "so the server itself sees the uploads without noise",
-    "prune keep 10%": "each captured client's pruned upload",
-    "secagg k=4": "the round's aggregate over the 4 clients (the server's only view), as one batch of 4 x batch",
-}
+def what_is_attacked(label: str, profile: str) -> str:
+    """What the server attacks in a row of the grid, in words."""
+    upload = "int8" if profile != "float32" else "float32, unquantized"
+    if label.startswith("secagg"):
+        k = label.split("=")[1]
+        return f"the round's aggregate over the {k} clients (the server's only view), as one batch of {k} x batch"
+    return {
+        "none": f"each captured client's upload (FedAvg delta of the local steps, {upload})",
+        "dp sample": "each captured client's DP-SGD upload (clipped per sample, noised on the device)",
+        "dp client": "each captured client's clipped upload: DP-FedAvg adds its noise at the server, "
+                     "so the server itself sees the uploads without noise",
+        "dp local": "each captured client's upload, clipped and noised on the device (local DP)",
+        "prune keep 10%": "each captured client's pruned upload",
+    }[label]  # fmt: skip
+
+
+def capture_digest(folder: Path) -> str:
+    """SHA-256 of what an attack reads from a run's captured updates (every field but ``run``, the
+    digest of the run's settings): two runs whose servers received the same uploads from the same
+    global model get the same value, e.g. DP-FedAvg at any epsilon in round 1, whose noise is added
+    after the server has the clipped uploads."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def add(key: str, v: object) -> None:
+        if isinstance(v, torch.Tensor):
+            h.update(key.encode() + str(v.dtype).encode() + v.cpu().contiguous().numpy().tobytes())
+        elif isinstance(v, dict) and any(isinstance(t, torch.Tensor) for t in v.values()):
+            for name in sorted(v):
+                add(f"{key}.{name}", v[name])
+        else:
+            h.update(key.encode() + json.dumps(v, sort_keys=True, default=str).encode())
+
+    for path in sorted(folder.glob("round*_*.pt")):
+        d = torch.load(path, weights_only=True)
+        h.update(path.name.encode())
+        for key in sorted(k for k in d if k != "run"):
+            add(key, d[key])
+    return h.hexdigest()
 
 
 def dp_grid(
@@ -205,6 +245,7 @@ def dp_grid(
     capture_round: int = 1,
     capture_clients: int = 3,
     extras: tuple[str, ...] = (),
+    reference_profiles: tuple[str, ...] = (),
     work: Path | None = None,
     seed: int | None = None,
     overrides: dict | None = None,
@@ -214,7 +255,10 @@ def dp_grid(
     """DP (and ``extras``) on the converging schedule ``config``: final accuracy, the calibrated noise
     multiplier and the epsilon spent; with ``attack_name``, the uploads of ``capture_clients``
     clients in round ``capture_round`` captured and attacked on the evaluation core (worst-case
-    ASR with its 95% interval, each attack's ASR, the chance floors). ``overrides``: settings
+    ASR with its 95% interval, each attack's ASR, the chance floors). Every setting runs on loihi2
+    (its int8 upload is part of every row); ``reference_profiles`` add an undefended row per model on
+    each (float32: no quantization at all). Rows whose servers received the same uploads (same
+    :func:`capture_digest`) share one attack. ``overrides``: settings
     replacing the config's (validated with it). Writes ``privacy_utility_dp{tag}.{json,md}`` (after
     every row; runs and attacks under ``work`` resume) and, with attacks,
     ``privacy_utility_dp{tag}.png``. ``device``: where training and attacks compute (recorded).
@@ -230,11 +274,14 @@ def dp_grid(
     if attack_name is not None:
         base = replace(base, capture_rounds=(capture_round,), capture_clients=capture_clients)
     work = work if work is not None else out / "runs_dp"
-    ds, profile = load_dataset("digits"), load_profile("loihi2")
+    ds = load_dataset("digits")
     settings = grid_settings(epsilons, list(extras), base.clients)
-    # The DP grid first for both models, the extras last (each row is written as soon as it is done).
-    core = len(epsilons) + 2
-    order = [(k, s) for k in models for s in settings[:core]] + [(k, s) for k in models for s in settings[core:]]
+    # The DP grid first for both models, then the extras, then the other profiles' undefended rows
+    # (each row is written as soon as it is done).
+    core = 1 + 2 * len(epsilons)
+    order = [(k, "loihi2", s) for k in models for s in settings[:core]]
+    order += [(k, "loihi2", s) for k in models for s in settings[core:]]
+    order += [(k, p, settings[0]) for k in models for p in reference_profiles if p != "loihi2"]
     try:
         where = str(config.resolve().relative_to(CONVERGING.parent.parent))
     except ValueError:
@@ -244,6 +291,7 @@ def dp_grid(
         "overrides": overrides or {},
         "settings": {k: v for k, v in vars(base).items() if k not in ("capture_rounds", "capture_clients")},
         "profile": "loihi2",
+        "reference_profiles": [p for p in reference_profiles if p != "loihi2"],
         "dataset": "digits",
         "delta": delta,
         "torch_threads": torch.get_num_threads(),
@@ -258,15 +306,18 @@ def dp_grid(
         },  # fmt: skip
     }
     rows: list[dict] = []
-    for kind, (label, eps, change) in order:
+    attacked: dict[str, tuple[str, dict]] = {}  # capture digest -> (run folder, attack result)
+    for kind, profile_name, (label, eps, change) in order:
         t0 = time.perf_counter()
         cfg = replace(base, **change, **({"dp_delta": delta} if eps is not None else {}))
         slug = f"{kind}-{label.replace(' ', '_').replace('%', '').replace('=', '')}" + (f"-eps{eps:g}" if eps else "")
-        task = make_task(ds, kind, profile, cfg, device=dev)
+        slug += "" if profile_name == "loihi2" else f"-{profile_name}"
+        task = make_task(ds, kind, load_profile(profile_name), cfg, device=dev)
         res = run_local(task, work / slug if attack_name is not None else None)
         last = res.rows[-1]
         row: dict = {
             "model": kind,
+            "profile": profile_name,
             "defense": label,
             "target_epsilon": eps,
             "noise_multiplier": task.cfg.dp_noise if cfg.defense == "dp" else None,
@@ -280,8 +331,14 @@ def dp_grid(
         }
         if attack_name is not None:
             t1 = time.perf_counter()
-            row["attacked"] = WHAT_IS_ATTACKED[label]
-            row.update(attack_captured(work / slug, kind, attack_name, iterations, cfg.seed, str(dev)))
+            row["attacked"] = what_is_attacked(label, profile_name)
+            digest = capture_digest(work / slug / "updates")
+            if digest in attacked:  # the same uploads as an earlier row: the same attack, not rerun
+                row["attack_reused_from"], result = attacked[digest]
+            else:
+                result = attack_captured(work / slug, kind, attack_name, iterations, cfg.seed, str(dev))
+                attacked[digest] = (slug, result)
+            row.update(result)
             row["seconds_attack"] = time.perf_counter() - t1
             row = with_floor(row)
         print(json.dumps({k: v for k, v in row.items() if k != "per_attack"}), flush=True)
@@ -314,7 +371,7 @@ def _ci(r: dict) -> str:
 
 def dp_markdown(rows: list[dict], attacked: bool) -> str:
     """The grid as a Markdown table (the README's privacy-utility table is taken from it)."""
-    head = ["model", "defense", "target ε", "σ", "ε spent (unit)", "final accuracy"]
+    head = ["model", "profile", "defense", "target ε", "σ", "ε spent (unit)", "final accuracy"]
     if attacked:
         head += ["worst-case ASR [95% CI]", "per attack", "floors: uniform / random images (union)"]
         head += ["above the floor?", "samples (updates)"]
@@ -322,7 +379,8 @@ def dp_markdown(rows: list[dict], attacked: bool) -> str:
     for r in rows:
         spent = "" if r["epsilon"] is None else f"{r['epsilon']:.3f} ({r['dp_unit']})"
         sigma = "" if r["noise_multiplier"] is None else format(r["noise_multiplier"], ".4g")
-        cells = [r["model"], r["defense"], "" if r["target_epsilon"] is None else f"{r['target_epsilon']:g}",
+        cells = [r["model"], r.get("profile", "loihi2"), r["defense"],
+                 "" if r["target_epsilon"] is None else f"{r['target_epsilon']:g}",
                  sigma, spent, f"{r['final_accuracy']:.3f}"]  # fmt: skip
         if attacked:
             per = ", ".join(f"{k} {v['asr']:.2f}" for k, v in r["per_attack"].items() if v["applicable"])
@@ -331,7 +389,8 @@ def dp_markdown(rows: list[dict], attacked: bool) -> str:
             if ch.get("random_images_union") is not None:
                 floor += f" ({ch['random_images_union']:.2f})"
             above = {True: "yes", False: "no", None: "–"}[r.get("beyond_floor")]
-            cells += [_ci(r), per or "–", floor, above, f"{r['samples']} ({r['updates_attacked']})"]
+            same = f" (the uploads of {r['attack_reused_from']}: attack shared)" if r.get("attack_reused_from") else ""
+            cells += [_ci(r), (per or "–") + same, floor, above, f"{r['samples']} ({r['updates_attacked']})"]
         md.append("| " + " | ".join(cells) + " |")
     per = [(k, v) for r in rows if attacked for k, v in r["per_attack"].items()]
     reasons: dict[str, list[str]] = {}
@@ -347,6 +406,12 @@ def dp_markdown(rows: list[dict], attacked: bool) -> str:
     return "\n".join(md) + "\n"
 
 
+def _legend(r: dict) -> str:
+    """A row's name in the plot: defense, epsilon and, off loihi2, the profile."""
+    lab = r["defense"] + (f" ε={r['target_epsilon']:g}" if r["target_epsilon"] else "")
+    return lab + ("" if r.get("profile", "loihi2") == "loihi2" else f" ({r['profile']})")
+
+
 def pareto(rows: list[dict], path: Path) -> None:
     """Worst-case ASR (95% interval) against final accuracy, one marker per defense, ANN and SNN
     side by side, with uniform chance and each row's random-image floor (a black bar)."""
@@ -357,15 +422,14 @@ def pareto(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(dict.fromkeys(f"{r['defense']}" + (f" ε={r['target_epsilon']:g}" if r["target_epsilon"] else "")
-                                for r in rows))  # fmt: skip
-    markers = dict(zip(labels, "o^sDvP*Xh<>", strict=False))
+    labels = list(dict.fromkeys(_legend(r) for r in rows))
+    markers = dict(zip(labels, "o^sDvP*Xh<>pd1234", strict=False))
     kinds = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.6), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         sel = [r for r in rows if r["model"] == kind and r.get("asr") is not None]
         for r in sel:
-            lab = f"{r['defense']}" + (f" ε={r['target_epsilon']:g}" if r["target_epsilon"] else "")
+            lab = _legend(r)
             lo, hi = r["asr_ci95"]
             ax.errorbar(r["final_accuracy"], r["asr"], yerr=[[r["asr"] - lo], [hi - r["asr"]]], fmt=markers[lab],
                         capsize=3, label=lab)  # fmt: skip
@@ -373,7 +437,7 @@ def pareto(rows: list[dict], path: Path) -> None:
             ax.axhline(sel[0]["chance"], color="gray", ls="--", lw=0.8, label="chance (uniform)")
             ax.scatter([r["final_accuracy"] for r in sel], [with_floor(r)["floor"] for r in sel], marker="_", s=400,
                        color="black", lw=1.5, label="floor: random images (union)")  # fmt: skip
-        ax.set_title(f"{kind.upper()} (loihi2, digits)")
+        ax.set_title(f"{kind.upper()} (digits; loihi2 unless named)")
         ax.set_xlabel("final test accuracy")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -389,13 +453,17 @@ def pareto(rows: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dp-grid", action="store_true", help="DP at target epsilons on the converging schedule.")
-    ap.add_argument("--epsilons", default="1,4,8", help="--dp-grid: target epsilons.")
+    ap.add_argument("--epsilons", default="1,4,8", help="--dp-grid: target epsilons ('' none).")
     ap.add_argument("--delta", type=float, default=1e-5, help="--dp-grid: delta.")
     ap.add_argument("--no-attack", action="store_true", help="--dp-grid: accuracy and epsilon only.")
     ap.add_argument("--capture-clients", type=int, default=3, help="--dp-grid: clients captured and attacked.")
     ap.add_argument("--capture-round", type=int, default=1, help="--dp-grid: the round attacked.")
     ap.add_argument("--models", default="ann,snn", help="--dp-grid: model kinds.")
-    ap.add_argument("--extras", default="prune,secagg", help="--dp-grid: other defenses (prune, secagg; '' none).")
+    ap.add_argument("--extras", default="prune,secagg",
+                    help="--dp-grid: other defenses (prune; secagg = secagg4, secaggK: K clients summed; dplocal: "
+                         "clients noise their own updates, at each epsilon; '' none).")
+    ap.add_argument("--reference-profiles", default="",
+                    help="--dp-grid: profiles (e.g. float32,loihi1) that get an undefended row beside loihi2's.")
     ap.add_argument("--config", type=Path, default=CONVERGING, help="--dp-grid: the FL schedule (TOML).")
     ap.add_argument("--work", type=Path, default=Path("runs/privacy_utility_dp"), help="--dp-grid: run folders.")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -412,10 +480,11 @@ def main() -> None:
     dev = resolve_device(args.device)
     if args.dp_grid:
         dp_grid(
-            args.out, [float(e) for e in args.epsilons.split(",")], args.delta, config=args.config,
+            args.out, [float(e) for e in args.epsilons.split(",") if e], args.delta, config=args.config,
             models=tuple(args.models.split(",")), attack_name=None if args.no_attack else args.attack,
             iterations=args.iterations, capture_round=args.capture_round, capture_clients=args.capture_clients,
             extras=tuple(e for e in args.extras.split(",") if e), work=args.work, seed=args.seed,
+            reference_profiles=tuple(p for p in args.reference_profiles.split(",") if p),
             overrides={k: v for kv in args.set for k, v in tomli.loads(kv.replace("=", " = ", 1)).items()},
             tag=args.tag, device=str(dev),
         )  # fmt: skip

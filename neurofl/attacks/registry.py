@@ -109,6 +109,11 @@ def _cocktail_why_not(target: Target, recipe: CocktailPartyRecipe) -> str | None
     if reason is None and target.batch == 1:
         reason = ("the Cocktail Party Attack unmixes a batch; at batch 1 the update is rank one and its one "
                   "component is the first-layer readout that disaggregation starts from")
+    if reason is None:
+        rank = min(next(iter(target.update.values())).shape[1], target.input_size)
+        if target.batch > rank:
+            reason = (f"the Cocktail Party Attack separates at most {rank} inputs (the first layer's update has "
+                      f"rank at most min(neurons, inputs)); this update mixes {target.batch}")
     return reason
 
 

@@ -151,7 +151,9 @@ class Recorder:
             )
             save_captured(self.out / "updates", item)
             return
-        for r in sorted(results, key=lambda r: r.client)[: cfg.capture_clients]:
+        # A client whose first DP-SGD Poisson sample was empty uploaded noise alone: no sample to
+        # score an attack against, so the next client is recorded in its place.
+        for r in [r for r in sorted(results, key=lambda r: r.client) if len(r.labels)][: cfg.capture_clients]:
             item = CapturedUpdate(
                 client=r.client,
                 update=r.update,

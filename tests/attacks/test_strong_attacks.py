@@ -158,6 +158,19 @@ def test_cocktail_party_says_why_at_batch_one_and_runs_above():
     assert why_not(two, load_recipe("cocktail_party")) is None
 
 
+def test_cocktail_party_says_why_when_the_batch_exceeds_the_update_rank():
+    """A first-layer update of H neurons over D inputs has rank at most min(H, D): ICA cannot separate
+    more inputs than that (a secure-aggregation sum of 16 clients' batches of 16 on 8x8 digits)."""
+    _, _, _, t = _case("digits", "ann", "float32", 1, 2)
+    rank = min(next(iter(t.update.values())).shape[1], t.input_size)
+    assert rank == 64  # 8x8 digits, a wider first layer
+    recipe = load_recipe("cocktail_party")
+    assert why_not(dataclasses.replace(t, batch=rank), recipe) is None
+    reason = why_not(dataclasses.replace(t, batch=rank + 1), recipe)
+    assert f"at most {rank} inputs" in reason and str(rank + 1) in reason
+    assert why_not(dataclasses.replace(t, batch=rank + 1), load_recipe("disaggregation")) is None
+
+
 @pytest.mark.parametrize("name", ["disaggregation", "cocktail_party_ica"])
 def test_new_attacks_are_chunk_invariant(name):
     """Victim v attacked with its neighbours (seed s) equals victim v attacked alone (seed s + v)."""

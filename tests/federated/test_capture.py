@@ -154,3 +154,21 @@ def test_provenance_is_all_or_nothing(tiny, tmp_path) -> None:
     (folder / second.name).write_bytes(second.read_bytes())
     with pytest.raises(UserError, match="another run"):
         load_captured(folder)
+
+
+def test_an_empty_dp_sgd_batch_is_not_recorded(tiny, tmp_path) -> None:
+    """DP-SGD draws a Poisson sample per step; a client whose first one is empty uploads noise alone
+    and has no sample to score against: the next client is recorded in its place, never a file of
+    batch 0 (which `load_captured` would refuse)."""
+    from neurofl.federated.client import first_batch
+
+    settings = dict(clients=10, rounds=1, batch=1, strategy="fedsgd", defense="dp", dp_level="sample",
+                    dp_noise=1.0, capture_rounds=[1], capture_clients=4, seed=0)  # fmt: skip
+    task = task_for(tiny, "ann", "float32", **settings)
+    sizes = [len(first_batch(c, task.cfg, 1)[1]) for c in task.clients]
+    assert 0 in sizes[:4], sizes  # rate 1/n over a client's n samples: about a third draw none
+    run_local(task, tmp_path)
+    items = load_captured(tmp_path / "updates")
+    expected = [k for k, n in enumerate(sizes) if n][:4]
+    assert [c.client for c in items] == expected
+    assert [c.batch for c in items] == [sizes[k] for k in expected]

@@ -85,3 +85,45 @@ def test_accuracy_only_grid(pu, tmp_path):
     assert [r["defense"] for r in rows] == ["none", "dp sample", "dp client"]
     assert all("asr" not in r for r in rows)
     assert all(r["epsilon"] <= 8.0 for r in rows[1:]) and not math.isnan(rows[0]["final_accuracy"])
+
+
+def test_same_uploads_share_one_attack_and_profiles_and_large_secagg(pu, tmp_path):
+    """DP-FedAvg adds its noise at the server, so in round 1 every epsilon's server sees the same
+    clipped uploads: one attack serves them all (same numbers, named source). Reference profiles add
+    undefended rows; a secagg K above the schedule's clients spreads the data over K clients."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    out = tmp_path / "g"
+    pu.dp_grid(out, [4.0, 8.0], 1e-5, config=config, models=("ann",), iterations=3, capture_clients=2,
+               attack_name="inverting_gradients", extras=("secagg8", "dplocal"),
+               reference_profiles=("float32",))  # fmt: skip
+    rows = json.loads((out / "privacy_utility_dp.json").read_text())["results"]
+    assert [(r["defense"], r["target_epsilon"], r["profile"]) for r in rows] == [
+        ("none", None, "loihi2"), ("dp sample", 4.0, "loihi2"), ("dp sample", 8.0, "loihi2"),
+        ("dp client", 4.0, "loihi2"), ("dp client", 8.0, "loihi2"), ("secagg k=8", None, "loihi2"),
+        ("dp local", 4.0, "loihi2"), ("dp local", 8.0, "loihi2"), ("none", None, "float32"),
+    ]  # fmt: skip
+    by = {(r["defense"], r["target_epsilon"], r["profile"]): r for r in rows}
+    c4, c8 = by[("dp client", 4.0, "loihi2")], by[("dp client", 8.0, "loihi2")]
+    assert c8["attack_reused_from"] in ("ann-none", "ann-dp_client-eps4")
+    assert c8["per_attack"] == c4["per_attack"] and c8["asr"] == c4["asr"]
+    assert c4["noise_multiplier"] > c8["noise_multiplier"]  # but each is its own training run
+    for level in ("dp sample", "dp local"):  # noised on the device: every epsilon uploads its own
+        r = by[(level, 8.0, "loihi2")]
+        unit = {"dp sample": "sample", "dp local": "client"}[level]
+        assert "attack_reused_from" not in r and r["epsilon"] <= 8.0 and r["dp_unit"] == unit
+    agg = by[("secagg k=8", None, "loihi2")]
+    assert agg["clients_per_round"] == 8 and agg["samples"] == 8 * 4 and agg["updates_attacked"] == 1
+    ref = by[("none", None, "float32")]
+    assert "unquantized" in ref["attacked"] and "attack_reused_from" not in ref
+    md = (out / "privacy_utility_dp.md").read_text()
+    assert "| ann | float32 | none |" in md and "attack shared" in md
+
+
+def test_grid_settings_refuse_unknown_and_degenerate_defenses(pu):
+    rows = pu.grid_settings([1.0], ["secagg", "secagg16"], 10)
+    assert rows[-2] == ("secagg k=4", None, {"defense": "secagg", "fraction": 0.4})
+    assert rows[-1] == ("secagg k=16", None, {"defense": "secagg", "clients": 16, "fraction": 1.0})
+    for bad in ("secagg1", "secaggx", "noise"):
+        with pytest.raises(SystemExit, match=bad):
+            pu.grid_settings([1.0], [bad], 10)
