@@ -8,8 +8,10 @@ evaluation core (``neurofl attack --updates``: the same oracle, pairing and wors
     OMP_NUM_THREADS=1 .venv/bin/python scripts/privacy_utility.py [--out results/privacy_utility]
 
 ``--dp-grid``: DP at target epsilons (``--epsilons 1,4,8``, sample level and client level at each)
-and ``--extras prune,secagg`` on the converging schedule ``configs/fl_digits_fedavg.toml``
-(loihi2, so every upload is int8), ANN and SNN, with the undefended run as the reference row:
+and ``--extras`` (``prune``, ``secagg``/``secaggK``, ``dplocal``) on a converging schedule
+(``--config``: ``configs/fl_digits_fedavg.toml`` by default; ``configs/fl_digits_onestep.toml``
+uploads one gradient, which every attack applies to), loihi2 so every upload is int8, plus
+undefended rows on ``--reference-profiles``, ANN and SNN, with the undefended run as the reference row:
 final accuracy, the calibrated noise multiplier and the epsilon spent, and (unless
 ``--no-attack``) the uploads of ``--capture-clients`` clients in round ``--capture-round`` (1: the
 highest leakage) attacked with ``--attack`` (``suite``, gradient matching capped at
@@ -423,7 +425,8 @@ def pareto(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = list(dict.fromkeys(_legend(r) for r in rows))
-    markers = dict(zip(labels, "o^sDvP*Xh<>pd1234", strict=False))
+    shapes = "o^sDvP*Xh<>pd1234"
+    markers = {lab: shapes[i % len(shapes)] for i, lab in enumerate(labels)}
     kinds = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.6), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
