@@ -31,7 +31,9 @@ def first_layer_readout(target: dict[str, torch.Tensor], batch: int, input_size:
     target : name -> (victims, *weight_shape); its first entry is the first layer's weight and a
         following ``*.bias`` entry, if present, its bias
     Returns (victims * batch, input_size) non-negative rows, and whether their scale is exact
-    (bias present and batch 1); otherwise each row is scaled to a maximum of 1.
+    (bias present and batch 1); otherwise each row is scaled to a maximum of 1. Sample ``i`` of a
+    batch gets the update's ``i``-th right singular vector, modulo their number (min(neurons,
+    inputs)) when the batch is larger.
     """
     names = list(target)
     w = target[names[0]]
@@ -52,7 +54,9 @@ def first_layer_readout(target: dict[str, torch.Tensor], batch: int, input_size:
     finite = torch.isfinite(w).flatten(1).all(1)
     _, _, vh = torch.linalg.svd(torch.where(finite[:, None, None], w, torch.zeros_like(w)), full_matrices=False)
     vh = torch.where(finite[:, None, None], vh, torch.full_like(vh, float("nan")))
-    v = vh[:, :batch, :]  # (victims, batch, in)
+    # The update has at most min(neurons, inputs) directions; a larger batch (e.g. a secure-
+    # aggregation sum) gets them in turn, so every sample still starts from the update's row space.
+    v = vh[:, torch.arange(batch, device=vh.device) % vh.shape[1], :]  # (victims, batch, in)
     v = v * torch.where(v.sum(-1, keepdim=True) < 0, -1.0, 1.0)  # inputs are non-negative
     v = v.clamp_min(0)
     v = v / v.amax(-1, keepdim=True).clamp_min(1e-12)

@@ -58,6 +58,21 @@ def test_first_layer_gradient_is_rank_one_in_the_input(digits, kind):
     assert cos.min() > 0.9999
 
 
+def test_readout_of_a_batch_larger_than_the_update_rank(digits, h):
+    """A first layer of H neurons over D inputs gives at most min(H, D) directions; a larger batch
+    (a secure-aggregation sum) gets them in turn, and IG starts from them instead of failing."""
+    x, y = digits[0][:12], digits[1][:12]
+    model = build_model("ann", Architecture((1, 8, 8), 10, hidden=(8,)), load_profile("float32"), seed=0)
+    target = _target(model, x, y, group=12)  # rank at most 8 < 12
+    rows, exact = first_layer_readout(target, batch=12, input_size=64)
+    assert rows.shape == (12, 64) and not exact
+    assert torch.equal(rows[8:], rows[:4])
+    assert torch.linalg.matrix_rank(rows[:8].double()) == 8
+    inv = invert(model, target, y, (1, 8, 8), h.recipe("inverting_gradients", iterations=3, init="analytic"),
+                 seed=0, batch=12)  # fmt: skip
+    assert inv.images.shape == (12, 1, 8, 8) and torch.isfinite(inv.images).all()
+
+
 def test_spike_ig_recovers_binary_input(digits, h):
     """A binary input on a linear layer with bias is determined by the update; the spike-domain
     attack must return exactly it after thresholding."""
