@@ -214,25 +214,21 @@ def capture_digest(folder: Path) -> str:
     digest of the run's settings): two runs whose servers received the same uploads from the same
     global model get the same value, e.g. DP-FedAvg at any epsilon in round 1, whose noise is added
     after the server has the clipped uploads."""
-    import hashlib
+    from neurofl.identity import arrays_digest, table_digest
 
-    h = hashlib.sha256()
-
-    def add(key: str, v: object) -> None:
-        if isinstance(v, torch.Tensor):
-            h.update(key.encode() + str(v.dtype).encode() + v.cpu().contiguous().numpy().tobytes())
-        elif isinstance(v, dict) and any(isinstance(t, torch.Tensor) for t in v.values()):
-            for name in sorted(v):
-                add(f"{key}.{name}", v[name])
-        else:
-            h.update(key.encode() + json.dumps(v, sort_keys=True, default=str).encode())
-
+    files = []
     for path in sorted(folder.glob("round*_*.pt")):
-        d = torch.load(path, weights_only=True)
-        h.update(path.name.encode())
-        for key in sorted(k for k in d if k != "run"):
-            add(key, d[key])
-    return h.hexdigest()
+        tensors, plain = {}, {}
+        for key, v in torch.load(path, weights_only=True).items():
+            if isinstance(v, torch.Tensor):
+                tensors[key] = v
+            elif isinstance(v, dict) and any(isinstance(t, torch.Tensor) for t in v.values()):
+                tensors.update({f"{key}.{name}": t for name, t in v.items()})
+            elif key != "run":
+                plain[key] = v
+        names = sorted(tensors)
+        files.append([path.name, plain, names, arrays_digest(*(tensors[n].cpu().numpy() for n in names))])
+    return table_digest(files)
 
 
 def dp_grid(
