@@ -26,8 +26,10 @@ evaluate: venv
 test: venv
 	$(PY) -m pytest -q
 
+# mypy's settings (files, strictness, untyped third-party modules) are in pyproject.toml [tool.mypy].
 lint: venv
-	$(VENV)/bin/ruff check neurofl tests scripts
+	$(VENV)/bin/ruff check neurofl tests scripts examples
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from neurofl.atomic import atomic_write
+from neurofl.io.atomic import atomic_write
 from neurofl.data import load_dataset, split_dataset
 from neurofl.deploy.export import export_netx
 from neurofl.deploy.netx import read_netx

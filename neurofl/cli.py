@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Literal
 
 # Nothing but the standard library is imported before main() installs the exit-code contract, so
 # Ctrl-C at any moment (even during the seconds lava takes to import) exits 130 with one line.
@@ -23,6 +24,8 @@ COMMANDS = {
     "verify": "neurofl.commands.deploy:verify",
     "import": "neurofl.commands.nir:import_",
     "fl": "neurofl.commands.fl:fl",
+    "study": "neurofl.commands.study:study",
+    "report": "neurofl.commands.report:report",
 }
 
 INTERRUPTED = "interrupted: rerun the same command (same --out) to resume"
@@ -38,7 +41,7 @@ IMPORT_NOISE = (
 
 # Warnings that are known noise from the libraries neurofl drives, by category and message (a
 # regular expression matched at the start); every other warning is shown.
-KNOWN_WARNINGS: tuple[tuple[str, str, str], ...] = (
+KNOWN_WARNINGS: tuple[tuple[Literal["ignore"], str, str], ...] = (
     # (action, message, category name); Python's default filters already hide Deprecation-,
     # Import- and ResourceWarnings outside __main__
     ("ignore", r"Tip: In future versions of Ray, Ray will no longer override accelerator", "FutureWarning"),
@@ -104,19 +107,66 @@ def _cli():  # noqa: ANN202 - click objects are built here, after the contract i
     )
     def cli(threads: int | None) -> None:
         """How much private data leaks through federated updates of SNNs on neuromorphic chips."""
-        from neurofl.threads import apply_thread_policy
+        from neurofl.runs.threads import apply_thread_policy
 
         apply_thread_policy(threads)
 
     return cli
 
 
+_interrupted_line_shown = False
+
+
+def _interrupted() -> None:
+    """Print the resume line once (a second Ctrl-C while it is printed does not repeat it)."""
+    global _interrupted_line_shown
+    if not _interrupted_line_shown:
+        _interrupted_line_shown = True
+        try:
+            sys.stderr.write(INTERRUPTED + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, RuntimeError):  # stderr closed, or re-entered while it was writing
+            os.write(2, (INTERRUPTED + "\n").encode())
+
+
+def _exit_130_on_sigint(signum: int, frame: object) -> None:
+    """SIGINT once the command has finished (interpreter shutdown: atexit, thread joins, library
+    teardown), where a KeyboardInterrupt would escape every handler and the process die by the
+    signal: the output is complete, so flush it, print the resume line and exit 130 at once."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError):
+            pass
+    _interrupted()
+    os._exit(130)
+
+
+def _guard_shutdown() -> None:
+    """Install :func:`_exit_130_on_sigint` where Python's own SIGINT handler is (not where SIGINT is
+    ignored, as in a process started with ``nohup``)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        signal.signal(signal.SIGINT, _exit_130_on_sigint)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point with the exit-code contract."""
+    """Entry point with the exit-code contract: Ctrl-C at any moment, the interpreter's shutdown
+    after the command included, exits 130 with the resume line. As the process's entry point
+    (``argv`` None: the ``neurofl`` script, ``python -m neurofl``) it then owns SIGINT until the
+    process ends; called in-process with ``argv`` (tests, :func:`run`) it leaves the handler alone."""
     try:
-        _main(argv)
+        try:
+            _main(argv)
+        finally:  # the command is done (or stopping): from here on SIGINT exits 130 directly
+            if argv is None:
+                _guard_shutdown()
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        _interrupted()
         sys.exit(130)
 
 
@@ -132,7 +182,7 @@ def _main(argv: list[str] | None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo(INTERRUPTED, err=True)
+        _interrupted()
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as e:  # `neurofl` alone: the help, as --help shows it
         click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
@@ -156,10 +206,13 @@ def _main(argv: list[str] | None) -> None:
 
 def run(argv: list[str]) -> int:
     """Run the CLI in-process and return its exit code (for tests and notebooks)."""
+    global _interrupted_line_shown
     try:
         main(argv)
     except SystemExit as e:
         return 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+    finally:
+        _interrupted_line_shown = False
     return 0
 
 

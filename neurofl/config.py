@@ -25,6 +25,9 @@ T = TypeVar("T")
 # nest at most this deep (the parser recurses; neurofl's files nest 2 levels).
 MAX_TOML_BYTES = 1 << 20
 MAX_TOML_NESTING = 16
+# Largest integer any settings key takes (a float holds every integer up to it exactly); a larger
+# one (a 400-digit number, 10**30 in a chip limit) is refused, whatever the key's own range.
+MAX_INTEGER = 1 << 53
 
 
 def _nesting(value: Any, depth: int = 0) -> int:
@@ -43,7 +46,7 @@ def _nesting(value: Any, depth: int = 0) -> int:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file (a regular file of at most :data:`MAX_TOML_BYTES`, nested at most
     :data:`MAX_TOML_NESTING` deep); any failure becomes a one-line :class:`UserError`."""
-    from neurofl.safeio import read_regular
+    from neurofl.io.safeio import read_regular
 
     path = Path(path)
     data = read_regular(path, MAX_TOML_BYTES, "TOML file")
@@ -66,7 +69,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def _short(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters (a hostile file's value may be megabytes)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
         return f"an integer of {len(str(abs(value)))} digits"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -100,6 +103,8 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UserError(f"{where}: must be an integer, got {_short(value)}")
+        if abs(value) > MAX_INTEGER:
+            raise UserError(f"{where}: must be an integer of magnitude at most 2**53, got {_short(value, 40)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -116,7 +121,7 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported field type {_type_name(tp)}")  # a programming error, not input
 
 
-def from_table(cls: type[T], table: Any, file: Path | str, prefix: str = "") -> T:
+def from_table(cls: type[T], table: Any, file: Path | str, prefix: str = "") -> T:  # T: a dataclass
     """Validate ``table`` (a parsed TOML table) into the frozen dataclass ``cls``.
 
     Nested dataclass fields are read from sub-tables. Errors name ``file`` and the dotted key.
@@ -125,11 +130,11 @@ def from_table(cls: type[T], table: Any, file: Path | str, prefix: str = "") -> 
     if not isinstance(table, dict):
         raise UserError(f"{file}: [{where_table}] must be a table")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # T is a dataclass
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise UserError(f"{file}: unknown key '{prefix}{unknown[0]}' (allowed: {', '.join(fields)})")
-    values = {}
+    values: dict[str, Any] = {}
     for name, f in fields.items():
         key = f"{prefix}{name}"
         if name not in table:
@@ -142,10 +147,10 @@ def from_table(cls: type[T], table: Any, file: Path | str, prefix: str = "") -> 
             inner = [a for a in typing.get_args(tp) if a is not type(None)]
             if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
                 tp = inner[0]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             values[name] = from_table(tp, table[name], file, f"{key}.")
             continue
-        value = _check_value(table[name], tp, f"{file}: key '{key}'")
+        value: Any = _check_value(table[name], tp, f"{file}: key '{key}'")
         meta = f.metadata
         if value is None:  # an optional key left unset ("unknown" in a profile); its type allowed it
             values[name] = value

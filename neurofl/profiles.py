@@ -16,8 +16,8 @@ from typing import Literal
 import torch
 
 from neurofl.config import bounded, from_table, read_toml
-from neurofl.limits import MAX_TIME_STEPS
-from neurofl.resources import resolve_toml, shipped_tomls
+from neurofl.io.limits import MAX_TIME_STEPS
+from neurofl.shipped import resolve_toml, shipped_tomls
 
 # What neurofl's models can honour (see docs/profiles.md, "Keys and where they take effect").
 # SLAYER's CUBA neuron (lava-dl 0.6) quantizes decays on a 12-bit grid (p_scale = 1 << 12), as do
@@ -57,7 +57,7 @@ class WeightFormat:
     (``neuron.decay = "shift"``, Xylo) weights are plain signed integers instead: step ``1 / scale``,
     range ``[-2**(b-1), 2**(b-1) - 1] / scale`` (b=8: int8 once descaled); so under every decay but
     ``multiplier``. ``axon_types`` > 0 is IBM TrueNorth's crossbar: a synapse is on or off, and a neuron
-    holds one ``bits``-bit signed weight per axon type (:func:`neurofl.models.crossbar.crossbar_weight`)."""
+    holds one ``bits``-bit signed weight per axon type (:func:`neurofl.models.chips.crossbar.crossbar_weight`)."""
 
     quantized: bool
     bits: int = field(metadata=bounded(1, 32))
@@ -90,11 +90,11 @@ class NeuronFormat:
     ``threshold_scale`` are refused unless they are SLAYER's (12 and 64), states do not saturate and
     a spike resets the voltage to zero; ``state_bits`` bounds the signed current and voltage registers
     in the export check only. ``decay = "shift"`` is SynSense Xylo's integer neuron
-    (:mod:`neurofl.models.xylo_neuron`): states decay by ``x -= x >> dash`` with ``dash`` stored in
+    (:mod:`neurofl.models.chips.xylo_neuron`): states decay by ``x -= x >> dash`` with ``dash`` stored in
     ``decay_bits`` bits, thresholds are integers (``threshold_scale = 1``), states are ``state_bits``-bit
     registers that saturate when ``saturate`` is true, and ``reset`` is ``"subtract"`` (the threshold
     times the spike count) or ``"zero"``. ``"none"``, ``"linear"`` and ``"exponential"`` are the
-    one-state neurons of :mod:`neurofl.models.chip_neuron` (no synaptic current): integrate-and-fire
+    one-state neurons of :mod:`neurofl.models.chips.neuron` (no synaptic current): integrate-and-fire
     without decay (Speck, Akida; ``decay_bits = 0``), a leak of at most ``2**(decay_bits-1) - 1`` per
     step toward 0 (TrueNorth), and ``v = alpha * v`` in float32 (SpiNNaker2; ``decay_bits`` and
     ``state_bits`` 32, no saturation).
@@ -247,6 +247,11 @@ class UpdateFormat:
             )
 
 
+# Largest per-operation energy a profile may give, in pJ (1 uJ; published figures are 1..100 pJ): a
+# larger one (1e308) would make an energy per inference no float holds (reported as null).
+MAX_ENERGY_PJ = 1e6
+
+
 @dataclass(frozen=True, kw_only=True)
 class Resources:
     """Per-core limits (fit checks of SLAYER models, Loihi-type profiles only) and per-operation
@@ -263,8 +268,8 @@ class Resources:
     input_axons_per_core: int | None = field(default=None, metadata=bounded(1))
     output_axons_per_core: int | None = field(default=None, metadata=bounded(1))
     synapse_memory_kib_per_core: int | None = field(default=None, metadata=bounded(1))
-    energy_per_synop_pj: float | None
-    energy_per_neuron_update_pj: float | None
+    energy_per_synop_pj: float | None = field(metadata=bounded(0, MAX_ENERGY_PJ))
+    energy_per_neuron_update_pj: float | None = field(metadata=bounded(0, MAX_ENERGY_PJ))
     source: str
 
     def __post_init__(self) -> None:
@@ -298,7 +303,7 @@ class ChipLimits:
     """Whole-chip limits of a chip network (SynSense Xylo, Speck, Akida, SpiNNaker2, TrueNorth): I/O
     channels, neurons, synaptic states and fan-in/fan-out (in axons).
 
-    Checked by the fit check (:func:`neurofl.models.xylo_net.fit_problems`) in training, ``evaluate``,
+    Checked by the fit check (:func:`neurofl.models.chips.xylo_net.fit_problems`) in training, ``evaluate``,
     ``verify`` and the architecture choice of ``train``. A limit the vendor does not publish is
     written ``"unknown"`` in the TOML (``None`` here) and is reported as not checked, never guessed.
     """
@@ -340,8 +345,8 @@ class HardwareProfile:
         texts = {"name": self.name, "description": self.description}
         for f in dataclasses.fields(self):
             section = getattr(self, f.name)
-            if dataclasses.is_dataclass(section):
-                texts[f"{f.name}.source"] = section.source
+            if dataclasses.is_dataclass(section) and not isinstance(section, type):
+                texts[f"{f.name}.source"] = section.source  # type: ignore[attr-defined]  # every section has one
         for key, text in texts.items():
             if not text.strip():
                 raise ValueError(f"key '{key}' must not be empty")
@@ -457,7 +462,7 @@ class HardwareProfile:
         if not self.weights.quantized:
             return weight * self.weights.scale if descale else weight
         if self.weights.axon_types:
-            from neurofl.models.crossbar import crossbar_weight
+            from neurofl.models.chips.crossbar import crossbar_weight
 
             return crossbar_weight(weight, self.weights, self.weight_range, descale)
         lo, hi = self.weight_range

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from neurofl.atomic import atomic_write_bytes
+from neurofl.io.atomic import atomic_write_bytes
 
 
 def json_safe(obj: Any) -> Any:
@@ -26,7 +26,8 @@ def json_safe(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2) + "\n").encode())
+    """The one JSON writer: atomic, non-finite floats as null (valid JSON), other objects as text."""
+    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, default=str) + "\n").encode())
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -55,10 +56,11 @@ def _model_file_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def near_floor(row: dict[str, Any]) -> bool:
-    """Whether a row's worst-case 95% interval reaches down to its own chance floor
-    (``chance_worst_case``; rows written before it existed never are)."""
-    floor, lo = row.get("chance_worst_case"), row["asr_ci95"][0]
+def near_floor(row: dict[str, Any], measure: str = "asr") -> bool:
+    """Whether a row's worst-case 95% interval (``asr`` or ``iip``) reaches down to its own chance
+    floor (``chance_worst_case`` / ``chance_worst_case_iip``; rows written before it existed never are)."""
+    key = "chance_worst_case" if measure == "asr" else "chance_worst_case_iip"
+    floor, lo = row.get(key), (row.get(f"{measure}_ci95") or [None])[0]
     return floor is not None and lo is not None and lo <= floor
 
 
@@ -66,31 +68,46 @@ def _dagger(row: dict[str, Any]) -> str:
     return "†" if near_floor(row) else ""
 
 
+def leak(r: dict[str, Any]) -> float | None:
+    """The verdict's measure of a row or attack: identification (IIP) where measured, else the ASR."""
+    return r.get("iip") if r.get("iip") is not None else r.get("asr")
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: the worst case per row, every attack's ASR, the verdict, how to read it."""
+    """The report as Markdown: the worst case per row under both judges, every attack, the verdict."""
     ce = report.get("chance_empirical", {})
+    ident = report.get("identification") or {}
+    ic = ident.get("chance") or {}
     lines = [
         f"# neurofl evaluate: {report['dataset']}, attack {report['attack']}",
         "",
         f"Victims: {report['victims']} updates of batch {report['batch_size']} ({report['samples']} samples, "
-        f"{report['clients']} clients), seed {report['seed']}, round {report['round']}. ASR by {report['asr_kind']}; "
-        f"on the victims' true inputs it is {_fmt(report['oracle_accuracy'])} (the top of the scale). Chance: "
-        f"{_fmt(report['chance'], 3)} (uniform), {_fmt(ce.get('batch_mean'))} (each sample given its batch's mean), "
-        f"{_fmt(ce.get('random_images'))} (random auxiliary images), through the same pairing and judge. A worst "
-        "case has its own floor (column 'floor'): a sample counts if any of as many random auxiliary images as "
-        "the row ran attacks is recognized, as the worst case counts any of its attacks.",
+        f"{report['clients']} clients), seed {report['seed']}, round {report['round']}.",
+        "",
+        "**Identified (IIP)**, the verdict's measure: the share of samples whose reconstruction is nearer to the "
+        f"private sample than to any other image of its label in the pool ({ident.get('pool') or 'not measured'}); "
+        f"chance {_fmt(ic.get('exact'), 3)} exact, {_fmt(ic.get('random_images'))} for random auxiliary images, "
+        f"{_fmt(ic.get('class_mean'))} for the class mean. **ASR** (label judge, by {report['asr_kind']}): "
+        f"{_fmt(report['oracle_accuracy'])} on the true inputs (the top of its scale); chance "
+        f"{_fmt(report['chance'], 3)} uniform, {_fmt(ce.get('batch_mean'))} batch mean, "
+        f"{_fmt(ce.get('random_images'))} random auxiliary images, and for prototypes {_fmt(ce.get('class_mean'))} "
+        f"(the auxiliary class mean) / {_fmt(ce.get('label_image'))} (an auxiliary image of the label).",
         *_model_file_lines(report),
         "",
-        "Worst case per row (a sample leaked if any attack recovered it; † its 95% interval reaches down to "
-        "the worst case's chance floor):",
+        "Worst case per row (a sample leaked if any attack recovered it; the floors are what as many random "
+        "auxiliary images as the row ran attacks score; † the 95% interval reaches down to its floor):",
         "",
-        "| model | profile | ASR | ASR 95% CI | floor | PSNR dB | SSIM | l2 | label acc | test acc | energy µJ | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | profile | identified | 95% CI | floor | IIP features | ASR | ASR 95% CI | ASR floor | PSNR dB "
+        "| SSIM | label acc | test acc | energy µJ | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
+        iip_dagger = "†" if near_floor(r, "iip") else ""
         lines.append(
-            f"| {r['model']} | {r['profile']} | {_fmt(r['asr'])}{_dagger(r)} | {_ci(r['asr_ci95'])} "
-            f"| {_fmt(r.get('chance_worst_case'))} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['l2'])} "
+            f"| {r['model']} | {r['profile']} | {_fmt(r.get('iip'))}{iip_dagger} "
+            f"| {_ci(r.get('iip_ci95', [None, None]))} | {_fmt(r.get('chance_worst_case_iip'))} "
+            f"| {_fmt(r.get('iip_features'))} | {_fmt(r['asr'])}{_dagger(r)} | {_ci(r['asr_ci95'])} "
+            f"| {_fmt(r.get('chance_worst_case'))} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} "
             f"| {_fmt(r['label_accuracy'])} "
             f"| {_fmt(r.get('test_accuracy'), 3)} | {_fmt(r.get('energy_uj'), 3)} | {_fmt(r['seconds'], 1)} |"
         )
@@ -99,7 +116,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [""] + [f"Does not fit the chip (its arithmetic is simulated all the same): "
                          f"{r['model']}@{r['profile']}: " + "; ".join(r["fit_problems"]) for r in unfit]  # fmt: skip
     names = list(report["results"][0]["per_attack"])
-    lines += ["", "ASR of each attack (n/a: the attack does not apply; reasons below; * works on the ANN):", ""]
+    lines += ["", "Each attack, identified / ASR (n/a: the attack does not apply, reasons below; * identifies samples "
+              "on the ANN beyond the floor; L: leaks the label only, its ASR beats the blind guesses but it "
+              "identifies no more samples than chance):", ""]  # fmt: skip
     lines += ["| model | profile | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     reasons: dict[str, str] = {}
     for r in report["results"]:
@@ -110,22 +129,25 @@ def markdown(report: dict[str, Any]) -> str:
                 cells.append("n/a")
                 reasons.setdefault(pa["reason"], f"{n} on {r['model']}@{r['profile']}")
             else:
-                cells.append(f"{_fmt(pa['asr'])}{'*' if pa.get('works_on_ann') else ''}")
+                mark = ("*" if pa.get("works_on_ann") else "") + (" L" if pa.get("label_only") else "")
+                cells.append(f"{_fmt(pa.get('iip'))} / {_fmt(pa['asr'])}{mark}")
         lines.append(f"| {r['model']} | {r['profile']} | " + " | ".join(cells) + " |")
     if reasons:
         lines += [""] + [f"- n/a ({where}): {why}" for why, where in reasons.items()]
     snn = [r for r in report["results"] if r["model"] == "snn"]
     if len(report.get("profiles", [])) > 1:
-        ranked = sorted(snn, key=lambda r: (r["asr"] if r["asr"] is not None else 2, r.get("energy_uj") or 1e300))
+        ranked = sorted(snn, key=lambda r: (leak(r) if leak(r) is not None else 2, r.get("energy_uj") or 1e300))
         front = pareto_front(snn)
-        lines += ["", "Profiles ranked by privacy (lowest worst-case ASR first, then energy; front: on the Pareto "
-                  "front of ASR and energy, no other profile has both lower):", ""]  # fmt: skip
-        lines += ["| rank | profile | ASR | PSNR dB | test acc | energy µJ | front | fits | arithmetic |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", "Profiles ranked by privacy (fewest samples identified in the worst case first, then energy; "
+                  "front: on the Pareto front of identification and energy, no other profile has both lower):",
+                  ""]  # fmt: skip
+        lines += ["| rank | profile | identified | ASR | PSNR dB | test acc | energy µJ | front | fits | arithmetic |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for i, r in enumerate(ranked, 1):
             fits = {True: "yes", False: "no"}.get(r.get("fits"), "–")
             lines.append(
-                f"| {i} | {r['profile']} | {_fmt(r['asr'])} | {_fmt(r['psnr'])} | {_fmt(r.get('test_accuracy'), 3)} "
+                f"| {i} | {r['profile']} | {_fmt(r.get('iip'))} | {_fmt(r['asr'])} | {_fmt(r['psnr'])} "
+                f"| {_fmt(r.get('test_accuracy'), 3)} "
                 f"| {_fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} "
                 f"| {r.get('arithmetic', '–')} |"
             )
@@ -136,50 +158,72 @@ def markdown(report: dict[str, Any]) -> str:
                   "Sources of every number: `neurofl profiles show NAME`."]  # fmt: skip
     for name, why in report.get("profiles_skipped", {}).items():
         lines.append(f"- {name}: not compared ({why})")
-    lines += ["", "Verdict per SNN row (against the strongest attack shown to work on the ANN):", ""]
+    lines += ["", "Verdict per SNN row, on samples identified (against the strongest attack that identifies samples "
+              "on the ANN beyond the floor), then on the label judge (against attacks whose ANN ASR beats the class "
+              "prototype):", ""]  # fmt: skip
     for r in snn:
         lines.append(f"- snn@{r['profile']}: {verdict(report['results'][0], r)}")
+        lines.append(f"  - label judge: {verdict(report['results'][0], r, 'asr')}")
     lines += [
         "",
-        f"ASR reduction (1 - ASR(snn@{report['profile']}) / ASR(ann@float32), worst cases): "
-        f"{_fmt(report['asr_reduction'])}",
+        f"Reduction, 1 - snn@{report['profile']} / ann@float32 (worst cases): identified "
+        f"{_fmt(report.get('iip_reduction'))}, ASR {_fmt(report['asr_reduction'])}",
         "",
-        "ASR: share of samples whose reconstruction the independent judge gives away (the oracle classifier "
-        "assigns the true label; faces: the nearest neighbour among the clients' faces is the victim's own), "
-        "with its exact (Clopper-Pearson) 95% interval. Reconstructions are paired with the originals by best "
-        "assignment within each batch; event reconstructions are binarized first. PSNR/SSIM/l2: means over the "
-        "samples an attack did not fail on (worst case: each sample's closest reconstruction). Label acc: labels "
-        "recovered from the update (multiset per batch). An attack works on the ANN when the lower end of the "
-        "ANN's 95% interval lies above every single-attack chance level (uniform, batch mean, random images).",
+        "Identified: sample-level identification (image identifiability precision, Yin et al. 2021): a reconstruction "
+        "identifies its sample when it is strictly nearer (squared L2) to it than to every other image of its label "
+        "in the pool, in pixel space (IIP) and in a fixed random convolutional feature space (IIP features); exact "
+        "copies of the sample count as the sample. ASR: share of samples whose reconstruction the label judge gives "
+        "away (the oracle classifier assigns the true label; faces: the nearest neighbour among the clients' faces "
+        "is the victim's own). Both with exact (Clopper-Pearson) 95% intervals, on the same pairing (best "
+        "assignment within each batch on squared pixel distance); event reconstructions are binarized first. "
+        "PSNR/SSIM: means over the samples an attack did not fail on (worst case: each sample's closest "
+        "reconstruction). Label acc: labels recovered from the update (multiset per batch). An attack works on the "
+        "ANN when the lower end of the ANN's identification interval lies above every single-attack identification "
+        "level (exact, batch mean, random images, class mean, an auxiliary image of the label).",
     ]
     return "\n".join(lines) + "\n"
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> set[str]:
-    """Profiles of the rows (with an ASR and an energy figure) that no other such row beats on both:
-    lower-or-equal ASR and energy, one of them strictly lower."""
-    pts = [(r["profile"], r["asr"], r["energy_uj"]) for r in rows
-           if r.get("asr") is not None and r.get("energy_uj") is not None]  # fmt: skip
+    """Profiles of the rows (with a leakage figure, :func:`leak`, and an energy figure) that no other
+    such row beats on both: lower-or-equal leakage and energy, one of them strictly lower."""
+    pts: list[tuple[str, float, float]] = [
+        (r["profile"], v, r["energy_uj"]) for r in rows if (v := leak(r)) is not None and r.get("energy_uj") is not None
+    ]
     return {
         name for name, a, e in pts
         if not any(a2 <= a and e2 <= e and (a2 < a or e2 < e) for _, a2, e2 in pts)
     }  # fmt: skip
 
 
-def verdict(ann: dict[str, Any], snn: dict[str, Any]) -> str:
-    """One sentence: does the SNN leak less than the ANN against attacks that work on the ANN?"""
-    good = [n for n, pa in ann["per_attack"].items() if pa.get("works_on_ann")]
+MEASURE_KEYS = {"iip": ("iip", "iip_ci95", "works_on_ann"), "asr": ("asr", "asr_ci95", "works_on_ann_label")}
+
+
+def verdict(ann: dict[str, Any], snn: dict[str, Any], measure: str = "iip") -> str:
+    """One sentence: does the SNN leak less than the ANN against attacks that work on the ANN?
+
+    ``measure``: ``iip`` (samples identified; attacks that identify samples on the ANN beyond the
+    floor) or ``asr`` (the label judge; attacks whose ANN ASR beats every label-judge level, the
+    prototypes' included). Reports written before identification existed fall back to their ASR
+    and its ``works_on_ann``."""
+    value, ci, works = MEASURE_KEYS[measure]
+    legacy = measure == "iip" and all(pa.get("iip") is None for pa in ann["per_attack"].values() if pa["applicable"])
+    if legacy:
+        value, ci = "asr", "asr_ci95"
+    good = [n for n, pa in ann["per_attack"].items() if pa.get(works)]
     if not good:
-        return "no attack works on the ANN here, so this setting cannot tell security from obscurity"
-    best = max(good, key=lambda n: snn["per_attack"][n]["asr"] if snn["per_attack"][n]["applicable"] else -1)
+        what = "identifies samples on" if measure == "iip" else "beats the class prototype on"
+        return f"no attack {what} the ANN here, so this setting cannot tell security from obscurity"
+    best = max(good, key=lambda n: snn["per_attack"][n][value] if snn["per_attack"][n]["applicable"] else -1)
     pa_s, pa_a = snn["per_attack"][best], ann["per_attack"][best]
     if not pa_s["applicable"]:
         return f"the attacks that work on the ANN ({', '.join(good)}) do not apply to this SNN"
-    lo_a, hi_s = pa_a["asr_ci95"][0], pa_s["asr_ci95"][1]
+    lo_a, hi_s = pa_a[ci][0], pa_s[ci][1]
     compare = "leaks less than" if hi_s < lo_a else "is not shown to leak less than"
+    name = "identified" if value == "iip" else "ASR"
     return (
-        f"{compare} the ANN: strongest such attack {best}, SNN ASR {_fmt(pa_s['asr'])} {_ci(pa_s['asr_ci95'])} vs "
-        f"ANN {_fmt(pa_a['asr'])} {_ci(pa_a['asr_ci95'])}; worst case over all attacks {_fmt(snn['asr'])}"
+        f"{compare} the ANN: strongest such attack {best}, SNN {name} {_fmt(pa_s[value])} {_ci(pa_s[ci])} vs "
+        f"ANN {_fmt(pa_a[value])} {_ci(pa_a[ci])}; worst case over all attacks {_fmt(snn[value])}"
     )
 
 
@@ -234,19 +278,22 @@ def profiles_png(path: Path, report: dict[str, Any]) -> None:
     missing = []
     front = pareto_front(rows)
     for r in rows:
-        if r.get("energy_uj") is None:
+        value = leak(r)
+        if r.get("energy_uj") is None or value is None:
             missing.append(r["profile"])
             continue
         on = r["profile"] in front
-        ax.scatter(r["energy_uj"], r["asr"], s=60 if on else 40, marker="*" if on else "o")
-        ax.annotate(f"{r['profile']} (acc {_fmt(r.get('test_accuracy'), 2)})", (r["energy_uj"], r["asr"]),
+        ax.scatter(r["energy_uj"], value, s=60 if on else 40, marker="*" if on else "o")
+        ax.annotate(f"{r['profile']} (acc {_fmt(r.get('test_accuracy'), 2)})", (r["energy_uj"], value),
                     textcoords="offset points", xytext=(5, 5), fontsize=8)  # fmt: skip
     ann = next((r for r in report["results"] if r["model"] == "ann"), None)
-    if ann is not None:
-        ax.axhline(ann["asr"], ls="--", c="gray", lw=1, label=f"ANN float32 ASR {ann['asr']:.2f}")
-    ax.axhline(report["chance"], ls=":", c="k", lw=1, label="chance")
+    ann_value = leak(ann) if ann is not None else None
+    if ann_value is not None:
+        ax.axhline(ann_value, ls="--", c="gray", lw=1, label=f"ANN float32 {_fmt(ann_value)}")
+    exact = ((report.get("identification") or {}).get("chance") or {}).get("exact")
+    ax.axhline(exact if exact is not None else report["chance"], ls=":", c="k", lw=1, label="chance")
     ax.set_xlabel("energy per inference (µJ)")
-    ax.set_ylabel("attack success rate")
+    ax.set_ylabel("samples identified (worst case)" if exact is not None else "attack success rate")
     ax.set_ylim(-0.02, 1.02)
     title = f"{report['dataset']}: privacy vs energy (*: Pareto front)"
     if missing:
@@ -258,3 +305,79 @@ def profiles_png(path: Path, report: dict[str, Any]) -> None:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def with_floor(row: dict) -> dict:
+    """``row`` with ``floor`` (what random auxiliary images score as the worst case over as many
+    attacks as applied: ``random_images_union``, or ``random_images`` for one attack) and
+    ``beyond_floor`` (the worst case's 95% interval lies above it; None without an attack)."""
+    ch = row.get("chance_empirical")
+    if ch is None:
+        return row
+    floor = ch["random_images_union"] if ch.get("random_images_union") is not None else ch["random_images"]
+    beyond = None if row["asr"] is None or floor is None else bool(row["asr_ci95"][0] > floor)
+    out = {**row, "floor": floor, "beyond_floor": beyond}
+    ci = row.get("chance_identification")
+    if ci:  # identification's floor: its exact chance or what random images / prototypes score, the highest
+        levels = [ci.get(k) for k in ("exact", "random_images", "random_images_union", "class_mean", "label_image")]
+        floor_iip = max(v for v in levels if v is not None)
+        out["floor_iip"] = floor_iip
+        out["beyond_floor_iip"] = None if row.get("iip") is None else bool(row["iip_ci95"][0] > floor_iip)
+    return out
+
+
+def _pu_ci(r: dict, key: str = "asr") -> str:
+    if r.get("asr") is None:
+        return "no attack applies" if key == "asr" else "–"
+    if r.get(key) is None:
+        return "–"
+    lo, hi = r[f"{key}_ci95"]
+    return f"{r[key]:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _pu_two(v: dict) -> str:
+    """One attack's ``identified / ASR`` (ASR alone for rows scored before identification)."""
+    return f"{v['asr']:.2f}" if v.get("iip") is None else f"{v['iip']:.2f} / {v['asr']:.2f}"
+
+
+def privacy_utility_markdown(rows: list[dict], attacked: bool) -> str:
+    """The privacy-utility grid (``scripts/privacy_utility.py``) as a Markdown table."""
+    head = ["model", "profile", "defense", "target ε", "σ", "ε spent (unit)", "final accuracy"]
+    if attacked:
+        head += ["worst case identified [95% CI]", "identified above its floor?", "worst-case ASR [95% CI]",
+                 "per attack (identified / ASR)", "ASR floors: uniform / random images (union)"]
+        head += ["ASR above the floor?", "samples (updates)"]
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        spent = "" if r["epsilon"] is None else f"{r['epsilon']:.3f} ({r['dp_unit']})"
+        sigma = "" if r["noise_multiplier"] is None else format(r["noise_multiplier"], ".4g")
+        cells = [r["model"], r.get("profile", "loihi2"), r["defense"],
+                 "" if r["target_epsilon"] is None else f"{r['target_epsilon']:g}",
+                 sigma, spent, f"{r['final_accuracy']:.3f}"]  # fmt: skip
+        if attacked:
+            per = ", ".join(f"{k} {_pu_two(v)}" for k, v in r["per_attack"].items() if v["applicable"])
+            ch = r["chance_empirical"]
+            floor = f"{ch['uniform']:.2f} / {ch['random_images']:.2f}"
+            if ch.get("random_images_union") is not None:
+                floor += f" ({ch['random_images_union']:.2f})"
+            above = {True: "yes", False: "no", None: "–"}[r.get("beyond_floor")]
+            same = f" (the uploads of {r['attack_reused_from']}: attack shared)" if r.get("attack_reused_from") else ""
+            above_iip = {True: "yes", False: "no", None: "–"}[r.get("beyond_floor_iip")]
+            cells += [_pu_ci(r, "iip"), above_iip, _pu_ci(r), (per or "–") + same, floor, above,
+                      f"{r['samples']} ({r['updates_attacked']})"]  # fmt: skip
+        md.append("| " + " | ".join(cells) + " |")
+    pairs = [(k, v) for r in rows if attacked for k, v in r["per_attack"].items()]
+    reasons: dict[str, list[str]] = {}
+    for k, v in pairs:
+        if not v["applicable"] and v["reason"] not in reasons.setdefault(k, []):
+            reasons[k].append(v["reason"])
+    if any(reasons.values()):
+        md += ["", "Not applicable: " + "; ".join(f"{k}: {' / '.join(v)}" for k, v in reasons.items() if v) + "."]
+    if attacked:
+        md += ["", "Identified: samples whose reconstruction is nearer to the private sample than to any other image "
+               "of its label in the dataset (sample-level identification); its floor is the highest of its exact "
+               "chance and what random auxiliary images (as many draws as attacks applied) and class prototypes "
+               "score. ASR floors: uniform guessing, and what random auxiliary images score through the same pairing "
+               "(best assignment within a batch) and judge, in parentheses as the worst case over as many draws "
+               "as attacks applied; 'above the floor?': the worst case's 95% interval lies above that."]  # fmt: skip
+    return "\n".join(md) + "\n"

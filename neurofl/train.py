@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurofl.atomic import atomic_write
-from neurofl.checkpoint import arch_to_dict, check_state_dict, load_tensors_file, profile_to_dict
 from neurofl.data import Dataset
-from neurofl.device import device_of, identity_entry
 from neurofl.errors import UserError
+from neurofl.io.atomic import atomic_write
 from neurofl.models import Architecture, ModelKind, build_model
+from neurofl.models.checkpoint import arch_to_dict, check_state_dict, load_tensors_file, profile_to_dict
 from neurofl.profiles import HardwareProfile
+from neurofl.runs.device import device_of, identity_entry
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def _checked_optimizer_state(saved: Any, opt: torch.optim.Optimizer, path: Path,
     fresh = opt.state_dict()
     if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
         raise UserError(f"{path}: 'optimizer' is not an optimizer state; {hint}")
-    from neurofl.identity import canonical_json  # loaded data may hold tensors: compare as plain data
+    from neurofl.runs.identity import canonical_json  # loaded data may hold tensors: compare as plain data
 
     if canonical_json(saved["param_groups"]) != canonical_json(fresh["param_groups"]):
         raise UserError(f"{path}: optimizer settings differ from this run's; {hint}")

@@ -35,12 +35,12 @@ import torch
 
 from neurofl.attacks import invert, load_recipe
 from neurofl.data import load_dataset, split_dataset
-from neurofl.device import describe, resolve_device
-from neurofl.gradients import per_sample_gradients
-from neurofl.metrics import psnr
+from neurofl.leakage.gradients import per_sample_gradients
+from neurofl.leakage.metrics import psnr
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile, quantize_update
 from neurofl.report import write_json
+from neurofl.runs.device import describe, resolve_device
 
 
 def clock(device: torch.device) -> float:
@@ -118,11 +118,11 @@ def per_attack(suite: str, victims: int, seed: int, device: torch.device) -> lis
     import tempfile
 
     from neurofl.attacks.recipe import load_attack
-    from neurofl.attacks.registry import prepare, run_attack, why_not
+    from neurofl.attacks.registry import prepare, run_recipe, why_not
     from neurofl.attacks.target import Target
-    from neurofl.leakage import RowStore, row_labels
-    from neurofl.scoring import judge_for, sample_scores
-    from neurofl.victims import draw_victims, shared_updates
+    from neurofl.leakage.rows import RowStore, row_labels
+    from neurofl.leakage.scoring import judge_for, sample_scores
+    from neurofl.leakage.victims import draw_victims, shared_updates
 
     _, recipes = load_attack(suite)
     ds = load_dataset("digits")
@@ -145,7 +145,7 @@ def per_attack(suite: str, victims: int, seed: int, device: torch.device) -> lis
                     prepare(t, r, seed, Path(tmp) / f"{r.name}.pt")
                     t_prep = clock(device) - t0
                     t0 = clock(device)
-                    inv = run_attack(t, r, labels.to(device) if r.labels in ("idlg",) else None, seed + 1,
+                    inv = run_recipe(t, r, labels.to(device) if r.labels in ("idlg",) else None, seed + 1,
                                      cache=Path(tmp) / f"{r.name}.pt")  # fmt: skip
                     t_run = clock(device) - t0
                     s = sample_scores(judge, inv.images.cpu().numpy(), inv.loss.cpu().numpy(), v.x.numpy(),

@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     args = ap.parse_args()
-    from neurofl.device import describe, resolve_device
+    from neurofl.runs.device import describe, resolve_device
 
     device = resolve_device(args.device)  # a bad name or a missing GPU: one line, before any run
     runs = []

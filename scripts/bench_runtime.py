@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from neurofl.atomic import atomic_write
-from neurofl.checkpoint import versions
 from neurofl.data import load_dataset, split_dataset
 from neurofl.deploy.lava_run import run_lava
 from neurofl.deploy.netx import read_netx
 from neurofl.deploy.parity import reference_model
 from neurofl.deploy.trace import encoded_input, trace
+from neurofl.io.atomic import atomic_write
+from neurofl.models.checkpoint import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SLAYER_REPEATS = 3  # batched SLAYER runs timed; the fastest counts

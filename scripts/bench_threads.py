@@ -31,7 +31,7 @@ from neurofl.attacks.inverting import invert
 from neurofl.data import load_dataset, split_dataset
 from neurofl.models import architecture_for, build_model
 from neurofl.profiles import load_profile
-from neurofl.victims import draw_victims, shared_updates
+from neurofl.leakage.victims import draw_victims, shared_updates
 import dataclasses
 ds = load_dataset("digits"); s = split_dataset(ds, 0)
 v = draw_victims(s.clients, {victims}, 1, 8, 0)
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     args = ap.parse_args()
-    from neurofl.device import describe, resolve_device
+    from neurofl.runs.device import describe, resolve_device
 
     device = resolve_device(args.device)
     code = ATTACK.format(victims=args.victims, iterations=args.iterations, threads="{threads}", device=device)

@@ -39,8 +39,8 @@ import torch
 from neurofl.attacks import invert, load_recipe
 from neurofl.attacks.inverting import gradient_distance, per_victim_generators
 from neurofl.data import load_dataset, split_dataset
-from neurofl.gradients import flatten, per_sample_gradients
-from neurofl.metrics import psnr
+from neurofl.leakage.gradients import flatten, per_sample_gradients
+from neurofl.leakage.metrics import psnr
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
 from neurofl.report import write_json

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # neurofl on a CUDA machine: the attack benchmarks and a short evaluate on the GPU, and the same
-# evaluate on the CPU, so the speed-up is a ratio measured in one run on one machine.
+# evaluate on the CPU, so the speed-up is a ratio measured in one run on one machine; the fused CUBA
+# neuron's torch scan on CUDA checked against the CPU (its CUDA test) and timed against the host round
+# trip to the NumPy scan (scripts/bench_neuron_scan.py --device cuda).
 #
 #     bash scripts/gpu_check.sh            # from the repository root (a fresh checkout is fine)
 #
@@ -42,6 +44,17 @@ echo "== bench_attacks.py --device cuda" >&2
 # shellcheck disable=SC2086  # the extra arguments are words
 "$PY" scripts/bench_attacks.py --device cuda --out "$DEST/bench_attacks_cuda.json" \
     ${GPU_CHECK_BENCH_ARGS:---victims 32 --iterations 50 --repeats 3 --suite suite --suite-victims 8} > "$WORK/bench.log"
+
+echo "== fused CUBA neuron scan: CUDA test, then bench_neuron_scan.py --device cuda" >&2
+# the torch scan on CUDA against the NumPy scan on the CPU (tests/models/test_cuba_torch_scan.py, skipped
+# where there is no CUDA) and its timing against the host round trip; a failure of either is recorded
+# in gpu_check.json (with its output beside it) and the check goes on
+set +e
+"$PY" -m pytest -q -p no:cacheprovider tests/models/test_cuba_torch_scan.py -k cuda > "$DEST/neuron_scan_cuda_test.txt" 2>&1
+echo $? > "$WORK/neuron_scan_test.rc"
+"$PY" scripts/bench_neuron_scan.py --device cuda --out "$DEST/bench_neuron_scan_cuda.json" > "$DEST/bench_neuron_scan_cuda.log" 2>&1
+echo $? > "$WORK/neuron_scan_bench.rc"
+set -e
 
 VICTIMS="${GPU_CHECK_VICTIMS:-4}"
 for dev in cuda cpu; do
@@ -85,6 +98,13 @@ result = {
     "machine": platform.machine(),
     "threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NEUROFL_THREADS")},
     "bench_attacks": json.loads((dest / "bench_attacks_cuda.json").read_text()),
+    "neuron_scan": {
+        "cuda_test_rc": int((work / "neuron_scan_test.rc").read_text()),
+        "cuda_test_summary": (dest / "neuron_scan_cuda_test.txt").read_text().strip().splitlines()[-1:],
+        "bench_rc": int((work / "neuron_scan_bench.rc").read_text()),
+        "bench": (json.loads((dest / "bench_neuron_scan_cuda.json").read_text())
+                  if (dest / "bench_neuron_scan_cuda.json").exists() else None),
+    },
     "evaluate": {
         "command": f"neurofl evaluate --profile loihi2 --victims {victims} --device cuda|cpu",
         "wall_seconds": wall,
@@ -95,6 +115,10 @@ result = {
 }
 (dest / "gpu_check.json").write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
 print(json.dumps({"gpu": result["gpu"], "evaluate_wall_seconds": wall,
-                  "cpu_over_cuda": result["evaluate"]["cpu_over_cuda_wall_seconds"]}, indent=2))
+                  "cpu_over_cuda": result["evaluate"]["cpu_over_cuda_wall_seconds"],
+                  "neuron_scan_cuda_test_rc": result["neuron_scan"]["cuda_test_rc"],
+                  "neuron_scan_ratios": {k: v["ratios"] for k, v in
+                                         ((result["neuron_scan"]["bench"] or {}).get("results") or {}).items()}},
+                 indent=2))
 PYEOF
 echo "wrote $DEST/gpu_check.json" >&2

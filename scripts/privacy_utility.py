@@ -32,12 +32,13 @@ import tomli
 import torch
 
 from neurofl.data import load_dataset
-from neurofl.device import describe, resolve_device
 from neurofl.federated import fl_config, load_captured
 from neurofl.federated.engine import run_local
 from neurofl.federated.files import write_bytes, write_json
 from neurofl.federated.task import make_task
 from neurofl.profiles import load_profile
+from neurofl.report import privacy_utility_markdown, with_floor
+from neurofl.runs.device import describe, resolve_device
 
 # (label, profile, settings): the profile's upload quantization is itself a defense setting.
 SETTINGS = [
@@ -64,7 +65,7 @@ def attack(
     on the evaluation core (``neurofl attack --updates``): worst case over the suite, every attack's
     ASR, the same judge as ``evaluate``. The attack's chunks and report go to ``out`` (default
     ``run_dir/attack``), so a rerun resumes."""
-    from neurofl.attack_run import AttackConfig, run_attack
+    from neurofl.pipelines.attack import AttackConfig, run_attack
 
     cfg = AttackConfig(recipe=attack_name, model=model_kind, dataset="digits", iterations=iterations, seed=seed,
                        updates=updates or run_dir / "updates", device=device)  # fmt: skip
@@ -113,8 +114,7 @@ def attack_captured(
     import shutil
 
     from neurofl.data import split_dataset
-    from neurofl.metrics import Rate
-    from neurofl.scoring import chance_levels, judge_for, worst_case_chance
+    from neurofl.leakage.scoring import chance_levels, judge_for, worst_case_chance
 
     # Group the files by batch (DP-SGD's first Poisson sample may even be empty: such an upload has no
     # first-step samples to score against, the core refuses it, and it is counted as skipped).
@@ -129,7 +129,7 @@ def attack_captured(
     if not by_name:
         raise SystemExit(f"{run_dir}: no captured update with samples to score against")
     ds = load_dataset("digits")
-    caps, reports, floors = [], [], []
+    caps, reports, floors, floors_iip = [], [], [], []
     for b, names in sorted(by_name.items()):
         folder = run_dir / f"updates_b{b}"
         folder.mkdir(exist_ok=True)
@@ -149,11 +149,12 @@ def attack_captured(
         x = torch.cat([c.true_inputs for c in group]).numpy()
         y = torch.cat([c.true_labels for c in group]).numpy()
         index = np.full(len(y), -1)
-        lv = chance_levels(judge, x, y, index, b, pool, seed)
-        union = worst_case_chance(judge, x, y, index, b, pool, seed, applied) if applied > 1 else None
-        lv["random_images_union"] = union  # the worst case's floor over the attacks that applied
+        for measure, into in (("label", floors), ("pixel", floors_iip)):
+            lv = chance_levels(judge, x, y, index, b, pool, seed, measure)
+            union = worst_case_chance(judge, x, y, index, b, pool, seed, applied, measure) if applied > 1 else None
+            lv["random_images_union"] = union  # the worst case's floor over the attacks that applied
+            into.append((len(y), lv))
         reports.append(row)
-        floors.append((len(y), lv))
     n = sum(r["samples"] for r in reports)
     names = list(reports[0]["per_attack"])
     per_attack = {}
@@ -162,21 +163,17 @@ def attack_captured(
         if not all(p["applicable"] for p in parts):
             per_attack[name] = {"applicable": False, "reason": next(p["reason"] for p in parts if not p["applicable"])}
             continue
-        rate = Rate(sum(p["asr_successes"] for p in parts), n)
-        per_attack[name] = {"applicable": True, "asr": rate.value, "asr_ci95": list(rate.ci95),
-                            "asr_successes": rate.successes}  # fmt: skip
+        per_attack[name] = {"applicable": True, **_summed(parts, n)}
     applied = [k for k, v in per_attack.items() if v["applicable"]]
     if applied:
-        rate = Rate(sum(r["asr_successes"] for r in reports), n)
-        worst = {"asr": rate.value, "asr_ci95": list(rate.ci95), "asr_successes": rate.successes}
+        worst = _summed(reports, n)
         ps = [(r["samples"], r["psnr"]) for r in reports if r["psnr"] is not None]
         worst["psnr"] = sum(k * p for k, p in ps) / sum(k for k, _ in ps) if ps else None
     else:  # no attack of the suite applies to what this server sees: no number, a reason
-        worst = {"asr": None, "asr_ci95": [None, None], "asr_successes": None, "psnr": None}
-    chance = {"uniform": judge.chance}
-    for key in CHANCE_KEYS:
-        vals = [(k, lv.get(key)) for k, lv in floors if lv.get(key) is not None]
-        chance[key] = sum(k * v for k, v in vals) / sum(k for k, _ in vals) if vals else None
+        worst = {"asr": None, "asr_ci95": [None, None], "asr_successes": None, "iip": None, "iip_ci95": [None, None],
+                 "iip_successes": None, "psnr": None}  # fmt: skip
+    chance = {"uniform": judge.chance, **_weighted(floors, CHANCE_KEYS + ("class_mean", "label_image"))}
+    chance_iip = _weighted(floors_iip, ("exact",) + CHANCE_KEYS + ("class_mean", "label_image"))
     return {
         **worst,
         "per_attack": per_attack,
@@ -190,7 +187,33 @@ def attack_captured(
         "local_steps": caps[0].local_steps,
         "chance": judge.chance,
         "chance_empirical": chance,
+        "chance_identification": chance_iip,
     }
+
+
+def _summed(parts: list[dict], n: int) -> dict:
+    """Successes added over disjoint samples, for both judges, with exact intervals on the sums
+    (identification None where a part did not measure it)."""
+    from neurofl.leakage.metrics import Rate
+
+    out: dict = {}
+    for key in ("asr", "iip"):
+        got = [p.get(f"{key}_successes") for p in parts]
+        if any(g is None for g in got):
+            out.update({key: None, f"{key}_ci95": [None, None], f"{key}_successes": None})
+            continue
+        rate = Rate(sum(got), n)
+        out.update({key: rate.value, f"{key}_ci95": list(rate.ci95), f"{key}_successes": rate.successes})
+    return out
+
+
+def _weighted(floors: list[tuple[int, dict]], keys: tuple[str, ...]) -> dict:
+    """Sample-weighted means of chance levels over batch-size groups (None where no group has one)."""
+    out = {}
+    for key in keys:
+        vals = [(k, lv.get(key)) for k, lv in floors if lv.get(key) is not None]
+        out[key] = sum(k * v for k, v in vals) / sum(k for k, _ in vals) if vals else None
+    return out
 
 
 def what_is_attacked(label: str, profile: str) -> str:
@@ -214,7 +237,7 @@ def capture_digest(folder: Path) -> str:
     digest of the run's settings): two runs whose servers received the same uploads from the same
     global model get the same value, e.g. DP-FedAvg at any epsilon in round 1, whose noise is added
     after the server has the clipped uploads."""
-    from neurofl.identity import arrays_digest, table_digest
+    from neurofl.runs.identity import arrays_digest, table_digest
 
     files = []
     for path in sorted(folder.glob("round*_*.pt")):
@@ -342,66 +365,11 @@ def dp_grid(
         print(json.dumps({k: v for k, v in row.items() if k != "per_attack"}), flush=True)
         rows.append(row)
         write_json(out / f"privacy_utility_dp{tag}.json", {**meta, "results": rows})
-        write_bytes(out / f"privacy_utility_dp{tag}.md", dp_markdown(rows, attack_name is not None).encode())
+        md = privacy_utility_markdown(rows, attack_name is not None)
+        write_bytes(out / f"privacy_utility_dp{tag}.md", md.encode())
     if attack_name is not None:
         pareto(rows, out / f"privacy_utility_dp{tag}.png")
     return rows
-
-
-def with_floor(row: dict) -> dict:
-    """``row`` with ``floor`` (what random auxiliary images score as the worst case over as many
-    attacks as applied: ``random_images_union``, or ``random_images`` for one attack) and
-    ``beyond_floor`` (the worst case's 95% interval lies above it; None without an attack)."""
-    ch = row.get("chance_empirical")
-    if ch is None:
-        return row
-    floor = ch["random_images_union"] if ch.get("random_images_union") is not None else ch["random_images"]
-    beyond = None if row["asr"] is None or floor is None else bool(row["asr_ci95"][0] > floor)
-    return {**row, "floor": floor, "beyond_floor": beyond}
-
-
-def _ci(r: dict) -> str:
-    if r.get("asr") is None:
-        return "no attack applies"
-    lo, hi = r["asr_ci95"]
-    return f"{r['asr']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def dp_markdown(rows: list[dict], attacked: bool) -> str:
-    """The grid as a Markdown table (the README's privacy-utility table is taken from it)."""
-    head = ["model", "profile", "defense", "target ε", "σ", "ε spent (unit)", "final accuracy"]
-    if attacked:
-        head += ["worst-case ASR [95% CI]", "per attack", "floors: uniform / random images (union)"]
-        head += ["above the floor?", "samples (updates)"]
-    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        spent = "" if r["epsilon"] is None else f"{r['epsilon']:.3f} ({r['dp_unit']})"
-        sigma = "" if r["noise_multiplier"] is None else format(r["noise_multiplier"], ".4g")
-        cells = [r["model"], r.get("profile", "loihi2"), r["defense"],
-                 "" if r["target_epsilon"] is None else f"{r['target_epsilon']:g}",
-                 sigma, spent, f"{r['final_accuracy']:.3f}"]  # fmt: skip
-        if attacked:
-            per = ", ".join(f"{k} {v['asr']:.2f}" for k, v in r["per_attack"].items() if v["applicable"])
-            ch = r["chance_empirical"]
-            floor = f"{ch['uniform']:.2f} / {ch['random_images']:.2f}"
-            if ch.get("random_images_union") is not None:
-                floor += f" ({ch['random_images_union']:.2f})"
-            above = {True: "yes", False: "no", None: "–"}[r.get("beyond_floor")]
-            same = f" (the uploads of {r['attack_reused_from']}: attack shared)" if r.get("attack_reused_from") else ""
-            cells += [_ci(r), (per or "–") + same, floor, above, f"{r['samples']} ({r['updates_attacked']})"]
-        md.append("| " + " | ".join(cells) + " |")
-    per = [(k, v) for r in rows if attacked for k, v in r["per_attack"].items()]
-    reasons: dict[str, list[str]] = {}
-    for k, v in per:
-        if not v["applicable"] and v["reason"] not in reasons.setdefault(k, []):
-            reasons[k].append(v["reason"])
-    if any(reasons.values()):
-        md += ["", "Not applicable: " + "; ".join(f"{k}: {' / '.join(v)}" for k, v in reasons.items() if v) + "."]
-    if attacked:
-        md += ["", "Floors: uniform guessing, and what random auxiliary images score through the same pairing "
-               "(best assignment within a batch) and judge, in parentheses as the worst case over as many draws "
-               "as attacks applied; 'above the floor?': the worst case's 95% interval lies above that."]  # fmt: skip
-    return "\n".join(md) + "\n"
 
 
 def _legend(r: dict) -> str:

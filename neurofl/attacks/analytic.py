@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from neurofl.errors import UserError
-from neurofl.gradients import flatten
+from neurofl.leakage.gradients import flatten
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -28,7 +28,7 @@ from neurofl.attacks.inverting import Inversion, per_victim_generators
 from neurofl.attacks.labels import solve_labels
 from neurofl.attacks.recipe import DisaggregationRecipe
 from neurofl.attacks.target import Target
-from neurofl.gradients import first_layer_signal
+from neurofl.leakage.gradients import first_layer_signal
 
 
 def _signal(target: Target, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

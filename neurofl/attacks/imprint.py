@@ -23,7 +23,7 @@ exact one, so thresholds are spread ``span`` current units wide to keep neighbou
 >>> layout = imprint_layout(aux, recipe, load_profile("float32"), seed=0)
 >>> model = ImprintMLP(layout, classes=3, seed=0)
 >>> x = torch.tensor(aux[:2]); y = torch.tensor([0, 2])
->>> from neurofl.gradients import per_sample_gradients
+>>> from neurofl.leakage.gradients import per_sample_gradients
 >>> g = per_sample_gradients(model, x, y, group=2)["l1.weight"]
 >>> rec = read_imprint(g, batch=2, constant=layout.constant)
 >>> bool(np.allclose(np.sort(rec.numpy().sum(1)), np.sort(aux[:2].sum(1)), atol=1e-4))

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from neurofl.device import device_of
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
+from neurofl.runs.device import device_of
 
 
 def idlg_labels(last_weight_grad: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ def solve_labels(
     x : (victims * batch, *input_shape); target : name -> (victims, ...) the victims' updates
     (gradients, not deltas). Returns (victims * batch,) int64.
     """
-    from neurofl.gradients import flatten
+    from neurofl.leakage.gradients import flatten
 
     n = x.shape[0]
     victims = n // batch

@@ -49,6 +49,7 @@ class BatchedLBFGS:
         else:
             y = g - self.prev_grad
             s = self.prev_step
+            assert s is not None  # set with prev_grad
             ys = (y * s).sum(1)
             ok = ys > 1e-10
             slot = self.count % self.history

@@ -3,7 +3,7 @@ to the batch it came from.
 
 The server simulates clients itself: it draws batches from its auxiliary data (public, disjoint
 from every client and from the oracle), computes their updates through the global model in the
-device's arithmetic and upload format (:func:`neurofl.victims.shared_updates`, with the attacker's
+device's arithmetic and upload format (:func:`neurofl.leakage.victims.shared_updates`, with the attacker's
 own randomness), and fits an MLP from update features to inputs. It takes no derivative through
 the attacked model at attack time, so it works the same for any architecture, encoding, profile or
 defense the server can simulate; it is the attack-independent check of "obscurity vs security".
@@ -12,6 +12,14 @@ Features: the flattened update through a fixed seeded Gaussian projection (or th
 alone), scaled to unit norm, plus its log norm. The network: a trunk of ReLU layers to B latent
 codes, one shared decoder from a code to an input (sigmoid) and its label. For B > 1 the loss pairs
 the B outputs with the B inputs by best assignment (a batch update does not order its samples).
+
+Readout residual (``readout = "residual"``): where the first layer is fully connected over the raw
+input, its update already holds the input (a batch-1 weight gradient is ``dz x^T``; a batch's rows
+span its inputs), so the first-layer readout (:func:`neurofl.attacks.analytic.first_layer_readout`)
+gives a start ``x0`` per output slot. The trunk then sees ``[features, x0]``, each slot's decoder
+its own ``x0_i`` too, and the image head (zero-initialized) predicts a correction: the output is
+``clamp(x0 + correction, 0, 1)``, exactly the readout before training. Without a readout (a
+convolutional first layer, a pooled input) the plain inverter runs.
 """
 
 from __future__ import annotations
@@ -25,36 +33,100 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from neurofl.atomic import atomic_write_bytes
+from neurofl.attacks.analytic import first_layer_readout, readable
 from neurofl.attacks.inverting import Inversion
 from neurofl.attacks.recipe import LearnedInversionRecipe
 from neurofl.attacks.target import Target
-from neurofl.device import device_of, on_cpu
-from neurofl.gradients import flatten
+from neurofl.io.atomic import atomic_write_bytes
+from neurofl.leakage.gradients import flatten
+from neurofl.runs.device import device_of, on_cpu
 
 LATENT = 256  # per-sample code width between the trunk and the shared decoder
 SIMULATE_CHUNK = 512  # samples per simulated-update call (bounds memory)
 
 
 class Inverter(torch.nn.Module):
-    """features (n, F) -> images (n, batch, D) in (0, 1) and label logits (n, batch, classes)."""
+    """features (n, F) -> images (n, batch, D) in (0, 1) and label logits (n, batch, classes).
 
-    def __init__(self, features: int, batch: int, size: int, classes: int, hidden: int, layers: int):
+    residual: the network also takes the readout x0 (n, batch, D) and returns ``x0 + correction``
+    (unclamped; the correction head starts at zero, so the untrained output is the readout)."""
+
+    def __init__(
+        self, features: int, batch: int, size: int, classes: int, hidden: int, layers: int, residual: bool = False
+    ):
         super().__init__()
-        dims = [features] + [hidden] * layers
+        extra = size if residual else 0
+        dims = [features + batch * extra] + [hidden] * layers
         trunk: list[torch.nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
             trunk += [torch.nn.Linear(a, b), torch.nn.ReLU()]
         trunk.append(torch.nn.Linear(dims[-1], batch * LATENT))
         self.trunk = torch.nn.Sequential(*trunk)
-        self.decoder = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(LATENT, hidden), torch.nn.ReLU())
+        self.decoder = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(LATENT + extra, hidden), torch.nn.ReLU())
         self.image = torch.nn.Linear(hidden, size)
         self.label = torch.nn.Linear(hidden, classes)
         self.batch = batch
+        self.residual = residual
+        if residual:
+            with torch.no_grad():
+                self.image.weight.zero_()
+                self.image.bias.zero_()
 
-    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.decoder(self.trunk(f).reshape(f.shape[0], self.batch, LATENT))
-        return torch.sigmoid(self.image(h)), self.label(h)
+    def forward(self, f: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.residual:
+            h = self.decoder(self.trunk(f).reshape(f.shape[0], self.batch, LATENT))
+            return torch.sigmoid(self.image(h)), self.label(h)
+        assert x0 is not None, "a residual inverter needs the readout"
+        code = self.trunk(torch.cat([f, x0.flatten(1)], 1)).reshape(f.shape[0], self.batch, LATENT)
+        h = self.decoder(torch.cat([code, x0], -1))  # the decoder's leading ReLU leaves x0 >= 0 as it is
+        return x0 + self.image(h), self.label(h)
+
+
+def uses_readout(target: Target, recipe: LearnedInversionRecipe) -> bool:
+    """Whether the inverter is the readout-residual one: the recipe asks for it and the first layer
+    is fully connected over the raw input (otherwise there is no readout; the plain inverter runs)."""
+    return recipe.readout == "residual" and readable(target.update, target.input_size)
+
+
+class Readout:
+    """Update -> the residual inverter's start (n, batch, D): :func:`readout` (``unmix = "svd"``,
+    and at batch 1 for either), or with ``unmix = "als"`` at batch > 1 disaggregation's alternating
+    least squares from it (the row's seed, the same in training and at attack time)."""
+
+    def __init__(self, target: Target, recipe: LearnedInversionRecipe, seed: int):
+        self.target, self.unmix, self.seed = target, recipe.unmix, seed
+
+    def __call__(self, update: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.unmix == "als" and self.target.batch > 1:
+            return self._als(update)
+        return readout(update, self.target.batch, self.target.input_size)
+
+    def _als(self, update: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Disaggregation's alternating least squares (no search) from the SVD readout, with the
+        labels recovered from the update as the row recovers them."""
+        from dataclasses import replace
+
+        from neurofl.attacks.disaggregation import disaggregate
+        from neurofl.attacks.labels import recover_labels
+        from neurofl.attacks.recipe import DisaggregationRecipe
+
+        t = replace(self.target, update={k: v.detach() for k, v in update.items()})
+        aux = t.auxiliary
+        calibration = (torch.from_numpy(aux.x), torch.from_numpy(aux.y)) if aux is not None and len(aux.y) else None
+        labels = recover_labels(t.model, t.gradients(), t.batch, t.input_shape, self.seed, calibration)
+        als = DisaggregationRecipe(name="readout", attack="disaggregation", search_generations=0)
+        inv = disaggregate(t, als, labels.to(device_of(t.model)), self.seed)
+        rows = torch.nan_to_num(inv.images.reshape(t.victims, t.batch, t.input_size), nan=0.0)
+        return rows.clamp(0, 1)
+
+
+def readout(update: dict[str, torch.Tensor], batch: int, input_size: int) -> torch.Tensor:
+    """The first-layer readout of every update as (n, batch, D) in [0, 1] (0 where not finite):
+    sample slot ``i`` gets the update's ``i``-th right singular vector, made non-negative (at
+    batch 1 the input itself, up to its scale; :func:`neurofl.attacks.analytic.first_layer_readout`)."""
+    rows, _ = first_layer_readout({k: v.detach() for k, v in update.items()}, batch, input_size)
+    n = next(iter(update.values())).shape[0]
+    return torch.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0).clamp(0, 1).reshape(n, batch, input_size)
 
 
 class Features:
@@ -94,19 +166,21 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def simulate(
-    target: Target, recipe: LearnedInversionRecipe, features: Features, seed: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    target: Target, recipe: LearnedInversionRecipe, features: Features, seed: int, reader: Readout | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``training_updates`` updates of auxiliary batches, as the device would upload them.
 
-    Returns (features (N, F), inputs (N, batch, D), labels (N, batch))."""
-    from neurofl.victims import Victims, shared_updates
+    Returns (features (N, F), inputs (N, batch, D), labels (N, batch), readouts (N, batch, D), or
+    None without ``reader``)."""
+    from neurofl.leakage.victims import Victims, shared_updates
 
     aux = target.auxiliary
+    assert aux is not None, "learned inversion needs auxiliary data"  # the registry says why it cannot run
     b = target.batch
     gen = torch.Generator().manual_seed(seed)
     if recipe.auxiliary_samples is not None:
         aux = aux.subset(torch.randperm(len(aux.y), generator=gen)[: recipe.auxiliary_samples].numpy())
-    xs, ys, fs = [], [], []
+    xs, ys, fs, rs = [], [], [], []
     per_call = max(1, SIMULATE_CHUNK // b)
     for start in range(0, recipe.training_updates, per_call):
         count = min(per_call, recipe.training_updates - start)
@@ -119,9 +193,11 @@ def simulate(
         upd = shared_updates(target.model, v, target.profile, seed + 7919 * (start + 1),
                              target.local_steps, target.local_lr)  # fmt: skip
         fs.append(features(upd).cpu())
+        if reader is not None:
+            rs.append(reader(upd).cpu())
         xs.append(x.reshape(count, b, -1))
         ys.append(y.reshape(count, b))
-    return torch.cat(fs), torch.cat(xs), torch.cat(ys)
+    return torch.cat(fs), torch.cat(xs), torch.cat(ys), torch.cat(rs) if reader is not None else None
 
 
 def _matched_loss(img: torch.Tensor, logit: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -142,10 +218,13 @@ def train_inverter(
     the attacked model's device (initialized and shuffled on the CPU, then moved)."""
     dev = device_of(target.model)
     feats = Features(target, recipe, seed)
-    f, x, y = (t.to(dev) for t in simulate(target, recipe, feats, seed + 1))
+    reader = Readout(target, recipe, seed) if uses_readout(target, recipe) else None
+    f, x, y, r = simulate(target, recipe, feats, seed + 1, reader)
+    f, x, y = f.to(dev), x.to(dev), y.to(dev)
+    r = None if r is None else r.to(dev)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
+        net = _inverter(target, recipe, feats)
     net = net.to(dev)
     # foreach: the same arithmetic as the per-tensor loop, in fewer passes (its steps were 40% of training)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, foreach=True)
@@ -156,7 +235,7 @@ def train_inverter(
         order = order.to(dev)
         for start in range(0, n, recipe.batch_size):
             i = order[start : start + recipe.batch_size]
-            img, logit = net(f[i])
+            img, logit = net(f[i], None if r is None else r[i])
             loss = _matched_loss(img, logit, x[i], y[i])
             opt.zero_grad()
             loss.backward()
@@ -167,14 +246,20 @@ def train_inverter(
     return net, feats
 
 
-def _load(cache: Path, target: Target, recipe: LearnedInversionRecipe) -> tuple[Inverter, Features]:
+def _inverter(target: Target, recipe: LearnedInversionRecipe, feats: Features) -> Inverter:
+    return Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers,
+                    residual=uses_readout(target, recipe))  # fmt: skip
+
+
+def _load(cache: Path, target: Target, recipe: LearnedInversionRecipe) -> tuple[Inverter, Features, Readout]:
     state = torch.load(cache, weights_only=True, map_location="cpu")
     feats = Features(target, recipe, int(state["seed"]))
+    reader = Readout(target, recipe, int(state["seed"]))
     with torch.random.fork_rng(devices=[]):  # the layers' initialization is overwritten below
-        net = Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers)
+        net = _inverter(target, recipe, feats)
     net.load_state_dict(state["net"])
     net.eval()
-    return net.to(device_of(target.model)), feats
+    return net.to(device_of(target.model)), feats, reader
 
 
 def prepare_inverter(
@@ -197,11 +282,12 @@ def learned_inversion(target: Target, recipe: LearnedInversionRecipe, cache: Pat
 
     Returns images (victims * batch, *input_shape), loss (victims,): 0 where the update is finite,
     NaN elsewhere, and the predicted labels (or None)."""
-    net, feats = _load(Path(cache), target, recipe)
+    net, feats, reader = _load(Path(cache), target, recipe)
     finite = torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in target.update.values()]).all(0)
+    x0 = reader(target.update) if net.residual else None
     with torch.no_grad():
-        img, logit = net(feats(target.update))
-    images = img.reshape(-1, *target.input_shape)
+        img, logit = net(feats(target.update), x0)
+    images = (img.clamp(0, 1) if net.residual else img).reshape(-1, *target.input_shape)
     per_sample = finite.repeat_interleave(target.batch)
     images = torch.where(per_sample.reshape(-1, *([1] * len(target.input_shape))), images, torch.nan)
     labels = logit.argmax(-1).reshape(-1) if recipe.predict_labels else None

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from neurofl.config import bounded, from_table, read_toml
 from neurofl.errors import UserError
-from neurofl.resources import resolve_toml
+from neurofl.shipped import resolve_toml
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class AttackRecipe:
     reconstruction. backward: ``full`` differentiates the candidate update through the whole
     backward pass (for an SNN, through the surrogate's derivative); ``detached`` recomputes each
     layer's output gradient at the current guess but treats it as a constant
-    (:func:`neurofl.gradients.per_sample_gradients`). surrogate_width: the attacker's own input
+    (:func:`neurofl.leakage.gradients.per_sample_gradients`). surrogate_width: the attacker's own input
     gradient passes spikes with a surrogate this many times wider (same area) than the model's
     (:func:`neurofl.models.cuba.surrogate_width`); the simulated update itself always uses the
     model's surrogate, so the victims' inputs still match exactly. 1 is the model's surrogate.
@@ -151,7 +151,16 @@ class LearnedInversionRecipe:
     the MLP has ``layers`` hidden layers of ``hidden`` units. For a batch the loss pairs outputs
     with inputs by best assignment. ``predict_labels`` adds a label head (cross-entropy).
     ``auxiliary_samples`` caps the auxiliary data the attacker has (a seeded random N of its split;
-    by default all of it); more than the split holds is refused."""
+    by default all of it); more than the split holds is refused.
+    readout: ``none`` (the MLP predicts the batch from the features alone) or ``residual``: where the
+    first layer is fully connected over the raw input, the MLP also takes that layer's readout
+    (:func:`neurofl.attacks.analytic.first_layer_readout`, one start per sample slot) and predicts a
+    zero-initialized correction to it; a model without a readout (a convolutional first layer) gets
+    the plain MLP. unmix: how a batch's readout is split into per-sample starts (with ``readout =
+    "residual"`` only; at batch 1 both give the input itself): ``svd`` (slot i gets the update's
+    i-th right singular vector, a mixture of the inputs) or ``als`` (disaggregation's 20
+    alternating least-squares steps from there, with the labels recovered from the update, on every
+    simulated update too: exact for a float ANN, but it costs minutes of training per row)."""
 
     name: str
     attack: Literal["learned_inversion"]
@@ -166,7 +175,13 @@ class LearnedInversionRecipe:
     augment: bool = True
     predict_labels: bool = True
     auxiliary_samples: int | None = field(default=None, metadata=bounded(1, 100_000_000))
+    readout: Literal["none", "residual"] = "none"
+    unmix: Literal["svd", "als"] = "svd"
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.unmix != "svd" and self.readout == "none":
+            raise ValueError(f"key 'unmix' = '{self.unmix}' needs readout = 'residual' (it splits the readout)")
 
     @property
     def labels(self) -> str:

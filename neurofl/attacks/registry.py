@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -31,14 +32,17 @@ from neurofl.attacks.target import Target
 StepFn = Callable[[int], None] | None
 
 
-@dataclass(frozen=True)
-class Method:
-    """How one recipe family is run: ``why_not`` (a reason it cannot, or None), ``run`` on a chunk
-    of victims, and ``prepare`` once per row on all of them (state kept in a cache file)."""
+R = TypeVar("R", bound=Recipe)
 
-    why_not: Callable[[Target, Recipe], str | None]
-    run: Callable[[Target, Recipe, torch.Tensor | None, int, StepFn, Path | None], Inversion]
-    prepare: Callable[[Target, Recipe, int, Path, StepFn], None] | None = None
+
+@dataclass(frozen=True)
+class Method(Generic[R]):
+    """How one recipe family ``R`` is run: ``why_not`` (a reason it cannot, or None), ``run`` on a
+    chunk of victims, and ``prepare`` once per row on all of them (state kept in a cache file)."""
+
+    why_not: Callable[[Target, R], str | None]
+    run: Callable[[Target, R, torch.Tensor | None, int, StepFn, Path | None], Inversion]
+    prepare: Callable[[Target, R, int, Path, StepFn], None] | None = None
 
 
 def _conv_first(target: Target) -> bool:
@@ -162,7 +166,8 @@ def _imprint_run(target, recipe, labels, seed, on_step, cache) -> Inversion:
     raise AssertionError("the imprint attack never runs on an honest target (see _imprint_why_not)")
 
 
-METHODS: dict[type, Method] = {
+# keyed by the recipe's class: the family of METHODS[type(recipe)] is type(recipe), which a dict's type cannot say
+METHODS: dict[type, Method[Any]] = {
     AttackRecipe: Method(_gm_why_not, _gm_run),
     DisaggregationRecipe: Method(lambda t, r: _first_layer_reason(t, "disaggregation"), _disaggregation_run),
     CocktailPartyRecipe: Method(_cocktail_why_not, _cocktail_run),
@@ -185,7 +190,7 @@ def prepare(target: Target, recipe: Recipe, seed: int, cache: Path, on_step: Ste
         method.prepare(target, recipe, seed, cache, on_step)
 
 
-def run_attack(
+def run_recipe(
     target: Target,
     recipe: Recipe,
     labels: torch.Tensor | None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +151,7 @@ def _descend(
         st = layers[i]
         a_out = a.clamp(eps, 1 - eps)  # this layer's sigmoid output
         delta = a_out * (1 - a_out) * layers[i + 1].backward(delta)
-        grd = _matrix(lambda t, s=st, d=delta: s.weight_grad(t, d), st.in_shape)
+        grd = _matrix(partial(st.weight_grad, delta=delta), st.in_shape)
         z = torch.log(a_out) - torch.log1p(-a_out)
         wf, wg = 1.0 / z.norm().clamp_min(1e-300), 1.0 / g[i].norm().clamp_min(1e-300)
         a_mat = torch.cat([wf * fwd[i], wg * grd])

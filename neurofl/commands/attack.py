@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from neurofl.commands.common import (
+    FiniteFloat,
     attack_progress,
+    check_not_input,
     device_option,
     emit,
     iterations_option,
@@ -38,7 +40,7 @@ from neurofl.commands.common import (
               help="Clients whose IID shards the victims are drawn from (as evaluate does).")
 @click.option("--local-steps", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Local SGD steps per update: 1 shares a FedSGD gradient, more a FedAvg weight delta.")
-@click.option("--local-lr", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True, max=1e3),
+@click.option("--local-lr", default=0.1, show_default=True, type=FiniteFloat(min=0, min_open=True, max=1e3),
               help="Learning rate of the local SGD steps (with --local-steps > 1).")
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Model topology: auto = mlp for 8x8 images, conv otherwise.")
@@ -59,10 +61,11 @@ def attack(
     data_dir: Path | None, out: Path | None, device: str, as_json: bool,
 ) -> None:
     """Invert shared updates with an attack recipe or suite; print ASR, PSNR, SSIM and label accuracy."""
-    from neurofl.attack_run import AttackConfig, run_attack
-    from neurofl.model_file import split_model_option
+    from neurofl.models.model_file import split_model_option
+    from neurofl.pipelines.attack import AttackConfig, run_attack
 
     kind, checkpoint = split_model_option(model)
+    check_not_input(out, {"--model": checkpoint, "--updates": updates})
     cfg = AttackConfig(
         recipe=recipe, model=kind or "snn", profile=profile, dataset=dataset, victims=victims, batch_size=batch_size,
         clients=clients, local_steps=local_steps, local_lr=local_lr, arch=arch, seed=seed, iterations=iterations,

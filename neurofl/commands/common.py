@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,48 @@ def attack_progress(bar: Progress) -> Callable[[str, str, int, int], None]:
     return on_progress
 
 
+class FiniteFloat(click.ParamType):
+    """A float option that refuses NaN, +-inf and values a float cannot hold (``1e400``), and,
+    when given, values outside ``[min, max]`` (``min_open``/``max_open``: the bound excluded).
+    Every float option of the commands uses it (click's ``FloatRange`` lets NaN through)."""
+
+    name = "float"
+
+    def __init__(self, min: float | None = None, max: float | None = None,
+                 min_open: bool = False, max_open: bool = False) -> None:  # fmt: skip
+        self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
+
+    def _range(self) -> str:
+        lo = "" if self.min is None else f"{self.min:g} {'<' if self.min_open else '<='} "
+        hi = "" if self.max is None else f" {'<' if self.max_open else '<='} {self.max:g}"
+        return f"{lo}x{hi}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import math
+
+        shown = " ".join(str(value).split())[:40]
+        if isinstance(value, bool):
+            self.fail(f"{shown!r} is not a number", param, ctx)
+        try:
+            x = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{shown!r} is not a number", param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{shown!r} is not a finite number (NaN, infinity and values beyond +-1.8e308 are refused)",
+                      param, ctx)  # fmt: skip
+        low = self.min is not None and (x <= self.min if self.min_open else x < self.min)
+        high = self.max is not None and (x >= self.max if self.max_open else x > self.max)
+        if low or high:
+            self.fail(f"{shown} is not in the range {self._range()}", param, ctx)
+        return x
+
+    def __repr__(self) -> str:
+        return f"FiniteFloat({self._range()})"
+
+
 def seed_option(default: int | None = 0, help: str = "Seed of every random choice.") -> Callable:
     """``--seed``: an integer in [0, 2**32 - 1] (what numpy's and torch's generators take)."""
-    from neurofl.identity import SEED_MAX
+    from neurofl.runs.identity import SEED_MAX
 
     return click.option("--seed", type=click.IntRange(0, SEED_MAX), default=default,
                         show_default=default is not None, help=help)  # fmt: skip
@@ -87,13 +127,56 @@ def seed_option(default: int | None = 0, help: str = "Seed of every random choic
 
 device_option = click.option(
     "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
-    help="Where tensors are computed: auto picks CUDA when it is available (neurofl/device.py).",
+    help="Where tensors are computed: auto picks CUDA when it is available (neurofl/runs/device.py).",
 )
 
 iterations_option = click.option(
     "--iterations", default=None, type=click.IntRange(1, 1_000_000),
     help="Override every gradient-matching recipe's iterations (quick runs).",
 )
+
+
+@contextlib.contextmanager
+def input_checks() -> Iterator[None]:
+    """Warnings raised while a user's file is checked (numpy's overflow on a 1e308 parameter, ...)
+    are held back: a refusal (:class:`UserError`) stays the one line on stderr, and on success the
+    held warnings are shown as they would have been."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:  # reached only without an exception
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file or folder (links, ``..`` and hard links
+    followed); False when either does not exist."""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_not_input(out: Path | None, inputs: dict[str, Path | str | None], flag: str = "--out") -> None:
+    """Refuse an output (``out``, a file or folder) that is, or resolves to, one of the command's
+    ``inputs`` (name: path): ``import X.nir --out X.nir`` would overwrite its own input.
+
+    Raises
+    ------
+    UserError
+        One line naming ``flag`` and the input.
+    """
+    from neurofl.errors import UserError
+
+    if out is None:
+        return
+    for name, path in inputs.items():
+        if path is not None and str(path).strip() and _same_place(Path(out), Path(path)):
+            raise UserError(f"{flag} {out}: is the input {name} {path}; write the output elsewhere")
 
 
 def check_out_file(out: Path, flag: str = "--out", companions: tuple[str, ...] = ()) -> Path:
@@ -109,7 +192,7 @@ def check_out_file(out: Path, flag: str = "--out", companions: tuple[str, ...] =
     import stat
 
     from neurofl.errors import UserError
-    from neurofl.runfolder import check_out_dir
+    from neurofl.runs.runfolder import check_out_dir
 
     out = Path(out)
     if out.name in ("", ".", ".."):

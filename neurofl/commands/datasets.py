@@ -47,7 +47,7 @@ def list_(data_dir: Path | None, as_json: bool) -> None:
         t = Table("name", "source", "shape", "classes", "available")
         for name, r in rows.items():
             status = "embedded" if r["embedded"] else ("yes" if r["available"] else "no")
-            t.add_row(name, r["source"], r["shape"], r["classes"], status)
+            t.add_row(name, str(r["source"]), str(r["shape"]), str(r["classes"]), status)
         Console(width=160).print(t)
         if root is None:
             click.echo(f"data dir: not set (pass --data-dir or set {DATA_ENV})")

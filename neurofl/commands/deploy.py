@@ -8,8 +8,18 @@ from pathlib import Path
 import click
 import torch
 
-from neurofl.commands.common import check_out_file, device_option, emit, json_option, progress, seed_option, stderr
-from neurofl.limits import MAX_TIME_STEPS  # a constants module: --help stays fast
+from neurofl.commands.common import (
+    FiniteFloat,
+    check_not_input,
+    check_out_file,
+    device_option,
+    emit,
+    json_option,
+    progress,
+    seed_option,
+    stderr,
+)
+from neurofl.io.limits import MAX_TIME_STEPS  # a constants module: --help stays fast
 
 MAX_EPOCHS = 100_000
 MAX_SAMPLES = 1_000_000
@@ -80,11 +90,11 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, d
     Progress is saved after every epoch to OUT.resume; an interrupted run (Ctrl-C, SIGKILL) rerun
     with the same options continues from its last finished epoch to the same final model.
     """
-    from neurofl.checkpoint import save_checkpoint
-    from neurofl.device import device_kind, resolve_device
     from neurofl.errors import UserError
     from neurofl.models import architecture_for
+    from neurofl.models.checkpoint import check_trainable, save_checkpoint
     from neurofl.profiles import load_profile
+    from neurofl.runs.device import device_kind, resolve_device
     from neurofl.train import train_model
 
     if not 1 <= epochs <= MAX_EPOCHS:
@@ -95,13 +105,15 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, d
     splits = _splits(dataset, data_dir, seed)
     chip_notes: list[str] = []
     if kind == "snn" and profile.chip is not None:  # a chip network (Xylo, Speck, ...): pick one that fits, or refuse
-        from neurofl.models.xylo_net import chip_architecture
+        from neurofl.models.chips.xylo_net import chip_architecture
 
         splits, arch, chip_notes = chip_architecture(splits, profile, arch_name)
-        for note in chip_notes:
-            stderr.print(f"{profile.name}: {note}")
     else:
         arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
+    # what the checkpoint's loader would refuse is refused before the first epoch
+    check_trainable(arch, splits.clients, splits.test, f"dataset '{dataset}' under profile '{profile.name}'")
+    for note in chip_notes:
+        stderr.print(f"{profile.name}: {note}")
     resume = out.with_name(out.name + ".resume")
     with progress() as bar:
         task = bar.add_task(f"train {kind}@{profile.name}", total=epochs)
@@ -162,17 +174,18 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, d
 @click.option("--profile", "profile_name", default=None, help="Refuse unless the model was trained under this profile.")
 @click.option("--format", "fmt", type=click.Choice(["netx", "nir"]), default="netx", show_default=True,
               help="netx: NetX HDF5 for Lava/Loihi; nir: a NIR graph for snnTorch, Norse, ... (docs/nir.md).")
-@click.option("--dt", type=float, default=1e-4, show_default=True,
+@click.option("--dt", type=FiniteFloat(), default=1e-4, show_default=True,
               help="--format nir: seconds per step written into the time constants (snnTorch reads 1e-4).")
 @_data_dir
 @json_option
 def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
     """Check a trained SNN fits its chip, then write it as a NetX HDF5 network (or a NIR graph)."""
-    from neurofl.checkpoint import header_seed, load_checkpoint
     from neurofl.deploy.export import export_netx
     from neurofl.errors import UserError
+    from neurofl.models.checkpoint import header_seed, load_checkpoint
 
     check_out_file(out)
+    check_not_input(out, {"checkpoint": checkpoint})
     ck = load_checkpoint(checkpoint, kind=None)
     if ck.kind != "snn":
         raise UserError(f"{checkpoint}: holds an '{ck.kind}' model; only SNNs can be exported to {fmt}")
@@ -194,6 +207,11 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
              lambda: click.echo(f"wrote {out} (NIR, {n} layers, dt {dt:g} s; profile '{ck.profile.name}')"))
         return
     seed = header_seed(ck.header, f"{checkpoint} header")
+    if ck.dataset in ("none", "?"):  # neurofl.models.model_file.NO_DATASET: `neurofl import --dataset none`
+        raise UserError(
+            f"{checkpoint}: names no dataset (imported with --dataset none), and the NetX export calibrates and "
+            "checks the model on its dataset's inputs; import it again with --dataset NAME, or export --format nir"
+        )
     try:
         calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
     except UserError as e:  # the dataset the header names
@@ -245,7 +263,7 @@ def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, d
     A checkpoint (.pt) of a Xylo-profile model instead runs in xylosim (pip install 'neurofl[xylo]')
     and is compared with neurofl's torch Xylo network, event count by event count.
     """
-    from neurofl.deploy.foreign import is_foreign
+    from neurofl.deploy.third_party.reader import is_foreign
     from neurofl.errors import UserError
 
     if netx_file.suffix != ".pt" and is_foreign(netx_file):
@@ -260,10 +278,10 @@ def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, d
         xylo_result, xylo_lines = verify_checkpoint(netx_file, dataset, samples, profile_name, seed, data_dir)
         emit(xylo_result, as_json, lambda: click.echo("\n".join(xylo_lines)))
         return
-    from neurofl.checkpoint import header_seed
     from neurofl.deploy.netx import read_netx
     from neurofl.deploy.parity import check_dataset, reference_model, verify_netx
     from neurofl.deploy.resources import estimate_resources
+    from neurofl.models.checkpoint import header_seed
 
     nf = read_netx(netx_file)
     _check_profile(profile_name, nf.profile, str(netx_file))
@@ -307,8 +325,8 @@ def _verify_foreign(path: Path, samples: int, input_name: str, steps, seed: int,
     """``neurofl verify`` of a NetX file without neurofl's header (deploy/foreign*.py)."""
     import numpy as np
 
-    from neurofl.deploy.foreign import read_foreign
-    from neurofl.deploy.foreign_parity import foreign_inputs, random_inputs, verify_foreign
+    from neurofl.deploy.third_party.parity import foreign_inputs, random_inputs, verify_foreign
+    from neurofl.deploy.third_party.reader import read_foreign
 
     net = read_foreign(path)
     steps = steps or net.time_steps or 16

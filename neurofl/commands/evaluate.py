@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from neurofl.commands.common import (
+    FiniteFloat,
     attack_progress,
+    check_not_input,
     device_option,
     emit,
     iterations_option,
@@ -49,7 +51,7 @@ from neurofl.commands.common import (
 @click.option("--round", "round_", default=1, show_default=True, type=click.IntRange(1, 100_000),
               help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine; "
                    "with --model, of the built rows only).")
-@click.option("--fl-lr", default=None, type=click.FloatRange(min=0, min_open=True),
+@click.option("--fl-lr", default=None, type=FiniteFloat(min=0, min_open=True),
               help="FedAvg client learning rate for the rounds before --round [default: 0.5 ANN, 0.03 SNN].")
 @click.option("--encoding", type=click.Choice(["profile", "direct", "rate"]), default="profile", show_default=True,
               help="SNN input encoding of images: the profile's, direct current each step, or Bernoulli rate code.")
@@ -98,9 +100,10 @@ def evaluate(
     as_json: bool,
 ) -> None:
     """One federated round; the server inverts each victim's (quantized) update; ANN vs SNN leakage."""
-    from neurofl.evaluate import EvaluateConfig, run_evaluate
+    from neurofl.pipelines.evaluate import EvaluateConfig, run_evaluate
     from neurofl.report import markdown
 
+    check_not_input(out, {"--model": model})
     cfg = EvaluateConfig(
         profiles=tuple(p.strip() for p in (profile or "").split(",") if p.strip()),
         dataset=dataset,
@@ -122,8 +125,8 @@ def evaluate(
         device=device,
     )
     if threat_model == "malicious":
-        from neurofl.malicious import markdown as malicious_markdown
-        from neurofl.malicious import run_malicious
+        from neurofl.pipelines.malicious import markdown as malicious_markdown
+        from neurofl.pipelines.malicious import run_malicious
 
         report = run_malicious(cfg)
         wrote = f"wrote {out / 'report.json'}, {out / 'report.md'}"

@@ -7,8 +7,63 @@ from pathlib import Path
 
 import click
 
-from neurofl.commands.common import device_option, emit, json_option, progress, seed_option, stderr
+from neurofl.commands.common import (
+    FiniteFloat,
+    check_not_input,
+    device_option,
+    emit,
+    json_option,
+    progress,
+    seed_option,
+    stderr,
+)
 from neurofl.errors import UserError
+
+FINITE = FiniteFloat()  # ranges are checked with the rest of the settings (neurofl/federated config)
+
+
+# Seconds the TCP probe of --ray-address waits (Ray itself retries for ~20 s, printing warnings).
+RAY_PROBE_SECONDS = 3.0
+
+
+def probe_ray_address(address: str, timeout: float = RAY_PROBE_SECONDS) -> None:
+    """Refuse an explicit ``--ray-address`` (``HOST:PORT``, ``HOST``, ``ray://HOST:PORT``) where no
+    TCP port answers within ``timeout`` seconds, before Ray is started (an unreachable address made
+    Ray print 21 lines of warnings over 20 s). ``auto`` is left to Ray.
+
+    Raises
+    ------
+    UserError
+        One line naming the address and why.
+    """
+    import socket
+
+    text = address.strip()
+    if text in ("", "auto", "local"):
+        return
+    client = text.startswith("ray://")
+    rest = text[len("ray://") :] if client else text
+    default = 10001 if client else 6379
+    if rest.startswith("["):  # [IPv6]:port
+        host, _, port_text = rest[1:].partition("]")
+        port_text = port_text.lstrip(":")
+    elif rest.count(":") == 1:
+        host, _, port_text = rest.partition(":")
+    else:
+        host, port_text = rest, ""
+    try:
+        port = int(port_text) if port_text else default
+    except ValueError:
+        port = -1
+    if not host or not 0 < port < 65536:
+        raise UserError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except (OSError, UnicodeError) as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or type(e).__name__)
+        where = f"--ray-address {address}: nothing answers at {host}:{port}"
+        raise UserError(f"{where} ({why}); is the Ray head running?") from None
 
 
 def _rounds_list(value: str | None) -> list[int] | None:
@@ -32,7 +87,7 @@ def _rounds_list(value: str | None) -> list[int] | None:
 )
 @click.option("--clients", type=int, help="Number of clients (required unless in --config).")
 @click.option("--rounds", type=int, help="Communication rounds (required unless in --config).")
-@click.option("--fraction", type=float, help="Share of clients sampled per round [1.0].")
+@click.option("--fraction", type=FINITE, help="Share of clients sampled per round [1.0].")
 @click.option("--profile", default=None,
               help="Hardware profile name or TOML path [loihi2; with --model FILE: the checkpoint's].")
 @click.option("--dataset", default=None, help="Dataset name [digits; with --model FILE: the checkpoint's].")
@@ -42,23 +97,23 @@ def _rounds_list(value: str | None) -> list[int] | None:
                    "whose weights are the initial global model.")
 @click.option("--strategy", type=click.Choice(["fedsgd", "fedavg", "fedprox"]), help="[fedsgd]")
 @click.option("--partition", type=click.Choice(["iid", "dirichlet"]), help="[iid]")
-@click.option("--alpha", type=float, help="Dirichlet concentration (smaller: more label skew) [0.5].")
+@click.option("--alpha", type=FINITE, help="Dirichlet concentration (smaller: more label skew) [0.5].")
 @click.option("--local-steps", type=int, help="Client SGD steps per round (fedavg/fedprox) [1].")
 @click.option("--batch", type=int, help="Samples per client step [8].")
-@click.option("--lr", type=float, help="Client learning rate (FedSGD: server step) [0.5].")
-@click.option("--mu", type=float, help="FedProx proximal weight [0.01].")
+@click.option("--lr", type=FINITE, help="Client learning rate (FedSGD: server step) [0.5].")
+@click.option("--mu", type=FINITE, help="FedProx proximal weight [0.01].")
 @click.option("--defense", type=click.Choice(["none", "dp", "prune", "secagg"]), help="[none]")
 @click.option("--dp-level", type=click.Choice(["sample", "client", "local"]),
               help="dp: sample (DP-SGD on each client: per-sample clipping and noise on the device), client "
                    "(DP-FedAvg: clients clip their update, the server adds the noise) or local (clients clip "
                    "their update and add the noise) [local].")
-@click.option("--dp-clip", type=float, help="dp: L2 clip of each sample's gradient (sample) or client update [1.0].")
-@click.option("--dp-noise", type=float, help="dp: noise multiplier (std / clip) [1.0]; or give --target-epsilon.")
-@click.option("--target-epsilon", "--dp-epsilon", "dp_epsilon", type=float,
+@click.option("--dp-clip", type=FINITE, help="dp: L2 clip of each sample's gradient (sample) or client update [1.0].")
+@click.option("--dp-noise", type=FINITE, help="dp: noise multiplier (std / clip) [1.0]; or give --target-epsilon.")
+@click.option("--target-epsilon", "--dp-epsilon", "dp_epsilon", type=FINITE,
               help="dp: calibrate the noise multiplier so that the whole schedule spends at most this epsilon.")
-@click.option("--dp-delta", "--delta", "dp_delta", type=float, help="dp: delta of the (epsilon, delta) [1e-5].")
-@click.option("--prune-keep", type=float, help="prune: share of entries kept per tensor [0.1].")
-@click.option("--secagg-clip", type=float, help="secagg: update entries are clipped to +-this (SecAgg+ range) [8].")
+@click.option("--dp-delta", "--delta", "dp_delta", type=FINITE, help="dp: delta of the (epsilon, delta) [1e-5].")
+@click.option("--prune-keep", type=FINITE, help="prune: share of entries kept per tensor [0.1].")
+@click.option("--secagg-clip", type=FINITE, help="secagg: update entries are clipped to +-this (SecAgg+ range) [8].")
 @click.option("--capture-rounds", help="Rounds whose updates are recorded, e.g. 1,10,50 (needs --out).")
 @click.option("--capture-clients", type=int, help="Participants recorded per captured round [0].")
 @seed_option(default=None, help="Seed of every random choice [0].")
@@ -108,13 +163,13 @@ def fl(
 
     from neurofl.config import read_toml
     from neurofl.data import load_dataset
-    from neurofl.device import device_kind, resolve_device
     from neurofl.federated import fl_config
     from neurofl.federated.recorder import run_fingerprint
     from neurofl.federated.task import make_task
-    from neurofl.model_file import fl_task, open_model_file, split_model_option
+    from neurofl.models.model_file import fl_task, open_model_file, split_model_option
     from neurofl.profiles import load_profile
-    from neurofl.runfolder import RunFolder, check_out_dir
+    from neurofl.runs.device import device_kind, resolve_device
+    from neurofl.runs.runfolder import RunFolder, check_out_dir
 
     # Everything is validated before the first round (and before the progress bar shows), so a
     # refused run prints one line and leaves nothing under --out.
@@ -129,8 +184,11 @@ def fl(
     for name, value in (("--nodes", nodes), ("--ray-address", ray_address)):
         if value is not None and backend != "flower":
             raise UserError(f"{name} applies to --backend flower only")
+    if ray_address is not None and backend == "flower":
+        probe_ray_address(ray_address)
     if out is not None:
         check_out_dir(out)
+        check_not_input(out, {"--config": config_file, "--model": model_kind, "--data-dir": data_dir})
     dev = resolve_device(device)
     if backend == "flower" and dev.type != "cpu":  # Ray's client processes are CPU workers
         if device.strip().lower() != "auto":

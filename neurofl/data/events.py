@@ -65,7 +65,7 @@ def to_frames(
     if len(events) == 0:
         return out
     ev = np.empty(len(events), EVENT_DTYPE)
-    for name in EVENT_DTYPE.names:
+    for name in EVENT_DTYPE.names or ():
         ev[name] = events[name]
     if (options.width, options.height) != (w, h):
         ev = Downsample(spatial_factor=(options.width / w, options.height / h))(ev)

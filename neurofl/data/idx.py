@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from neurofl.data.base import Dataset
-from neurofl.data.limits import cap_per_class
+from neurofl.data.class_cap import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
-from neurofl.safeio import open_regular
+from neurofl.io.safeio import open_regular
 
 # IDX type code -> numpy dtype (big-endian)
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -144,14 +144,17 @@ def load_idx_dataset(
         for train in (True, False):
             getattr(tvd, src.torchvision)(str(root), train=train, download=True)
         folder = idx_folder(src, root)
+    expected = [f"{s}[.gz]" for pair in SPLITS for s in pair]
     if folder is None:
-        if root is None and src.system_folder is None:
-            resolve_data_dir(None, src.name)  # raises the "pass --data-dir" error
         where = root / src.folders[0] if root is not None else src.system_folder
-        raise UserError(missing_message(src.name, where, [f"{s}[.gz]" for pair in SPLITS for s in pair]))
+        if where is None:
+            where = resolve_data_dir(None, src.name)  # raises the "pass --data-dir" error
+        raise UserError(missing_message(src.name, where, expected))
     xs, ys = [], []
     for images_stem, labels_stem in SPLITS:
         images_path, labels_path = _find(folder, images_stem), _find(folder, labels_stem)
+        if images_path is None or labels_path is None:
+            raise UserError(missing_message(src.name, folder, expected))
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.dtype != np.uint8:
             raise UserError(f"{images_path}: images must be unsigned bytes (IDX type 0x08), got {images.dtype}")

@@ -22,7 +22,7 @@ import numpy as np
 
 from neurofl.config import bounded
 from neurofl.data.base import Dataset
-from neurofl.data.limits import cap_per_class
+from neurofl.data.class_cap import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
 

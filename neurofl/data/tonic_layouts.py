@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from neurofl.data.base import Dataset
+from neurofl.data.class_cap import cap_per_class
 from neurofl.data.events import FrameOptions, to_frames
-from neurofl.data.limits import cap_per_class
 from neurofl.data.paths import missing_message, optional_data_dir, resolve_data_dir
 from neurofl.errors import UserError
-from neurofl.safeio import open_regular, read_regular, regular_file
+from neurofl.io.safeio import open_regular, read_regular, regular_file
 
 # Bound on one recording's events (DVSGesture's longest hold ~1M); checked from file metadata before reading.
 MAX_EVENTS = 1 << 24
@@ -106,11 +106,11 @@ def read_gesture_npy(path: Path) -> np.ndarray:
     # checked before the cast into tonic's dtype, whose int16 x, y would wrap and bool p would
     # turn any non-zero polarity into 1
     w, h, pol = GESTURE_SENSOR
-    for col, name, hi in ((0, "x", w), (1, "y", h), (2, "p", pol)):
+    for col, field_name, hi in ((0, "x", w), (1, "y", h), (2, "p", pol)):
         v = raw[:, col]
         if len(v) and (v.min() < 0 or v.max() >= hi):
-            need = f"the {w}x{h}x{pol} sensor needs 0..{hi - 1}"
-            raise UserError(f"{path}: event {name} in [{v.min()}, {v.max()}], {need}")
+            sensor_needs = f"the {w}x{h}x{pol} sensor needs 0..{hi - 1}"
+            raise UserError(f"{path}: event {field_name} in [{v.min()}, {v.max()}], {sensor_needs}")
     raw[:, 3] *= 1000  # tonic stores milliseconds, events use microseconds
     ev = recfunctions.unstructured_to_structured(raw, DVSGesture.dtype)
     return check_events(ev, GESTURE_SENSOR, path)

@@ -1,5 +1,5 @@
 """Synaptic events, neuron updates and energy of one inference of a chip network (Xylo, Speck, Akida,
-SpiNNaker2, TrueNorth: :class:`neurofl.models.xylo_net.TwoProjectionNetwork`).
+SpiNNaker2, TrueNorth: :class:`neurofl.models.chips.xylo_net.TwoProjectionNetwork`).
 
 The same accounting as :func:`neurofl.deploy.resources.estimate_resources` for SLAYER models, on the
 chip network's own events: the input event counts and hidden events of :meth:`run` on the inputs

@@ -30,11 +30,11 @@ import h5py
 import numpy as np
 import torch
 
-from neurofl.atomic import atomic_write
-from neurofl.checkpoint import arch_to_dict, profile_to_dict, versions
 from neurofl.deploy.resources import ResourceReport, estimate_resources
 from neurofl.deploy.trace import STATE_BITS_LAVA, state_ranges
 from neurofl.errors import UserError
+from neurofl.io.atomic import atomic_write
+from neurofl.models.checkpoint import arch_to_dict, profile_to_dict, versions
 from neurofl.models.snn import GRADED_INPUT_FRAC_BITS
 
 NETX_FORMAT = "neurofl-netx/2"

@@ -13,8 +13,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from neurofl import limits
-from neurofl.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
 from neurofl.deploy.bias_delay import (
     BIAS_RANGE,
     MAX_DELAY_SYNAPSES,
@@ -28,10 +26,12 @@ from neurofl.deploy.bias_delay import (
 from neurofl.deploy.export import NETX_FORMAT, lava_loading
 from neurofl.deploy.trace import arch_widths
 from neurofl.errors import UserError
-from neurofl.h5check import check_tree, read_hdf5
+from neurofl.io import limits
+from neurofl.io.h5check import check_tree, read_hdf5
+from neurofl.io.safeio import regular_file
 from neurofl.models import Architecture
+from neurofl.models.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
 from neurofl.profiles import HardwareProfile
-from neurofl.safeio import regular_file
 
 _NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
 # Everything NetX reads is checked against the file's metadata before any array is read: all
@@ -122,6 +122,7 @@ def _string(g: h5py.Group, key: str, where: str) -> str:
     if ds.size != 1 or ds.dtype.kind not in "SO":
         raise UserError(f"{where}/{key}: must be one string, got {ds.dtype} of shape {ds.shape}")
     v = ds[()]
+    raw: bytes | None
     if isinstance(v, np.ndarray):
         raw = v.reshape(-1)[:1].tobytes()  # fixed-length: the padded bytes, NULs included
         v = v.reshape(-1)[0]
@@ -220,7 +221,7 @@ def _conv_layer(g: h5py.Group, where: str, inputs: tuple[int, int, int]) -> tupl
     return out
 
 
-def _flatten_layer(g: h5py.Group, where: str, inputs: tuple[int, int, int]) -> int:
+def _flatten_layer(g: h5py.Group, where: str, inputs: tuple[int, ...]) -> int:
     _only_keys(g, FLATTEN_KEYS, where)
     shape = _dataset(g, "shape", where)
     flat = [int(np.prod(inputs)), 1, 1]  # SLAYER's Flatten writes (C*H*W, 1, 1); NetX does not read it
@@ -385,10 +386,10 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
         if kind == "conv":
             if len(fmap) != 3:
                 raise UserError(f"{where}: a conv layer needs a (C, H, W) input, got shape {list(fmap)}")
-            fmap = _conv_layer(g, where, fmap)  # type: ignore[arg-type]
+            fmap = _conv_layer(g, where, fmap)
             widths.append(int(np.prod(fmap)))
         elif kind == "flatten":
-            _flatten_layer(g, where, fmap)  # type: ignore[arg-type]
+            _flatten_layer(g, where, fmap)
         else:
             widths.append(_dense_layer(g, where, widths[-1]))
     if "neurofl" not in f or not isinstance(f["neurofl"], h5py.Group) or "header" not in f["neurofl"].attrs:

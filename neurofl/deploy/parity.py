@@ -20,7 +20,7 @@ from neurofl.deploy.bias_delay import add_bias, add_delays, read_bias_delay
 from neurofl.deploy.netx import NetxFile
 from neurofl.deploy.trace import encoded_input, neurons, trace
 from neurofl.errors import UserError
-from neurofl.limits import samples_per_chunk
+from neurofl.io.limits import samples_per_chunk
 from neurofl.models import build_model
 
 
@@ -119,7 +119,7 @@ def chip_grid_hook(model: torch.nn.Module, frac_bits: int) -> torch.utils.hooks.
 
 def output_spikes(model: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
     """The last block's spikes (N, out, T) int8 for encoded ``inputs`` (N, in, T), computed in chunks
-    of samples within :data:`neurofl.limits.ACTIVATION_BUDGET`."""
+    of samples within :data:`neurofl.io.limits.ACTIVATION_BUDGET`."""
     step = samples_per_chunk(neurons(model), inputs.shape[-1])
     parts = [trace(model, None, inputs=inputs[i : i + step]).layers[-1] for i in range(0, inputs.shape[0], step)]
     return torch.cat(parts).numpy().astype(np.int8)

@@ -92,7 +92,8 @@ def energy_figure(synops: float, updates: float, profile: HardwareProfile) -> Fi
     (no figure rather than a zero).
     """
     r = profile.resources
-    if r is None or not r.energy_known:
+    # `not r.energy_known`, spelled out so that the two energies are known to be numbers below
+    if r is None or r.energy_per_synop_pj is None or r.energy_per_neuron_update_pj is None:
         return None
     pj = synops * r.energy_per_synop_pj + updates * r.energy_per_neuron_update_pj
     return Figure(
@@ -103,17 +104,23 @@ def energy_figure(synops: float, updates: float, profile: HardwareProfile) -> Fi
     )
 
 
+def _per_core(limit: int | None) -> int:
+    """A per-core limit of the SLAYER mapping: a profile without ``[chip]`` (a SLAYER model's) gives
+    every one (:class:`~neurofl.profiles.HardwareProfile` refuses it otherwise)."""
+    assert limit is not None, "a SLAYER model's profile gives every per-core limit"
+    return limit
+
+
 def _layer_cores(neurons: int, fan_in: int, bits: int, profile: HardwareProfile) -> int:
     r = profile.resources
     if r is None:
         return 1
     mem_bytes = fan_in * neurons * bits / 8
-    per_core_mem = r.synapse_memory_kib_per_core * 1024
+    per_core_mem = _per_core(r.synapse_memory_kib_per_core) * 1024
     # neurons per core limited by compartments and by synaptic memory (each neuron's fan-in stays on its core)
     fit_by_mem = max(1, int(per_core_mem // max(1.0, fan_in * bits / 8)))
-    return max(
-        math.ceil(neurons / r.neurons_per_core), math.ceil(neurons / fit_by_mem), math.ceil(mem_bytes / per_core_mem)
-    )
+    by_neurons = math.ceil(neurons / _per_core(r.neurons_per_core))
+    return max(by_neurons, math.ceil(neurons / fit_by_mem), math.ceil(mem_bytes / per_core_mem))
 
 
 def _synops(block: Any, h: torch.Tensor) -> float:
@@ -181,16 +188,16 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
                 i, neurons, fan_in, fan_in * neurons, cores, fan_in * neurons * bits // 8, events, synops_in[i] / n
             )
         )
-        if r is not None and axons > r.input_axons_per_core:
+        if r is not None and axons > _per_core(r.input_axons_per_core):
             what = f"fan-in {axons}" if not conv else f"conv input map of {axons} neurons"
             problems.append(f"layer {i}: {what} exceeds {r.input_axons_per_core} input axons per core")
     for i in range(len(layers) - 1):
         per_core_neurons = math.ceil(layers[i].neurons / layers[i].cores)
         needed = per_core_neurons * layers[i + 1].cores
-        if r is not None and needed > r.output_axons_per_core:
+        if r is not None and needed > _per_core(r.output_axons_per_core):
             problems.append(f"layer {i}: {needed} output axons per core exceed {r.output_axons_per_core}")
     cores = sum(layer.cores for layer in layers)
-    if r is not None and cores > r.cores:
+    if r is not None and cores > _per_core(r.cores):
         problems.append(f"needs {cores} cores, the chip has {r.cores}")
     limits = r.source if r is not None else "profile has no [resources] section"
     synops = sum(layer.synops for layer in layers)
@@ -203,7 +210,7 @@ def estimate_resources(model: Any, profile: HardwareProfile, x: torch.Tensor | A
         time_steps=steps,
         layers=tuple(layers),
         cores_used=Figure(cores, "cores", f"derived: per-layer packing under the per-core limits ({limits})"),
-        cores_available=Figure(r.cores, "cores", r.source) if r is not None else None,
+        cores_available=Figure(_per_core(r.cores), "cores", r.source) if r is not None else None,
         synapse_memory=Figure(
             sum(layer.synapse_memory_bytes for layer in layers) / 1024,
             "KiB",

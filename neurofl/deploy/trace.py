@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from neurofl.limits import samples_per_chunk
+from neurofl.io.limits import samples_per_chunk
 
 # Lava's bit-accurate LIF keeps current u and voltage v in 24-bit signed registers.
 STATE_BITS_LAVA = 24
@@ -63,7 +63,11 @@ def weighted(model: Any) -> list[tuple[int, Any]]:
 @torch.no_grad()
 def trace(model: Any, x: torch.Tensor | None, seed: int = 0, inputs: torch.Tensor | None = None) -> Trace:
     """Forward ``x`` (N, *input_shape), or already encoded ``inputs`` (N, in, T), keeping every layer's spikes."""
-    s = encoded_input(model, x, seed) if inputs is None else inputs
+    if inputs is None:
+        assert x is not None, "trace needs x or the encoded inputs"
+        s = encoded_input(model, x, seed)
+    else:
+        s = inputs
     outs = []
     h = block_input(model, s)
     for block in model.blocks:
@@ -95,7 +99,7 @@ def neurons(model: Any) -> int:
 
 def chunks(model: Any, x: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
     """The encoded input of ``x`` (N, *input_shape), chunk by chunk, each (n, in, T) with
-    ``n * neurons * T`` within :data:`neurofl.limits.ACTIVATION_BUDGET`; one generator runs through
+    ``n * neurons * T`` within :data:`neurofl.io.limits.ACTIVATION_BUDGET`; one generator runs through
     all chunks, so together they are exactly ``encoded_input(model, x, seed)``."""
     gen = torch.Generator().manual_seed(seed)
     step = samples_per_chunk(neurons(model), model.time_steps)

@@ -2,7 +2,7 @@
 
 xylosim (PyPI ``xylosim``; SynSense's C++ simulator behind rockpool's ``XyloSim``) is an independent
 implementation of the Xylo SNN core's integer arithmetic. :func:`verify_xylo` runs a trained
-:class:`neurofl.models.xylo_net.XyloNetwork` and xylosim's ``xylosim.v2.XyloLayer`` on the same
+:class:`neurofl.models.chips.xylo_net.XyloNetwork` and xylosim's ``xylosim.v2.XyloLayer`` on the same
 input event counts and compares every hidden and output neuron's events, bin by bin.
 
 xylosim hard-wires Xylo's numbers (16-bit saturating states, subtractive reset, at most 15 input,
@@ -110,7 +110,7 @@ class XyloConfig:
 
 
 def xylo_config(net: torch.nn.Module) -> XyloConfig:
-    """The integer configuration of a :class:`~neurofl.models.xylo_net.XyloNetwork`."""
+    """The integer configuration of a :class:`~neurofl.models.chips.xylo_net.XyloNetwork`."""
     with torch.no_grad():
         w_in, w_out = (w.numpy().astype(np.int64) for w in net.integer_weights())
     if w_in.min() < -128 or w_in.max() > 127 or w_out.min() < -128 or w_out.max() > 127:
@@ -210,7 +210,7 @@ def verify_xylo(net: torch.nn.Module, test: Dataset, samples: int, seed: int) ->
     """
     from importlib import metadata
 
-    from neurofl.models.xylo_net import fit_problems
+    from neurofl.models.chips.xylo_net import fit_problems
 
     check_xylosim_profile(net.profile)
     sim = XylosimNetwork(xylo_config(net))
@@ -275,8 +275,8 @@ def verify_checkpoint(
         xylosim missing (says how to install it), not a Xylo checkpoint, another profile, a dataset of
         another input shape, or a profile xylosim cannot run.
     """
-    from neurofl.checkpoint import header_seed, load_checkpoint
     from neurofl.data import load_dataset, split_dataset
+    from neurofl.models.checkpoint import header_seed, load_checkpoint
     from neurofl.profiles import load_profile
 
     ck = load_checkpoint(path, kind=None)

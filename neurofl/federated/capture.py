@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from neurofl.checkpoint import arch_from_dict, arch_to_dict, check_state_dict, load_tensors_file
 from neurofl.errors import UserError
 from neurofl.federated.files import write_torch
 from neurofl.models import Architecture
+from neurofl.models.checkpoint import arch_from_dict, arch_to_dict, check_state_dict, load_tensors_file
 
 FORMAT = "neurofl.captured_update/2"
 # Bounds on what a captured file may declare (an attack allocates dummies of ``batch`` samples and
@@ -40,9 +40,9 @@ class CapturedUpdate:
     round, client : 1-based round; client id (-1: the aggregate of a secure-aggregation round)
     profile, dataset, model_kind : names of the hardware profile, dataset and ``snn`` | ``ann``
     seed : the run's seed (every random choice of the run derives from it)
-    profile_table : the full resolved hardware profile (``neurofl.checkpoint.profile_to_dict``;
+    profile_table : the full resolved hardware profile (``neurofl.models.checkpoint.profile_to_dict``;
         ``profile_from_dict`` rebuilds it), so the update can be rebuilt without the profile file
-    dataset_identity : ``neurofl.identity.dataset_identity`` of the full dataset the run loaded
+    dataset_identity : ``neurofl.runs.identity.dataset_identity`` of the full dataset the run loaded
         (name, shape, classes, sha256 of its arrays)
     run : SHA-256 of the run's identity (settings and input contents, without ``rounds`` and the
         capture options); every capture of one run carries the same value
@@ -106,8 +106,8 @@ def _digest(v: Any) -> bool:
 def _check_provenance(d: dict, fields: dict[str, Any], arch: Any, path: Path) -> None:
     """seed, profile_table, dataset_identity and run: types, ranges, and agreement with the
     file's other fields."""
-    from neurofl.checkpoint import MAX_WIDTH, profile_from_dict
-    from neurofl.identity import SEED_MAX
+    from neurofl.models.checkpoint import MAX_WIDTH, profile_from_dict
+    from neurofl.runs.identity import SEED_MAX
 
     keys = ("seed", "profile_table", "dataset_identity", "run")
     if all(d[k] is None for k in keys):  # not recorded (a capture written by hand or other tools)
@@ -159,7 +159,7 @@ def _expected_shapes(kind: str, arch: Any) -> dict[str, tuple[int, ...]]:
 
 def _check_item(d: dict, path: Path) -> CapturedUpdate:
     """Every field's type, range and shape, against the architecture the file declares."""
-    from neurofl.limits import MAX_LOCAL_STEPS
+    from neurofl.io.limits import MAX_LOCAL_STEPS
 
     fields: dict[str, Any] = {n: d[n] for n in _NAMES}
     for key, hi in (("round", MAX_ROUND), ("batch", MAX_BATCH), ("local_steps", MAX_LOCAL_STEPS)):
@@ -214,7 +214,7 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
 
     Files load with ``torch.load(weights_only=True)`` (no code runs); every field is checked:
     integer rounds/batches, finite tensors, state dict and update shapes that fit the declared
-    architecture (at most :data:`neurofl.checkpoint.MAX_PARAMETERS` weights), inputs and labels
+    architecture (at most :data:`neurofl.models.checkpoint.MAX_PARAMETERS` weights), inputs and labels
     of the declared batch.
 
     Raises
@@ -232,7 +232,7 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
         )
     if len(files) > MAX_FILES:
         raise UserError(f"{dir}: {len(files)} captured updates, more than the {MAX_FILES} read at once")
-    items = []
+    items: list[CapturedUpdate] = []
     for path in files:
         d = load_tensors_file(path, "captured update")  # refuses FIFOs, devices, sockets, folders
         if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in _NAMES):

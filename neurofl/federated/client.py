@@ -3,23 +3,24 @@ produce the update it uploads (defended, then quantized in the profile's update 
 
 The model's forward already runs in the profile's arithmetic (weights on the chip's grid through
 the straight-through pre-hook, the chip's input encoding). Gradients come from
-:func:`neurofl.gradients.per_sample_gradients`, so a client's update is exactly what the attack
+:func:`neurofl.leakage.gradients.per_sample_gradients`, so a client's update is exactly what the attack
 code differentiates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
 
-from neurofl.device import device_of
 from neurofl.federated import defenses
 from neurofl.federated.rng import numpy_rng, torch_gen
 from neurofl.federated.settings import FLConfig
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.profiles import HardwareProfile, quantize_update
+from neurofl.runs.device import device_of
 
 Update = dict[str, torch.Tensor]
 
@@ -115,6 +116,7 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
         for idx in batches:
             x, y = data.x[idx].to(dev), data.y[idx].to(dev)
             if private:
+                assert noise is not None  # drawn for every DP-SGD client above
                 g = private_gradient(model, x, y, cfg, weight, enc, noise)
             else:
                 g = per_sample_gradients(model, x, y, generator=enc, group=len(idx))
@@ -152,7 +154,8 @@ def private_gradient(
     dev = device_of(model)
     if len(y):
         per = per_sample_gradients(model, x, y, generator=encoding, group=1)  # name -> (m, *shape)
-        norms = torch.sqrt(sum(g.double().flatten(1).pow(2).sum(1) for g in per.values()))
+        # (a model has at least one weight tensor: the sum is a tensor, never the start value 0)
+        norms = torch.sqrt(cast(torch.Tensor, sum(g.double().flatten(1).pow(2).sum(1) for g in per.values())))
         factor = (cfg.dp_clip / norms.clamp_min(1e-12)).clamp(max=1.0)
         total = {k: torch.einsum("n,n...->...", factor, g.double()) for k, g in per.items()}
     else:

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from neurofl.atomic import atomic_write_bytes
+from neurofl.io.atomic import atomic_write_bytes
+from neurofl.report import write_json
+
+__all__ = ["write_bytes", "write_json", "write_torch"]  # write_json: the one JSON writer (NaN -> null)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (creating the folder)."""
     atomic_write_bytes(path, data)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
 
 def write_torch(path: Path, obj: Any) -> None:

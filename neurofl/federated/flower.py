@@ -121,7 +121,7 @@ def make_client_app(task: FLTask) -> Any:
         nc = context.node_config
         return NeuroflNode(int(nc["partition-id"]), int(nc["num-partitions"])).to_client()
 
-    mods = [secaggplus_mod] if task.cfg.defense == "secagg" else []
+    mods: list[Any] = [secaggplus_mod] if task.cfg.defense == "secagg" else []
     return ClientApp(client_fn=client_fn, mods=mods)
 
 
@@ -322,7 +322,7 @@ def run_flower(
         # (all of a round's computation) get a sliver of the CPU and `--backend flower` crawls where
         # `--backend local` does not (measured: ~5% CPU per worker beside two CPU-bound jobs).
         private = {"num_cpus": cpus, "_system_config": {"worker_niceness": 0}}
-        backend = {
+        backend: dict[str, Any] = {
             "init_args": {**init_args, **private},
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
         }

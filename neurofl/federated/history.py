@@ -18,7 +18,7 @@ RESUMABLE = {"rounds", "capture_rounds", "capture_clients"}
 def _check_state(state: Any, path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """The checkpoint's fields: a round in 0..1e6, the model's weights (names and shapes of
     ``shapes``, finite), one history row per round so far."""
-    from neurofl.checkpoint import check_state_dict
+    from neurofl.models.checkpoint import check_state_dict
 
     hint = "remove it to start over"
     if not isinstance(state, dict) or any(k not in state for k in ("identity", "round", "weights", "rows")):
@@ -57,7 +57,7 @@ def load_checkpoint(
         ``out`` holds a run with different settings, or a checkpoint that is unreadable or does not
         fit the run's model.
     """
-    from neurofl.checkpoint import load_tensors_file
+    from neurofl.models.checkpoint import load_tensors_file
 
     path = Path(out) / CHECKPOINT
     if not path.exists() and not path.is_symlink():
@@ -68,7 +68,7 @@ def load_checkpoint(
         raise UserError(f"{e}; remove it to start over") from None
     saved = state.get("identity", {}) if isinstance(state, dict) else {}
     saved = saved if isinstance(saved, dict) else {}
-    from neurofl.identity import canonical_json  # the file's values may be tensors: compare as plain data
+    from neurofl.runs.identity import canonical_json  # the file's values may be tensors: compare as plain data
 
     for key in sorted({*identity, *(k for k in saved if isinstance(k, str))}):
         if key not in RESUMABLE and canonical_json(saved.get(key)) != canonical_json(identity.get(key)):

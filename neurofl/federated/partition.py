@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurofl.errors import UserError
+from neurofl.leakage.victims import iid_partition
 
 
 def iid(n: int, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -14,7 +15,7 @@ def iid(n: int, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
     """
     if clients > n:
         raise UserError(f"--clients {clients}: more clients than the {n} training samples (each needs one)")
-    return [np.sort(part) for part in np.array_split(rng.permutation(n), clients)]
+    return iid_partition(n, clients, rng)
 
 
 def dirichlet(labels: np.ndarray, clients: int, alpha: float, rng: np.random.Generator) -> list[np.ndarray]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from neurofl.device import on_cpu
 from neurofl.errors import UserError
 from neurofl.federated import history
 from neurofl.federated.capture import CapturedUpdate, save_captured
@@ -18,6 +18,7 @@ from neurofl.federated.client import ClientResult, Update, set_weights, weights_
 from neurofl.federated.privacy import epsilon
 from neurofl.federated.server import evaluate
 from neurofl.federated.task import FLTask
+from neurofl.runs.device import on_cpu
 
 
 def _data_identity(task: FLTask) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def _data_identity(task: FLTask) -> dict[str, Any]:
     the digest of every client's and the test split's arrays."""
     if task.data_identity is not None:
         return task.data_identity
-    from neurofl.identity import arrays_digest
+    from neurofl.runs.identity import arrays_digest
 
     arrays = [a.numpy() for c in task.clients for a in (c.x, c.y)] + [task.test_x.numpy(), task.test_y.numpy()]
     n = sum(len(c.y) for c in task.clients) + len(task.test_y)
@@ -40,7 +41,7 @@ def _data_identity(task: FLTask) -> dict[str, Any]:
 def identity(task: FLTask) -> dict[str, Any]:
     """What makes two runs the same run (a resume must match it): the settings, and the content of
     the profile and the data (their digests; an edited profile TOML with the same name is another run)."""
-    from neurofl.identity import config_identity
+    from neurofl.runs.identity import config_identity
 
     settings = dataclasses.asdict(task.cfg)
     if task.cfg.defense != "dp":  # keys added with dp levels: absent, runs recorded before them still resume
@@ -53,7 +54,7 @@ def identity(task: FLTask) -> dict[str, Any]:
     }
     if task.initial_state is not None:  # a run from given weights (fl --model MODEL.pt)
         ident["initial_model"] = task.initial_identity
-    from neurofl.device import identity_entry
+    from neurofl.runs.device import identity_entry
 
     ident.update(identity_entry(task.device))  # nothing for the CPU: CPU runs recorded before still resume
     return ident
@@ -67,7 +68,7 @@ def run_fingerprint(task: FLTask) -> dict[str, Any]:
 
 def run_digest(task: FLTask) -> str:
     """SHA-256 of :func:`run_fingerprint` (stored in each captured update as ``run``)."""
-    from neurofl.identity import table_digest
+    from neurofl.runs.identity import table_digest
 
     return table_digest(run_fingerprint(task))
 
@@ -120,9 +121,12 @@ class Recorder:
         cfg, task = self.task.cfg, self.task
         if not self.captures(round_):
             return
-        from neurofl.checkpoint import profile_to_dict
+        assert self.out is not None  # captures() is False without an output folder
+        folder = self.out / "updates"
+        from neurofl.models.checkpoint import profile_to_dict
 
-        common = dict(
+        captured = partial(
+            CapturedUpdate,
             round=round_,
             profile=task.profile.name,
             seed=cfg.seed,
@@ -136,33 +140,31 @@ class Recorder:
             kind=cfg.update_kind,
             local_steps=cfg.local_steps,
             lr=cfg.lr,
-        )
+        )  # every field the uploads share
         if cfg.defense == "secagg":
             from neurofl.federated.server import weighted_mean
 
             agg = weighted_mean([r.update for r in results], [r.num_examples for r in results])
-            item = CapturedUpdate(
+            item = captured(
                 client=-1,
                 update=agg,
                 batch=sum(len(r.labels) for r in results),
                 true_inputs=torch.cat([r.inputs for r in results]),
                 true_labels=torch.cat([r.labels for r in results]),
-                **common,
             )
-            save_captured(self.out / "updates", item)
+            save_captured(folder, item)
             return
         # A client whose first DP-SGD Poisson sample was empty uploaded noise alone: no sample to
         # score an attack against, so the next client is recorded in its place.
         for r in [r for r in sorted(results, key=lambda r: r.client) if len(r.labels)][: cfg.capture_clients]:
-            item = CapturedUpdate(
+            item = captured(
                 client=r.client,
                 update=r.update,
                 batch=len(r.labels),
                 true_inputs=r.inputs,
                 true_labels=r.labels,
-                **common,
             )
-            save_captured(self.out / "updates", item)
+            save_captured(folder, item)
 
     def end_round(
         self, round_: int, model: torch.nn.Module, participants: list[int], uploads: list[Update]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 
-from neurofl.device import device_of
 from neurofl.federated import defenses
 from neurofl.federated.client import Update, set_weights, weights_of
 from neurofl.federated.rng import torch_gen
 from neurofl.federated.settings import FLConfig
+from neurofl.runs.device import device_of
 
 
 def weighted_mean(updates: list[Update], weights: list[int]) -> Update:
@@ -18,10 +20,12 @@ def weighted_mean(updates: list[Update], weights: list[int]) -> Update:
     updates: each name -> (1, *shape). Returns name -> (1, *shape).
     """
     total = float(sum(weights))
-    return {
-        name: sum(u[name].double() * (w / total) for u, w in zip(updates, weights, strict=True)).float()
-        for name in updates[0]
-    }
+
+    def mean(name: str) -> torch.Tensor:
+        # at least one update: the sum is a tensor, never its start value 0
+        return cast(torch.Tensor, sum(u[name].double() * (w / total) for u, w in zip(updates, weights, strict=True)))
+
+    return {name: mean(name).float() for name in updates[0]}
 
 
 def aggregate(updates: list[Update], weights: list[int], cfg: FLConfig, round_: int) -> Update:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurofl.config import bounded, from_table
-from neurofl.identity import SEED_MAX
-from neurofl.limits import MAX_LOCAL_STEPS
+from neurofl.io.limits import MAX_LOCAL_STEPS
+from neurofl.runs.identity import SEED_MAX
 
 Strategy = Literal["fedsgd", "fedavg", "fedprox"]
 Defense = Literal["none", "dp", "prune", "secagg"]

@@ -38,7 +38,7 @@ class FLTask:
     data_identity: dict[str, Any] | None = None  # identity.dataset_identity of the full dataset loaded
     initial_state: dict[str, torch.Tensor] | None = None  # start from these weights (None: seeded init)
     initial_identity: dict[str, Any] | None = None  # what identifies them in the run's identity
-    device: str = "cpu"  # where the global model and the clients' computation live (neurofl.device)
+    device: str = "cpu"  # where the global model and the clients' computation live (neurofl.runs.device)
 
     def new_model(self) -> torch.nn.Module:
         """The initial global model (the same for every process with the same seed): seeded,
@@ -68,7 +68,7 @@ def make_task(
     device : where the model and the clients' batches are computed (the data stays on the CPU and
         each batch is moved; uploads are defended, quantized and aggregated on the CPU)
     """
-    from neurofl.identity import arrays_digest, dataset_identity
+    from neurofl.runs.identity import arrays_digest, dataset_identity
 
     arch = arch if arch is not None else Architecture(ds.input_shape, ds.classes)
     if initial_state is not None and initial_identity is None:

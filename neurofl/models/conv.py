@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from lava.lib.dl import slayer
 
-from neurofl.atomic import atomic_write
 from neurofl.config import bounded
 from neurofl.data.encoding import encode
+from neurofl.io.atomic import atomic_write
 from neurofl.models.arch import NeuronParams
 from neurofl.models.cuba import fuse_neurons
 from neurofl.models.snn import SlayerNetwork, require_slayer_grids

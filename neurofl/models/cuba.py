@@ -12,7 +12,11 @@ both loops is recorded and replayed: on the digits MLP this made one SNN attack 
   scaled input, float32 threshold comparison, reset to zero) on float64 states, which hold the
   integers exactly (states < 2**24, decays < 2**12, products < 2**53), with no autograd
   recording; the outputs are built by the same expression as SLAYER's (``int64 / w_scale``). On the
-  CPU both integrators (current, then voltage) run in one NumPy pass over a time-major copy;
+  CPU both integrators (current, then voltage) run in one NumPy pass over a time-major copy; on
+  any other device (CUDA) the same arithmetic runs in torch on the tensor's device, each
+  integrator's loop over time steps in one TorchScript function (:func:`_leaky_scan_loop`: no
+  Python dispatch per step, no copy to the host), or as one ``cumsum`` / no loop at all where the
+  decay makes that exact; :func:`scan_backend` forces either path (the tests run both on the CPU);
 - backward: SLAYER's reverse recursion ``g_in[t] = (1 - d) g_in[t+1] + g_out[t]`` written as one
   product with the matrix ``F[t', t] = (1 - d)**(t' - t)`` (t' >= t), which is linear in the
   incoming gradient and so supports double backward with no recorded loop; both integrators are
@@ -23,16 +27,19 @@ both loops is recorded and replayed: on the digits MLP this made one SNN attack 
   autograd would record, so the numbers are equal bit for bit.
 
 The test ``tests/models/test_cuba.py`` holds both versions equal: spikes bin for bin, input
-gradients to 1e-5 relative in float64, and the second-order gradients the attacks use.
+gradients to 1e-5 relative in float64, and the second-order gradients the attacks use;
+``tests/models/test_cuba_torch_scan.py`` holds the torch scan equal to the NumPy scan (and runs it
+on CUDA where there is one).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import metadata
+from typing import Literal
 
 import numpy as np
 import torch
@@ -56,13 +63,15 @@ def _check_lava_dl() -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _filter(keep: float, steps: int, dtype: torch.dtype) -> torch.Tensor:
+def _filter(keep: float, steps: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     t = torch.arange(steps, dtype=torch.float64)
     lag = t[:, None] - t[None, :]
-    return torch.where(lag >= 0, keep ** lag.clamp(min=0), torch.zeros(())).to(dtype)
+    return torch.where(lag >= 0, keep ** lag.clamp(min=0), torch.zeros(())).to(device=device, dtype=dtype)
 
 
-def decay_filter(decay: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
+def decay_filter(
+    decay: torch.Tensor | int, steps: int, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """The reverse-time leaky filter as a matrix.
 
     Parameters
@@ -74,6 +83,8 @@ def decay_filter(decay: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.T
         Time steps T.
     dtype : torch.dtype
         dtype of the gradients it multiplies.
+    device : torch.device or str
+        Their device (the matrix is built once per decay, size, dtype and device, then cached).
 
     Returns
     -------
@@ -81,7 +92,7 @@ def decay_filter(decay: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.T
         (T, T) matrix ``F`` with ``F[t', t] = (1 - decay / 4096) ** (t' - t)`` for ``t' >= t`` and
         0 otherwise, so that ``g_in = g_out @ F`` for ``g`` of shape (..., T).
     """
-    return _filter(1.0 - _decay_int(decay) / (1 << DECAY_BITS), steps, dtype)
+    return _filter(1.0 - _decay_int(decay) / (1 << DECAY_BITS), steps, dtype, torch.device(device))
 
 
 def _decay_int(decay: torch.Tensor | int) -> int:
@@ -94,8 +105,39 @@ def _keep(decay: torch.Tensor | int) -> float:
     return float((1 << DECAY_BITS) - _decay_int(decay)) / (1 << DECAY_BITS)
 
 
+ScanBackend = Literal["auto", "numpy", "torch"]
+_SCAN_BACKEND: ContextVar[ScanBackend] = ContextVar("scan_backend", default="auto")
+
+
+@contextmanager
+def scan_backend(backend: ScanBackend) -> Iterator[None]:
+    """Within this block, the integer scans (:func:`cuba_states`, :func:`integrate`) run on
+    ``backend``: ``"torch"`` (the path CUDA tensors take, forced also for CPU tensors: the tests
+    and ``scripts/bench_neuron_scan.py`` compare it with NumPy), ``"numpy"`` (CPU float32/float64
+    tensors only; others still take torch), or ``"auto"`` (the default: NumPy for CPU
+    float32/float64 tensors, torch for everything else).
+
+    >>> with scan_backend("torch"):
+    ...     integrate(torch.tensor([[0.5, 0.5]]), 1024, 64).tolist()
+    [[0.5, 0.875]]
+    """
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"scan backend {backend!r}: expected 'auto', 'numpy' or 'torch'")
+    token = _SCAN_BACKEND.set(backend)
+    try:
+        yield
+    finally:
+        _SCAN_BACKEND.reset(token)
+
+
+def _use_numpy(x: torch.Tensor) -> bool:
+    """Whether the scan of ``x`` runs in NumPy: the backend chosen by :func:`scan_backend` and
+    ``x`` on the CPU in float32/float64 (:func:`_numpy_ok`)."""
+    return _SCAN_BACKEND.get() != "torch" and _numpy_ok(x)
+
+
 def integrate(
-    x: torch.Tensor, decay: torch.Tensor, w_scale: int, threshold: float | None = None
+    x: torch.Tensor, decay: torch.Tensor | int, w_scale: int, threshold: float | None = None
 ) -> torch.Tensor:
     """SLAYER's leaky-integrator forward (``_li_dynamics_fwd``), from a zero state.
 
@@ -113,20 +155,18 @@ def integrate(
     Returns
     -------
     torch.Tensor
-        The state after each step's input, before reset, (..., T), dtype of ``x``.
+        The state after each step's input, before reset, (..., T), dtype and device of ``x``.
     """
     keep = _keep(decay)
     th = _state_threshold(threshold, w_scale)
     with torch.no_grad():
-        if _numpy_ok(x):
+        if _use_numpy(x):
             xn = x.detach().numpy()
-            states = _states_numpy(_drive_numpy(xn, w_scale), keep, th)
-            return torch.from_numpy(_from_time_major(_state_units(states, w_scale, xn.dtype), x.shape))
-        drive = torch.trunc(w_scale * x).to(torch.float64).movedim(-1, 0).contiguous()  # (T, ...)
-        states = _scan(drive, keep, None if th is None else float(np.float32(th)))
-        if th is not None and float(states.abs().max()) >= STATE_EXACT_FLOAT32:
-            states = _scan(drive, keep, th, compare_float32=True)
-        return (states.to(torch.int64) / w_scale).to(x.dtype).movedim(0, -1).contiguous()
+            states_np = _states_numpy(_drive_numpy(xn, w_scale), keep, th)
+            return torch.from_numpy(_from_time_major(_state_units(states_np, w_scale, xn.dtype), x.shape))
+        x = x.detach()
+        states = _states_torch(_drive_torch(x, w_scale), keep, th)
+        return _from_time_major_torch(_state_units_torch(states, w_scale, x.dtype), x.shape)
 
 
 def cuba_states(
@@ -134,21 +174,29 @@ def cuba_states(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SLAYER's CUBA dynamics: the current integrates ``x``, the voltage (with reset at
     ``threshold``) integrates the current; both as :func:`integrate` computes them, from zero.
+    NumPy on the CPU, torch on the tensor's device otherwise (see :func:`scan_backend`).
 
     x : (..., T) in SLAYER's state units; current_decay, voltage_decay : integer decays on the
-    12-bit grid -> (current, voltage), each (..., T) of ``x``'s dtype
+    12-bit grid -> (current, voltage), each (..., T) of ``x``'s dtype and device
     """
-    if not _numpy_ok(x):
-        current = integrate(x, current_decay, w_scale)
-        return current, integrate(current, voltage_decay, w_scale, threshold)
+    th = _state_threshold(threshold, w_scale)
     with torch.no_grad():  # both integrators in the time-major layout, with no round trip between
+        if not _use_numpy(x):
+            x = x.detach()
+            current_states = _states_torch(_drive_torch(x, w_scale), _keep(current_decay), None)
+            current = _state_units_torch(current_states, w_scale, x.dtype)
+            drive = torch.trunc(current * w_scale).to(torch.float64)  # the voltage integrates it
+            voltage = _state_units_torch(_states_torch(drive, _keep(voltage_decay), th), w_scale, x.dtype)
+            return _from_time_major_torch(current, x.shape), _from_time_major_torch(voltage, x.shape)
         xn = x.detach().numpy()
-        drive = _drive_numpy(xn, w_scale)
-        current = _state_units(_states_numpy(drive, _keep(current_decay), None), w_scale, xn.dtype)
-        drive = np.trunc(current * xn.dtype.type(w_scale)).astype(np.float64)  # the voltage integrates `current`
-        th = _state_threshold(threshold, w_scale)
-        voltage = _state_units(_states_numpy(drive, _keep(voltage_decay), th), w_scale, xn.dtype)
-        return tuple(torch.from_numpy(_from_time_major(v, x.shape)) for v in (current, voltage))
+        drive_np = _drive_numpy(xn, w_scale)
+        current_np = _state_units(_states_numpy(drive_np, _keep(current_decay), None), w_scale, xn.dtype)
+        drive_np = np.trunc(current_np * xn.dtype.type(w_scale)).astype(np.float64)  # the voltage integrates it
+        voltage_np = _state_units(_states_numpy(drive_np, _keep(voltage_decay), th), w_scale, xn.dtype)
+        return (
+            torch.from_numpy(_from_time_major(current_np, x.shape)),
+            torch.from_numpy(_from_time_major(voltage_np, x.shape)),
+        )
 
 
 def _numpy_ok(x: torch.Tensor) -> bool:
@@ -198,27 +246,6 @@ def _from_time_major(a: np.ndarray, shape: torch.Size) -> np.ndarray:
 STATE_EXACT_FLOAT32 = float(1 << 24)
 
 
-def _scan(drive: torch.Tensor, keep: float, th: float | None, compare_float32: bool = False) -> torch.Tensor:
-    """States (T, ...) of ``state = trunc(state * keep) + drive[t]``, reset to 0 at ``>= th``.
-
-    On the CPU the loop runs in NumPy (:func:`_scan_numpy`); elsewhere in torch.
-    """
-    if drive.device.type == "cpu":
-        return torch.from_numpy(_scan_numpy(drive.numpy(), keep, th, compare_float32))
-    out = torch.empty_like(drive)
-    state = torch.zeros_like(drive[0])
-    for t in range(drive.shape[0]):
-        o = out[t]
-        torch.mul(state, keep, out=o)
-        o.trunc_()
-        o.add_(drive[t])
-        if th is not None:
-            state = o.masked_fill((o.to(torch.float32) if compare_float32 else o) >= th, 0.0)
-        else:
-            state = o
-    return out
-
-
 def _scan_numpy(drive: np.ndarray, keep: float, th: float | None, compare_float32: bool) -> np.ndarray:
     out = np.empty_like(drive)
     state = np.zeros_like(drive[0])
@@ -238,6 +265,73 @@ def _scan_numpy(drive: np.ndarray, keep: float, th: float | None, compare_float3
     return out
 
 
+# The torch scan (CUDA tensors, or any tensor under scan_backend("torch")): the arithmetic of
+# _scan_numpy op for op on float64 states on the tensor's device. The threshold is always compared
+# in float32, as SLAYER compares (its int64 state against a Python float promotes both to float32).
+
+
+def _drive_torch(x: torch.Tensor, w_scale: int) -> torch.Tensor:
+    """SLAYER's ``(w_scale * input).to(int64)`` (the product in ``x``'s dtype) as float64 in the
+    time-major layout, on ``x``'s device: (..., T) -> (T, N)."""
+    return torch.trunc(x * w_scale).reshape(-1, x.shape[-1]).t().to(torch.float64).contiguous()
+
+
+def _state_units_torch(states: torch.Tensor, w_scale: int, dtype: torch.dtype) -> torch.Tensor:
+    """SLAYER's output ``int64 state / w_scale`` (a float32 division), then cast to ``dtype``.
+
+    The divisor is a tensor on ``states``' device: CUDA divides by a host scalar as a product with
+    its float32 reciprocal, which is not the correctly rounded quotient that NumPy, the CPU and
+    SLAYER's CPU forward compute when ``w_scale`` is not a power of two.
+
+    states : any shape -> same shape
+    """
+    return (states.to(torch.float32) / torch.full((), w_scale, dtype=torch.float32, device=states.device)).to(dtype)
+
+
+def _from_time_major_torch(a: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """(T, N) -> contiguous ``shape`` (..., T)."""
+    return a.t().contiguous().reshape(shape)
+
+
+def _states_torch(drive: torch.Tensor, keep: float, th: float | None) -> torch.Tensor:
+    """Integer states (T, N) of ``state = trunc(state * keep) + drive[t]`` from zero, reset to 0
+    where ``float32(state) >= float32(th)``; float64 on ``drive``'s device (T, N) -> (T, N).
+
+    Equal value for value to :func:`_states_numpy` (zeros may differ in sign). Without a
+    threshold and with ``keep == 1`` (decay 0: no truncation) the scan is ``cumsum``, and with
+    ``keep == 0`` (decay 4096: nothing kept, so a reset changes nothing) it is ``drive`` itself:
+    integer sums below 2**53 are exact in any order. Otherwise the loop over time steps runs as
+    one TorchScript call (:func:`_leaky_scan_loop`).
+    """
+    if drive.numel() == 0 or keep == 0.0:
+        return drive.clone()
+    if keep == 1.0 and th is None:
+        return torch.cumsum(drive, dim=0)
+    th32 = 0.0 if th is None else float(np.float32(th))
+    return _scripted_scan()(drive, keep, th32, th is not None)
+
+
+def _leaky_scan_loop(drive: torch.Tensor, keep: float, th32: float, reset: bool) -> torch.Tensor:
+    """The loop of :func:`_states_torch` (compiled by :func:`_scripted_scan`): states (T, N) from
+    ``drive`` (T, N), float64; ``th32`` is the float32-rounded threshold (unused without ``reset``).
+    Each step's ops are out-of-place, so TorchScript's fuser may join them into one kernel on CUDA."""
+    zero = torch.zeros_like(drive[0])
+    state = zero
+    states: list[torch.Tensor] = []
+    for t in range(drive.shape[0]):
+        # trunc(state * keep_int / 4096) is SLAYER's right_shift_to_zero(state * keep_int, 12)
+        o = torch.trunc(state * keep) + drive[t]
+        states.append(o)
+        state = torch.where(o.to(torch.float32) >= th32, zero, o) if reset else o
+    return torch.stack(states)
+
+
+@functools.cache
+def _scripted_scan() -> Callable[[torch.Tensor, float, float, bool], torch.Tensor]:
+    """:func:`_leaky_scan_loop` compiled by ``torch.jit.script`` (once, on first use)."""
+    return torch.jit.script(_leaky_scan_loop)
+
+
 class _CubaDynamics(torch.autograd.Function):
     """Forward: :func:`cuba_states`; backward: SLAYER's two linear reverse filters as matrix
     products, ``g_x = (g_current + g_voltage @ F_voltage) @ F_current`` (the voltage's input is the
@@ -246,7 +340,7 @@ class _CubaDynamics(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, current_decay, voltage_decay, w_scale, threshold):  # noqa: D102 (autograd API)
         steps = x.shape[-1]
-        filters = tuple(decay_filter(d, steps, x.dtype).to(x.device) for d in (current_decay, voltage_decay))
+        filters = tuple(decay_filter(d, steps, x.dtype, x.device) for d in (current_decay, voltage_decay))
         ctx.save_for_backward(*filters)
         ctx.set_materialize_grads(False)
         return cuba_states(x, current_decay, voltage_decay, w_scale, threshold)
@@ -271,6 +365,8 @@ class FusedCubaNeuron(cuba.Neuron):
     >>> n(torch.full((1, 1, 4), 2.0)).tolist()
     [[[1.0, 1.0, 1.0, 1.0]]]
     """
+
+    shape: torch.Size | None  # SLAYER's: the neuron shape, set by the first input
 
     def __init__(self, **params):
         _check_lava_dl()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurofl.atomic import atomic_write
 from neurofl.errors import UserError
+from neurofl.io.atomic import atomic_write
 from neurofl.nir_io.neurons import DECAY_STEPS, nir_from_cuba
 
 # The step written into the time constants: snnTorch's importer assumes 1e-4 s; pass the same

@@ -15,10 +15,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurofl.checkpoint import MAX_WIDTH
 from neurofl.errors import UserError
-from neurofl.h5check import CORRUPT, check_tree, read_hdf5
-from neurofl.safeio import regular_file
+from neurofl.io.h5check import CORRUPT, check_tree, read_hdf5
+from neurofl.io.safeio import regular_file
+from neurofl.models.checkpoint import MAX_WIDTH
 
 # A .nir file larger than this is refused before it is opened (variable-length strings live in
 # the file's heap, so the file size bounds them).

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neurofl.checkpoint import MAX_PARAMETERS, MAX_WIDTH
 from neurofl.errors import UserError
 from neurofl.models import Architecture, NeuronParams, build_model
+from neurofl.models.checkpoint import MAX_PARAMETERS, MAX_WIDTH
 from neurofl.nir_io.neurons import CubaNeuron, cuba_from_nir
 from neurofl.nir_io.read import NirGraph
 from neurofl.profiles import HardwareProfile
@@ -185,6 +185,31 @@ def _weight_note(w: np.ndarray, q: np.ndarray, profile: HardwareProfile) -> str:
     return text + (f", {clipped} clipped to [{lo:g}, {hi:g}]" if clipped else "")
 
 
+def check_profile(profile: HardwareProfile) -> None:
+    """Refuse a profile whose SNN is not SLAYER's CUBA network (the chip networks of Xylo, Speck,
+    Akida, SpiNNaker2, TrueNorth): a NIR graph maps onto SLAYER Dense blocks only.
+
+    Raises
+    ------
+    UserError
+        One line naming the profile and its neuron decay.
+    """
+    if profile.neuron.decay != "multiplier":
+        from neurofl.profiles import shipped_profiles
+
+        fits = [n for n in shipped_profiles() if _slayer(n)]
+        raise UserError(
+            f"--profile {profile.name}: its SNN is a chip network (neuron.decay = '{profile.neuron.decay}'), "
+            f"and NIR graphs import onto SLAYER CUBA networks only (neuron.decay = 'multiplier': {', '.join(fits)})"
+        )
+
+
+def _slayer(name: str) -> bool:
+    from neurofl.profiles import load_profile
+
+    return load_profile(name).neuron.decay == "multiplier"
+
+
 def to_model(graph: NirGraph, profile: HardwareProfile, dt: float, input_shape: tuple[int, ...] | None = None,
              rescale: bool = True) -> Imported:  # fmt: skip
     """Build the SLAYER SNN ``graph`` describes, under ``profile``.
@@ -202,6 +227,7 @@ def to_model(graph: NirGraph, profile: HardwareProfile, dt: float, input_shape: 
     UserError
         One line: the node, key and value the profile or neurofl's models cannot express.
     """
+    check_profile(profile)
     inputs, ls = layers(graph, dt)
     widths = [inputs, *(int(layer.weight.shape[0]) for layer in ls)]
     if input_shape is None:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from neurofl.attacks import invert
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile, quantize_update
 

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from neurofl.federated.capture import CapturedUpdate, save_captured
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile, quantize_update
-from neurofl.testing.cli import run_captured as _run
+from neurofl_testing.cli import run_captured as _run
 
 
 def test_attack_json_out_and_resume(tmp_path, capsys):
@@ -41,7 +41,7 @@ def test_attack_json_out_and_resume(tmp_path, capsys):
 )
 def test_bad_recipe_exits_2_naming_the_key(tmp_path, capsys, line, needle):
     good = tmp_path / "recipe.toml"
-    from neurofl.resources import shipped_tomls
+    from neurofl.shipped import shipped_tomls
 
     text = shipped_tomls("attacks")["inverting_gradients"].read_text()
     key = line.split("=")[0].strip()
@@ -81,9 +81,9 @@ def test_captured_updates(tmp_path, capsys, digits, kind, steps):
     else:
         upd = local_update(model, x, y, batch=1, steps=steps, lr=0.1)
     upd = {k: quantize_update(v.detach(), prof.update) for k, v in upd.items()}
-    from neurofl.checkpoint import profile_to_dict
     from neurofl.data import load_dataset
-    from neurofl.identity import dataset_identity
+    from neurofl.models.checkpoint import profile_to_dict
+    from neurofl.runs.identity import dataset_identity
 
     provenance = {"seed": 3, "profile_table": profile_to_dict(prof), "dataset_identity": dataset_identity(
         load_dataset("digits")), "run": "0" * 64}  # fmt: skip
@@ -124,9 +124,9 @@ def test_captures_without_provenance_are_refused(tmp_path, capsys, digits):
 def test_captures_of_different_batch_sizes_are_refused(tmp_path, capsys, digits):
     """Reconstructions are paired with originals within batches of one size: captures of a batch of 1
     and a batch of 2 (DP-SGD's Poisson sampling makes such folders) are refused in one line."""
-    from neurofl.checkpoint import profile_to_dict
     from neurofl.data import load_dataset
-    from neurofl.identity import dataset_identity
+    from neurofl.models.checkpoint import profile_to_dict
+    from neurofl.runs.identity import dataset_identity
 
     prof = load_profile("float32")
     arch = Architecture((1, 8, 8), 10)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from neurofl.attacks.fedavg import local_update
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
 

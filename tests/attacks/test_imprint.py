@@ -12,9 +12,9 @@ from neurofl.attacks.imprint import ImprintMLP, imprint_layout, imprint_snn, rea
 from neurofl.attacks.recipe import load_recipe
 from neurofl.attacks.registry import why_not
 from neurofl.data import load_dataset, split_dataset
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.profiles import load_profile
-from neurofl.testing.cli import run_captured
+from neurofl_testing.cli import run_captured
 
 
 def _digits():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from neurofl.attacks import count_labels, recover_labels
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
+from neurofl.leakage.scoring import label_accuracy
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
-from neurofl.scoring import label_accuracy
 
 
 @pytest.mark.parametrize(

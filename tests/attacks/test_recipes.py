@@ -6,7 +6,7 @@ import pytest
 
 from neurofl.attacks.recipe import AttackRecipe, Suite, check_auxiliary, load_attack, load_recipe
 from neurofl.errors import UserError
-from neurofl.resources import shipped_tomls
+from neurofl.shipped import shipped_tomls
 
 EXPECTED = {"dlg", "idlg", "inverting_gradients", "inverting_gradients_plain", "spike_ig",
             "adaptive_inverting_gradients", "adaptive_idlg", "detached_ig", "detached_spike_ig", "disaggregation",

@@ -12,14 +12,14 @@ import torch
 
 from neurofl.attacks.labels import recover_labels, solve_labels
 from neurofl.attacks.recipe import load_recipe
-from neurofl.attacks.registry import prepare, run_attack, why_not
+from neurofl.attacks.registry import prepare, run_recipe, why_not
 from neurofl.attacks.target import Target
 from neurofl.data import load_dataset, split_dataset
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
+from neurofl.leakage.scoring import judge_for, label_accuracy, sample_scores
+from neurofl.leakage.victims import draw_victims, shared_updates
 from neurofl.models import architecture_for, build_model
 from neurofl.profiles import load_profile
-from neurofl.scoring import judge_for, label_accuracy, sample_scores
-from neurofl.victims import draw_victims, shared_updates
 
 
 def _case(dataset: str, kind: str, profile: str, victims: int, batch: int, seed: int = 0):
@@ -54,7 +54,7 @@ def test_cocktail_party_recovers_three_quarters_of_an_ann_batch_of_8(tmp_path):
     refine = tmp_path / "disaggregation_als.toml"
     refine.write_text(shipped.replace("search_generations = 160", "search_generations = 0"))
     recipe = dataclasses.replace(load_recipe("cocktail_party"), refine=str(refine))
-    inv = run_attack(t, recipe, _labels(t), 1)
+    inv = run_recipe(t, recipe, _labels(t), 1)
     asr = _asr(ds, splits, v, inv, 8)
     labels = label_accuracy(inv.labels.numpy(), v.y.numpy(), 8)
     print(f"cocktail_party ann@float32 batch 8: ASR {asr:.3f}, labels {labels:.3f}")
@@ -67,12 +67,12 @@ def test_learned_inversion_recovers_the_ann_at_batch_1(tmp_path):
     ds, splits, v, t = _case("digits", "ann", "float32", 16, 1)
     recipe = dataclasses.replace(load_recipe("learned_inversion"), training_updates=2048, epochs=12)
     prepare(t, recipe, 0, tmp_path / "inv.pt")
-    inv = run_attack(t, recipe, None, 1, cache=tmp_path / "inv.pt")
+    inv = run_recipe(t, recipe, None, 1, cache=tmp_path / "inv.pt")
     asr = _asr(ds, splits, v, inv, 1)
     print(f"learned_inversion ann@float32 batch 1: ASR {asr:.3f}")
     assert asr >= 0.8
     # the inverter is cached: a second run (a resumed one) reads it and gives the same reconstructions
-    again = run_attack(t, recipe, None, 1, cache=tmp_path / "inv.pt")
+    again = run_recipe(t, recipe, None, 1, cache=tmp_path / "inv.pt")
     torch.testing.assert_close(again.images, inv.images)
 
 
@@ -81,7 +81,7 @@ def test_disaggregation_is_exact_on_the_float_ann_at_batch_4():
     and labels solved from the update are exact once the inputs are (measured: 100 dB at batch 4)."""
     ds, splits, v, t = _case("digits", "ann", "float32", 4, 4)
     recipe = dataclasses.replace(load_recipe("disaggregation"), als_iterations=40, search_generations=0)
-    inv = run_attack(t, recipe, _labels(t), 1)
+    inv = run_recipe(t, recipe, _labels(t), 1)
     judge = judge_for(ds, splits, 0)
     s = sample_scores(judge, inv.images.numpy(), inv.loss.numpy(), v.x.numpy(), v.y.numpy(), v.index, 4)
     assert np.nanmedian(s.psnr) > 40
@@ -106,8 +106,8 @@ def test_detached_backward_succeeds_where_the_full_backward_fails_on_the_snn():
     ds, splits, v, t = _case("digits", "snn", "loihi2", 8, 1)
     labels = _labels(t)
     base = dataclasses.replace(load_recipe("detached_ig"), iterations=200, init="uniform")
-    full = run_attack(t, dataclasses.replace(base, backward="full"), labels, 1)
-    det = run_attack(t, base, labels, 1)
+    full = run_recipe(t, dataclasses.replace(base, backward="full"), labels, 1)
+    det = run_recipe(t, base, labels, 1)
     a_full, a_det = _asr(ds, splits, v, full, 1), _asr(ds, splits, v, det, 1)
     print(f"snn@loihi2 batch 1, uniform start, 200 iterations: full backward {a_full:.3f}, detached {a_det:.3f}")
     assert a_det >= 0.75 and a_det > a_full
@@ -134,7 +134,7 @@ def test_rgap_recovers_the_conv_ann_input_and_refuses_the_snn():
     ds, splits, v, t = _case("faces", "ann", "float32", 2, 1)
     recipe = load_recipe("rgap")
     assert why_not(t, recipe) is None
-    inv = run_attack(t, recipe, _labels(t), 1)
+    inv = run_recipe(t, recipe, _labels(t), 1)
     judge = judge_for(ds, splits, 0)
     s = sample_scores(judge, inv.images.numpy(), inv.loss.numpy(), v.x.numpy(), v.y.numpy(), v.index, 1)
     assert s.psnr.min() > 40 and s.hit.all()
@@ -179,16 +179,16 @@ def test_new_attacks_are_chunk_invariant(name):
     if name == "disaggregation":
         recipe = dataclasses.replace(recipe, als_iterations=4, search_generations=3)
     labels = _labels(t)
-    both = run_attack(t, recipe, labels, 5)
+    both = run_recipe(t, recipe, labels, 5)
     for v in range(3):
-        alone = run_attack(t.chunk(v, v + 1), recipe, labels[2 * v : 2 * v + 2], 5 + v)
+        alone = run_recipe(t.chunk(v, v + 1), recipe, labels[2 * v : 2 * v + 2], 5 + v)
         torch.testing.assert_close(both.images[2 * v : 2 * v + 2], alone.images, rtol=1e-4, atol=1e-5)
 
 
 def test_keep_best_never_returns_worse_than_its_start():
     """keep_best includes the start: the returned iterate's gradient distance is at most the start's."""
     from neurofl.attacks.inverting import gradient_distance, invert
-    from neurofl.gradients import flatten
+    from neurofl.leakage.gradients import flatten
 
     _, _, v, t = _case("digits", "snn", "loihi2", 4, 2)
     start = (v.x + 0.3 * torch.randn(v.x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)

@@ -7,7 +7,7 @@ import torch
 
 from neurofl.attacks import invert
 from neurofl.attacks.analytic import first_layer_readout
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
 

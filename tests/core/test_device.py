@@ -15,11 +15,11 @@ import os
 import pytest
 import torch
 
-import neurofl.device as device_mod
+import neurofl.runs.device as device_mod
 from neurofl.cli import run as run_cli
-from neurofl.device import describe, device_kind, draw, identity_entry, resolve_device
 from neurofl.errors import UserError
-from neurofl.testing.reports import without_timing
+from neurofl.runs.device import describe, device_kind, draw, identity_entry, resolve_device
+from neurofl_testing.reports import without_timing
 
 NO_CUDA = not torch.cuda.is_available()
 needs_no_cuda = pytest.mark.skipif(not NO_CUDA, reason="asserts the refusal on a machine without CUDA")

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-import neurofl.identity as identity
-import neurofl.runfolder as runfolder
+import neurofl.runs.identity as identity
+import neurofl.runs.runfolder as runfolder
 from neurofl.errors import UserError
-from neurofl.runfolder import RunFolder
+from neurofl.runs.runfolder import RunFolder
 
 
 @pytest.mark.parametrize("module", [identity, runfolder])

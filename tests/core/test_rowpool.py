@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from neurofl.errors import UserError
-from neurofl.evaluate import EvaluateConfig, run_evaluate
-from neurofl.rowpool import map_rows
-from neurofl.testing.reports import without_timing
+from neurofl.pipelines.evaluate import EvaluateConfig, run_evaluate
+from neurofl.runs.rowpool import map_rows
+from neurofl_testing.reports import without_timing
 
 
 def _job(i: int, progress) -> tuple[int, int, float]:

@@ -6,7 +6,7 @@ import pytest
 
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
-from neurofl.victims import draw_victims
+from neurofl.leakage.victims import draw_victims
 
 
 def _rows(ds, part):

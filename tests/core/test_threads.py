@@ -7,7 +7,7 @@ import torch
 
 from neurofl.cli import run
 from neurofl.errors import UserError
-from neurofl.threads import DEFAULT_THREADS, apply_thread_policy, thread_count
+from neurofl.runs.threads import DEFAULT_THREADS, apply_thread_policy, thread_count
 
 
 def test_precedence() -> None:

@@ -1,6 +1,6 @@
 """Writers of tiny datasets in the real on-disk layouts (independent of neurofl's readers)."""
 
-from neurofl.testing.layouts import (  # noqa: F401  (used by the tests of this folder)
+from neurofl_testing.layouts import (  # noqa: F401  (used by the tests of this folder)
     write_cifar100,
     write_gesture_npy,
     write_idx,

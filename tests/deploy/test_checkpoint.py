@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from neurofl.checkpoint import load_checkpoint, save_checkpoint
 from neurofl.errors import UserError
 from neurofl.models import Architecture
+from neurofl.models.checkpoint import load_checkpoint, save_checkpoint
 from neurofl.profiles import load_profile
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neurofl.cli import main
-from neurofl.testing.cli import run_captured as run
+from neurofl_testing.cli import run_captured as run
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from neurofl.deploy.trace import encoded_input
 from neurofl.errors import UserError
 from neurofl.models.conv import ConvArchitecture, ConvSNN
 from neurofl.profiles import load_profile
-from neurofl.testing.reports import edited_loihi2
+from neurofl_testing.reports import edited_loihi2
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCH = ConvArchitecture((1, 12, 16), 4, channels=4, strides=(2, 1), weight_scale=6.0)

@@ -11,7 +11,7 @@ from neurofl.deploy.export import check_fits, export_netx
 from neurofl.errors import UserError
 from neurofl.models import build_model
 from neurofl.profiles import load_profile
-from neurofl.testing.reports import edited_loihi2
+from neurofl_testing.reports import edited_loihi2
 
 
 def _mantissas(model):

@@ -82,8 +82,8 @@ def test_lava_dl_network_verifies_bit_for_bit(name, capsys):
 
 
 def _reference(name: str, bias_whc: np.ndarray, steps: int):
-    from neurofl.deploy.foreign import read_foreign
-    from neurofl.deploy.foreign_ref import run_reference
+    from neurofl.deploy.third_party.reader import read_foreign
+    from neurofl.deploy.third_party.reference import run_reference
 
     net = read_foreign(_shipped(name))
     return run_reference(net, np.rint(bias_whc).astype(np.int64).transpose(2, 1, 0)[None], steps)
@@ -123,8 +123,8 @@ def test_sdnn_reference_equals_lava_dl_pilotnet_sdnn_output():
     """lava-dl's test_pilotnet_sdnn: gts/pilotnet_sdnn/input.npy held on the delta encoder's a_in,
     the sigma read-out's messages over Lava's first 9 steps (gts/output.npy), bias-driven ones
     before the input arrives included."""
-    from neurofl.deploy.foreign import read_foreign
-    from neurofl.deploy.foreign_sdnn import simulate
+    from neurofl.deploy.third_party.reader import read_foreign
+    from neurofl.deploy.third_party.sdnn import simulate
 
     net = read_foreign(_shipped("gts/pilotnet_sdnn/network.net"))
     x = _sdnn_gts("input")[..., 0].reshape(1, *net.input_shape)
@@ -142,8 +142,8 @@ def test_sdnn_reference_equals_lava_dl_pilotnet_sdnn_sigma(depth, name):
     steps (gts/sigma1.npy, sigma2.npy), the latter through layer 1's sigma-delta messages."""
     import dataclasses
 
-    from neurofl.deploy.foreign import read_foreign
-    from neurofl.deploy.foreign_sdnn import simulate
+    from neurofl.deploy.third_party.reader import read_foreign
+    from neurofl.deploy.third_party.sdnn import simulate
 
     net = read_foreign(_shipped("gts/pilotnet_sdnn/network.net"))
     inp = dataclasses.replace(net.layers[0], neuron=None)
@@ -157,8 +157,8 @@ def test_sdnn_reference_equals_lava_dl_pilotnet_sdnn_sigma(depth, name):
 def test_sdnn_delta_encoder_equals_lava_dl_tinynet_sdnn_input():
     """lava-dl's test_blocks.test_input: a delta encoder of vth 20 on input_bias x sin (15 steps),
     where the threshold leaves residues (gts/tinynet_sdnn/input.npy)."""
-    from neurofl.deploy.foreign import SigmaDeltaNeuron
-    from neurofl.deploy.foreign_sdnn import _neuron
+    from neurofl.deploy.third_party.reader import SigmaDeltaNeuron
+    from neurofl.deploy.third_party.sdnn import _neuron
 
     _shipped("tiny.net")
     x = np.load(GTS / "tinynet_sdnn" / "input_bias.npy")[..., None] * np.sin(2 * np.pi * np.arange(15) / 15)

@@ -10,7 +10,7 @@ import pytest
 
 from neurofl.config import read_toml
 from neurofl.profiles import shipped_profiles
-from neurofl.testing.cli import run_captured as run
+from neurofl_testing.cli import run_captured as run
 
 try:
     import xylosim.v2  # noqa: F401
@@ -157,8 +157,8 @@ def test_evaluate_profile_all_compares_every_shipped_chip(tmp_path, capsys):
     assert "| front | fits |" in md and (out / "profiles.png").is_file()
 
     from neurofl.data import load_dataset
-    from neurofl.evaluate import profiles_for
     from neurofl.models import architecture_for
+    from neurofl.pipelines.evaluate import profiles_for
 
     faces = load_dataset("faces")
     specs, skipped = profiles_for(architecture_for(faces.input_shape, faces.classes), 0)

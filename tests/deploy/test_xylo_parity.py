@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from neurofl.models import Architecture
-from neurofl.models.xylo_net import XyloNetwork
-from neurofl.models.xylo_neuron import XyloArithmetic, deliver, shift_decrement, spike_count
+from neurofl.models.chips.xylo_net import XyloNetwork
+from neurofl.models.chips.xylo_neuron import XyloArithmetic, deliver, shift_decrement, spike_count
 from neurofl.profiles import load_profile
 
 try:

@@ -6,7 +6,7 @@ import torch
 from neurofl.errors import UserError
 from neurofl.federated.capture import load_captured
 from neurofl.federated.engine import run_local
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.models import build_model
 from neurofl.profiles import load_profile
 
@@ -75,9 +75,9 @@ def test_load_captured_rejects_bad_input(tmp_path) -> None:
 
 
 def test_captures_carry_their_provenance(tiny, tmp_path) -> None:
-    from neurofl.checkpoint import profile_from_dict, profile_to_dict
     from neurofl.federated.recorder import run_digest
-    from neurofl.identity import dataset_identity
+    from neurofl.models.checkpoint import profile_from_dict, profile_to_dict
+    from neurofl.runs.identity import dataset_identity
 
     task = task_for(tiny, "snn", "loihi2", clients=4, rounds=2, seed=7, capture_rounds=[1, 2], capture_clients=2)
     run_local(task, tmp_path)

@@ -66,7 +66,7 @@ def test_dp_sgd_gradient_clips_each_sample_then_adds_the_noise(tiny, kind: str) 
     task = task_for(tiny, kind, "float32", clients=2, rounds=1, defense="dp", dp_level="sample", dp_noise=0.0)
     model = task.new_model()
     x, y = task.clients[0].x[:5], task.clients[0].y[:5]
-    per = []  # every sample's gradient with plain autograd, independent of neurofl.gradients
+    per = []  # every sample's gradient with plain autograd, independent of neurofl.leakage.gradients
     params = dict(model.named_parameters())
     for i in range(5):
         model.zero_grad()

@@ -14,7 +14,7 @@ from .conftest import task_for
 
 
 def _sgd_reference(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> dict:
-    """Plain torch autograd SGD on the whole batch (independent of neurofl.gradients)."""
+    """Plain torch autograd SGD on the whole batch (independent of neurofl.leakage.gradients)."""
     params = dict(model.named_parameters())
     names = [n for n, _ in model.weight_layers()]
     start = {n: params[n].detach().clone() for n in names}

@@ -7,8 +7,8 @@ import torch
 
 from neurofl.attacks import idlg_labels, invert
 from neurofl.data.embedded import load_digits
-from neurofl.gradients import per_sample_gradients
-from neurofl.metrics import psnr
+from neurofl.leakage.gradients import per_sample_gradients
+from neurofl.leakage.metrics import psnr
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
 

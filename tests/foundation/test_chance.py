@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurofl.scoring import Judge, chance_levels, worst_case_chance
+from neurofl.leakage.scoring import Judge, chance_levels, worst_case_chance
 
 
 def _reid_judge(gallery: np.ndarray) -> Judge:

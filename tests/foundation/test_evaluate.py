@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from neurofl.cli import run as run_cli
-from neurofl.testing.reports import without_timing
+from neurofl_testing.reports import without_timing
 
 ARGS = ["evaluate", "--profile", "loihi2", "--victims", "4", "--clients", "2", "--attack", "inverting_gradients",
         "--iterations", "3", "--train-epochs", "0"]

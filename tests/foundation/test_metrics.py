@@ -1,16 +1,24 @@
-"""ASR sits on a scale from chance (noise) to the oracle's accuracy (true inputs)."""
+"""The label judge's ASR sits on a scale from chance (noise) to the oracle's accuracy (true inputs)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from neurofl.data import load_dataset, split_dataset
-from neurofl.metrics import Oracle, Rate, attack_success, psnr, ssim
+from neurofl.leakage.metrics import Rate, psnr, ssim
+from neurofl.leakage.scoring import judge_for
 
 
 def _oracle_and_victims():
-    splits = split_dataset(load_dataset("digits"), seed=0)
-    return Oracle(0).fit(splits.oracle.x, splits.oracle.y), splits.clients
+    ds = load_dataset("digits")
+    splits = split_dataset(ds, seed=0)
+    return judge_for(ds, splits, 0), splits.clients
+
+
+def attack_success(judge, reconstructions: np.ndarray, labels: np.ndarray) -> Rate:
+    """ASR through the scoring core's label judge (non-finite reconstructions never count)."""
+    hits = judge.hits(np.asarray(reconstructions), labels, np.full(len(labels), -1))
+    return Rate(int(hits.sum()), len(labels))
 
 
 def test_asr_of_noise_reconstructions_is_at_chance():
@@ -25,7 +33,7 @@ def test_asr_of_noise_reconstructions_is_at_chance():
 def test_asr_on_true_inputs_equals_oracle_accuracy():
     oracle, victims = _oracle_and_victims()
     rate = attack_success(oracle, victims.x, victims.y)
-    assert rate.value == oracle.accuracy(victims.x, victims.y)
+    assert rate.value == oracle.oracle.accuracy(victims.x, victims.y)
     assert rate.value > 0.95  # a useful judge: the top of the scale is near 1
 
 

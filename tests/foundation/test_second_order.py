@@ -7,7 +7,7 @@ import torch
 from lava.lib.dl.slayer.neuron.cuba import SCALE_RHO_MULT, TAU_RHO_MULT
 
 from neurofl.attacks.inverting import gradient_distance
-from neurofl.gradients import flatten, per_sample_gradients
+from neurofl.leakage.gradients import flatten, per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurofl.gradients import per_sample_gradients
+from neurofl.leakage.gradients import per_sample_gradients
 from neurofl.models import build_model
 from neurofl.models.conv import ConvArchitecture, ConvSNN
 from neurofl.profiles import load_profile

@@ -93,7 +93,7 @@ ARCHS = [Architecture((1, 8, 8), 10), ConvArchitecture((1, 16, 16), 4, channels=
 @pytest.mark.parametrize("profile", ["loihi2", "loihi1", "float32"])
 def test_models_equal_their_slayer_version(arch, profile: str) -> None:
     """Whole SNNs: output spikes bin for bin and the per-sample weight gradients the attacks match."""
-    from neurofl.gradients import per_sample_gradients
+    from neurofl.leakage.gradients import per_sample_gradients
 
     prof = load_profile(profile)
     fused = build_model("snn", arch, prof, seed=0)

@@ -8,8 +8,8 @@ import json
 import nir
 import pytest
 
-from neurofl.testing.cli import run_captured as run
-from neurofl.testing.nir_nets import write_float_snntorch_nir
+from neurofl_testing.cli import run_captured as run
+from neurofl_testing.nir_nets import write_float_snntorch_nir
 
 snn = pytest.importorskip("snntorch")
 
@@ -65,8 +65,8 @@ def test_wrong_dt_is_refused(snntorch_file, capsys, tmp_path, dt, expected):
 
 
 def test_export_nir_refuses_an_ann(capsys, tmp_path):
-    from neurofl.checkpoint import save_checkpoint
     from neurofl.models import Architecture, build_model
+    from neurofl.models.checkpoint import save_checkpoint
     from neurofl.profiles import load_profile
 
     arch, profile = Architecture((1, 8, 8), 10, (8,)), load_profile("float32")

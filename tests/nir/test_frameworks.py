@@ -21,7 +21,7 @@ from neurofl.nir_io.from_model import write_nir
 from neurofl.nir_io.read import read_nir
 from neurofl.nir_io.to_model import to_model
 from neurofl.profiles import load_profile
-from neurofl.testing.nir_nets import snntorch_synaptic_net
+from neurofl_testing.nir_nets import snntorch_synaptic_net
 
 snn = pytest.importorskip("snntorch")
 norse = pytest.importorskip("norse.torch")

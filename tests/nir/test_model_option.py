@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from neurofl.cli import main
-from neurofl.testing.cli import run_captured as run
-from neurofl.testing.nir_nets import write_float_snntorch_nir
+from neurofl_testing.cli import run_captured as run
+from neurofl_testing.nir_nets import write_float_snntorch_nir
 
 snn = pytest.importorskip("snntorch")
 
@@ -38,7 +38,7 @@ def imported(tmp_path_factory) -> tuple:
 @pytest.fixture(scope="module")
 def other(imported, tmp_path_factory):
     """The same checkpoint with one weight changed (another file, same header)."""
-    from neurofl.checkpoint import load_checkpoint, save_checkpoint
+    from neurofl.models.checkpoint import load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(imported[0])
     with torch.no_grad():
@@ -50,9 +50,9 @@ def other(imported, tmp_path_factory):
 
 def _victims_updates(pt):
     """The victims evaluate draws (seed 0, 2 victims, 2 clients) and their updates on the loaded model."""
-    from neurofl.checkpoint import load_checkpoint
     from neurofl.data import load_dataset, split_dataset
-    from neurofl.victims import draw_victims, shared_updates
+    from neurofl.leakage.victims import draw_victims, shared_updates
+    from neurofl.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(pt)
     victims = draw_victims(split_dataset(load_dataset("digits"), 0).clients, 2, 1, 2, 0)
@@ -60,7 +60,7 @@ def _victims_updates(pt):
 
 
 def test_evaluate_attacks_the_files_model(imported, other, capsys, tmp_path, monkeypatch):
-    import neurofl.evaluate as ev
+    import neurofl.pipelines.evaluate as ev
 
     pt, digest = imported
     targets = {}
@@ -104,9 +104,9 @@ def test_attack_takes_the_files_model(imported, capsys, tmp_path):
 
 
 def test_fl_starts_from_the_files_weights(imported, other, capsys, tmp_path):
-    from neurofl.checkpoint import load_checkpoint
     from neurofl.data import load_dataset, split_dataset
     from neurofl.federated.server import evaluate
+    from neurofl.models.checkpoint import load_checkpoint
 
     pt, digest = imported
     out = tmp_path / "fl"
@@ -150,9 +150,9 @@ def test_missing_or_hostile_checkpoint_is_refused(capsys, tmp_path, command):
 
 
 def test_evaluate_with_an_ann_checkpoint_builds_the_snn_rows_with_its_topology(capsys, tmp_path):
-    from neurofl.checkpoint import save_checkpoint
     from neurofl.data import load_dataset
     from neurofl.models import Architecture, build_model
+    from neurofl.models.checkpoint import save_checkpoint
     from neurofl.profiles import load_profile
 
     arch = Architecture(tuple(load_dataset("digits").input_shape), 10, (16,))

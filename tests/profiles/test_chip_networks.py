@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from neurofl.evaluate import chip_fit, profiles_for
 from neurofl.models import Architecture
-from neurofl.models.chip_net import ChipNetwork
-from neurofl.models.crossbar import axon_type
+from neurofl.models.chips.crossbar import axon_type
+from neurofl.models.chips.net import ChipNetwork
+from neurofl.models.chips.xylo_net import fit_problems
 from neurofl.models.factory import build_model
-from neurofl.models.xylo_net import fit_problems
+from neurofl.pipelines.evaluate import chip_fit, profiles_for
 from neurofl.profiles import HardwareProfile, load_profile, shipped_profiles
 
 CHIPS = ("speck", "akd1000", "spinnaker2", "truenorth")

@@ -25,12 +25,12 @@ from neurofl.config import read_toml
 from neurofl.deploy.export import check_fits, lava_loading
 from neurofl.deploy.resources import estimate_resources
 from neurofl.errors import UserError
-from neurofl.evaluate import with_encoding
-from neurofl.identity import config_identity
 from neurofl.models import Architecture
+from neurofl.models.chips.xylo_net import fit_problems, pool_factor
 from neurofl.models.factory import build_model
-from neurofl.models.xylo_net import fit_problems, pool_factor
+from neurofl.pipelines.evaluate import with_encoding
 from neurofl.profiles import HardwareProfile, load_profile, quantize_update, shipped_profiles
+from neurofl.runs.identity import config_identity
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
 ARCH = Architecture((16, 16), 3, hidden=(5,))

@@ -1,5 +1,5 @@
 """Shared pieces of the hostile-input suite: byte mutations, the reader contract, case counts (the
-writers of the real on-disk layouts live in neurofl.testing.layouts)."""
+writers of the real on-disk layouts live in neurofl_testing.layouts)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from neurofl.errors import UserError
-from neurofl.testing.layouts import (  # noqa: F401  (used by the tests of this folder)
+from neurofl_testing.layouts import (  # noqa: F401  (used by the tests of this folder)
     cifar_dict,
     gesture_events,
     nmnist_bytes,

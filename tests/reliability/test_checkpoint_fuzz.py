@@ -14,10 +14,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurofl.checkpoint import load_checkpoint, save_checkpoint
 from neurofl.cli import run
 from neurofl.data import load_dataset, split_dataset
 from neurofl.models import Architecture
+from neurofl.models.checkpoint import load_checkpoint, save_checkpoint
 from neurofl.profiles import load_profile
 from neurofl.train import train_model
 

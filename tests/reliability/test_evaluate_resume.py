@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from neurofl.testing.reports import without_timing
+from neurofl_testing.reports import without_timing
 
 ARGS = ["evaluate", "--victims", "20", "--clients", "4", "--attack", "detached_ig", "--iterations", "15", "--seed", "3",
         "--train-epochs", "2", "--json"]
@@ -65,7 +65,7 @@ def test_ctrl_c_stops_cleanly_with_resume_hint(tmp_path, capsys, monkeypatch, wo
     """Ctrl-C (KeyboardInterrupt) after the first finished chunk, delivered at a known point rather
     than by a signal racing the run (in this process, or in a forked row worker): exit 130, one
     resume hint, no traceback; the rerun resumes from the saved chunk."""
-    import neurofl.leakage as leakage
+    import neurofl.leakage.rows as leakage
     from neurofl.cli import run as run_cli
 
     out = tmp_path / "run"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurofl.deploy.foreign import read_foreign
-from neurofl.deploy.foreign_ref import run_reference
+from neurofl.deploy.third_party.reader import read_foreign
+from neurofl.deploy.third_party.reference import run_reference
 from neurofl.errors import UserError
 
 from .conftest import byte_mutation, check_reader, mutate_bytes

@@ -11,11 +11,11 @@ import torch
 
 from neurofl.attacks.inverting import invert
 from neurofl.attacks.recipe import load_recipe
-from neurofl.gradients import per_sample_gradients
-from neurofl.metrics import mse, psnr
+from neurofl.leakage.gradients import per_sample_gradients
+from neurofl.leakage.metrics import mse, psnr
+from neurofl.leakage.scoring import Judge, sample_scores, summary
 from neurofl.models import Architecture, build_model
 from neurofl.profiles import load_profile
-from neurofl.scoring import Judge, sample_scores, summary
 
 
 def _setup():

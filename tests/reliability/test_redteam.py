@@ -1,16 +1,17 @@
-"""The fast subset of the red-team pass (scripts/redteam.py runs all ~400 cases, each its own process).
+"""The fast subset of the red-team pass (tests/support/redteam.py runs all ~400 cases, each its own
+process).
 
-The subset's cases (``ci=True`` in neurofl/testing/redteam_cases.py: a few of every category, among
-them each hostile file the issue reported) run one after the other in one child process under the
-same 4 GB address-space limit, each through ``neurofl.cli.run``. Every rule of
-neurofl/testing/redteam.py applies: no crash or hang, exit 2 with one line naming the culprit for
-bad input, exit 0 for valid input, nothing written outside --out, nothing left in a refused --out.
+The subset's cases (``ci=True`` in tests/support/neurofl_testing/redteam_cases.py: a few of every
+category, among them each hostile file the issue reported) run one after the other in one child
+process under the same 4 GB address-space limit, each through ``neurofl.cli.run``. Every rule of
+tests/support/neurofl_testing/redteam.py applies: no crash or hang, exit 2 with one line naming the
+culprit for bad input, exit 0 for valid input, nothing written outside --out, nothing left in a refused --out.
 """
 
 from __future__ import annotations
 
-from neurofl.testing.redteam import run_batch
-from neurofl.testing.redteam_cases import build
+from neurofl_testing.redteam import run_batch
+from neurofl_testing.redteam_cases import build
 
 
 def test_the_redteam_subset_holds(tmp_path):

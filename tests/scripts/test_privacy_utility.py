@@ -51,8 +51,13 @@ def test_dp_grid_attacks_every_row_and_repeats(pu, tmp_path):
         ig = r["per_attack"]["inverting_gradients"]
         assert ig["applicable"] and ig["asr_ci95"][0] <= ig["asr"] <= ig["asr_ci95"][1]
         assert r["chance"] == pytest.approx(0.1)
-        assert set(r["chance_empirical"]) == {"uniform", "batch_mean", "random_images", "random_images_union"}
+        assert set(r["chance_empirical"]) == {"uniform", "batch_mean", "random_images", "random_images_union",
+                                              "class_mean", "label_image"}  # fmt: skip
         assert 0.0 <= r["chance_empirical"]["random_images"] <= 1.0
+        # both judges on the same samples: identification's successes, interval and floor
+        assert r["iip_successes"] == round(r["iip"] * r["samples"]) and r["iip_ci95"][0] <= r["iip"]
+        assert r["chance_identification"]["exact"] == pytest.approx(1 / 180, rel=0.05)  # ~180 digits per label
+        assert r["floor_iip"] >= r["chance_identification"]["exact"]
         if r["defense"].startswith("dp"):
             assert r["epsilon"] <= r["target_epsilon"] == 8.0 and r["noise_multiplier"] > 0
         else:

@@ -1,0 +1,147 @@
+"""What one task of a study computes, in whatever process runs it (this one, or a Ray worker).
+
+Each task starts from its cell's :class:`~neurofl.pipelines.evaluate.EvaluatePlan` (rebuilt from the cell's
+settings in the worker and kept for the next task of the same cell) and from the cell's run folder,
+which the driver opened before any task ran (a task refuses a folder whose ``config.json`` is
+missing or belongs to other settings: a node that does not see the study's ``--out`` fails loudly
+instead of writing elsewhere).
+
+- ``recipe``: one recipe on one row, through :func:`neurofl.leakage.rows.attack_row` (the same chunk
+  files ``evaluate`` writes and resumes from), after :func:`neurofl.pipelines.evaluate.row_target` (the one
+  path to what the server attacks).
+- ``utility``: :func:`neurofl.pipelines.evaluate.utility_row` (its ``utility.json`` cache).
+- ``report``: :func:`neurofl.pipelines.evaluate.run_evaluate` on the cell, which finds every chunk and
+  utility computed and only scores the rows and writes report.json / report.md; returns the cell's
+  study summary (:func:`neurofl.study.render.cell_summary`).
+
+**Two tasks of one row.** Tasks of the same row run side by side and share its store. Every file is
+written atomically (a temporary file renamed into place, :mod:`neurofl.io.atomic`), and each file has
+one writer except the row's recovered labels (``labels.npz``): a recipe's chunks and its per-row
+state (the learned inverter's ``state.pt``) are written only by that recipe's task, ``utility.json``
+only by the row's utility task. ``labels.npz`` is written by whichever recipe task that needs the
+recovered labels gets there first; it is a deterministic function of the row (same model, updates
+and seed), so two tasks that both compute it write the same arrays and the last rename wins with
+equal content; a reader sees the old file, the new one or none, never a part.
+The study attacks round 1, so no task trains the row's federated rounds (``evaluate --round R``
+checkpoints them under the row, a file no two study tasks share).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import OrderedDict
+from typing import Any
+
+from neurofl.pipelines.evaluate import EvaluateConfig, EvaluatePlan
+from neurofl.study.plan import Task
+
+_PLANS: OrderedDict[EvaluateConfig, EvaluatePlan] = OrderedDict()
+_KEEP = 2  # plans kept per process (a cell's tasks mostly follow one another)
+
+
+def cell_plan(cfg: EvaluateConfig) -> EvaluatePlan:
+    """The cell's plan, built once per process (the dataset, splits, victims, rows)."""
+    from neurofl.pipelines.evaluate import plan_evaluation
+
+    if cfg not in _PLANS:
+        _PLANS[cfg] = plan_evaluation(cfg)
+        while len(_PLANS) > _KEEP:
+            _PLANS.popitem(last=False)
+    _PLANS.move_to_end(cfg)
+    return _PLANS[cfg]
+
+
+def open_cell(cfg: EvaluateConfig) -> tuple[EvaluatePlan, Any]:
+    """The driver's side: plan the cell and claim its run folder (``config.json`` written, or an
+    existing one of the same settings resumed; another run's folder refused with one line)."""
+    from neurofl.runs.runfolder import RunFolder
+
+    plan = cell_plan(cfg)
+    return plan, RunFolder(plan.cfg.out, plan.fingerprint()).claim()
+
+
+def _folder(plan: EvaluatePlan) -> Any:
+    """The cell's run folder as the driver left it: refused if its ``config.json`` is missing or
+    holds other settings."""
+    from neurofl.runs.runfolder import RunFolder
+
+    run = RunFolder(plan.cfg.out, plan.fingerprint())
+    theirs = run.existing()
+    if theirs is None:
+        raise RuntimeError(f"{run.config_path} is missing: the study's --out is not visible here (use a shared folder)")
+    if theirs != run.fingerprint:
+        raise RuntimeError(f"{run.config_path} holds other settings than this task's cell")
+    return run
+
+
+def _row(plan: EvaluatePlan, key: str) -> Any:
+    return next(r for r in plan.rows if r.key == key)
+
+
+def recipe_task(task: Task) -> dict[str, Any]:
+    """One recipe on one row; ``status``: ``computed``, ``cached`` (every chunk was there) or
+    ``not_applicable`` (with ``reason``)."""
+    from neurofl.attacks.registry import why_not
+    from neurofl.leakage.rows import attack_row
+    from neurofl.pipelines.evaluate import row_store, row_target
+    from neurofl.study.plan import task_done
+
+    plan = cell_plan(task.cell.cfg)
+    run = _folder(plan)
+    row = _row(plan, task.row)
+    recipe = next(r for r in plan.recipes if r.name == task.recipe)
+    store = row_store(run, row)
+    target, _ = row_target(row, plan.arch, plan.ds, plan.splits, plan.victims, plan.cfg, store)
+    reason = why_not(target, recipe)
+    if reason is not None:
+        return {"status": "not_applicable", "reason": reason}
+    cached = task_done(task, plan, run)
+    attack_row(target, [recipe], store, plan.cfg.seed, plan.victims.y, task.row_label)
+    return {"status": "cached" if cached else "computed"}
+
+
+def utility_task(task: Task) -> dict[str, Any]:
+    """One row's utility (test accuracy of the model trained under its profile, energy)."""
+    from neurofl.pipelines.evaluate import row_store, utility_row
+    from neurofl.study.plan import task_done
+
+    plan = cell_plan(task.cell.cfg)
+    run = _folder(plan)
+    cached = task_done(task, plan, run)
+    utility_row(_row(plan, task.row), plan.arch, plan.splits, plan.cfg, row_store(run, _row(plan, task.row)).dir)
+    return {"status": "cached" if cached else "computed"}
+
+
+def report_task(task: Task) -> dict[str, Any]:
+    """The cell's report (everything computed: scoring only) and its study summary."""
+    from neurofl.pipelines.evaluate import run_evaluate
+    from neurofl.study.render import cell_summary
+
+    report = run_evaluate(dataclasses.replace(task.cell.cfg, workers=1))
+    cell = cell_summary(report)
+    cell["attack_seconds"] = sum(r["phases"]["attacks"] for r in report["results"])  # kept across resumes
+    return {"status": "reported", "cell": cell}
+
+
+RUNS = {"recipe": recipe_task, "utility": utility_task, "report": report_task}
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Run ``task`` here; its outcome with ``seconds`` (this process's wall time for it)."""
+    t0 = time.perf_counter()
+    out = RUNS[task.kind](task)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def run_in_worker(task: Task) -> dict[str, Any]:
+    """:func:`run_task` in a Ray worker: one torch thread (:mod:`neurofl.runs.threads`), the node recorded."""
+    import ray
+
+    from neurofl.runs.threads import apply_thread_policy
+
+    apply_thread_policy(1)
+    out = run_task(task)
+    out["node"] = ray.get_runtime_context().get_node_id()
+    return out
