@@ -128,9 +128,14 @@ RUNS = {"recipe": recipe_task, "utility": utility_task, "report": report_task}
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    """Run ``task`` here; its outcome with ``seconds`` (this process's wall time for it)."""
+    """Run ``task`` here, on one BLAS thread (numpy's linear algebra rounds differently with another
+    thread count, and a Ray worker has one): the same numbers in process and on Ray. Returns its
+    outcome with ``seconds`` (this process's wall time for it)."""
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
-    out = RUNS[task.kind](task)
+    with threadpool_limits(limits=1):
+        out = RUNS[task.kind](task)
     out["seconds"] = time.perf_counter() - t0
     return out
 
