@@ -56,6 +56,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 
 from neurofl.leakage.victims import Victims, shared_updates
 from neurofl.profiles import HardwareProfile
@@ -384,9 +385,17 @@ def first_layer_informativeness(
     dev = device_of(model)
     enc = torch.Generator().manual_seed(seed + 1000)  # the same encoding draw as shared_updates'
     signals = layer_signals(model, inputs.to(dev), labels.to(dev), generator=enc)
+    with threadpool_limits(limits=1):  # the SVDs round alike whatever the caller's BLAS threads
+        return _informativeness(signals, uploaded, inputs.to(dev), batch, n, rtol, deeper)
+
+
+def _informativeness(
+    signals: list, uploaded: dict[str, torch.Tensor], inputs: torch.Tensor, batch: int, n: int, rtol: float,
+    deeper: bool,
+) -> dict[str, float | list[float]]:  # fmt: skip
     out: dict[str, float | list[float]] = {}
     for i, (name, module, a, g) in enumerate(signals if deeper else signals[:1]):
-        m = layer_informativeness(module, a, g, batch, uploaded[name], inputs.to(dev) if i == 0 else None, rtol)
+        m = layer_informativeness(module, a, g, batch, uploaded[name], inputs if i == 0 else None, rtol)
         if i == 0:
             out.update(m)
             w = module.weight
