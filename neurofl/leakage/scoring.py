@@ -307,9 +307,14 @@ def chance_levels(
     mean of 1/(distinct images of the sample's label in the pool)). ``batch_mean`` is None at batch 1.
     Identification without a pool: every level None. A worst case over several attacks has its
     own floor: :func:`worst_case_chance`."""
+    return _levels(judge, baseline_scores(judge, truth, labels, index, batch, pool, seed), labels, measure)
+
+
+def _levels(judge: Judge, base: dict[str, SampleScores], labels: np.ndarray, measure: str) -> dict[str, float | None]:
+    """:func:`chance_levels` of ``measure`` from baseline scores already computed (one computation
+    serves every measure: each baseline is judged by both judges at once)."""
     if measure != "label" and judge.pool is None:
         return {"exact": None, "batch_mean": None, "random_images": None, "class_mean": None, "label_image": None}
-    base = baseline_scores(judge, truth, labels, index, batch, pool, seed)
     first: dict[str, float | None] = {"uniform": judge.chance}
     if judge.pool is not None and measure != "label":
         first = {"exact": judge.pool.chance(labels)}
@@ -335,12 +340,26 @@ def worst_case_chance(
     recognized (``measure``), as the worst case counts a sample any of its attacks recovered.
     ``attacks = 1`` is :func:`chance_levels`' ``random_images`` (the same draws). None for
     identification without a pool."""
+    return _union(judge, _guesses(judge, truth, labels, index, batch, pool, seed, attacks), attacks, measure)
+
+
+def _guesses(
+    judge: Judge, truth: np.ndarray, labels: np.ndarray, index: np.ndarray, batch: int, pool: np.ndarray, seed: int,
+    attacks: int,
+) -> list[SampleScores]:  # fmt: skip
+    """``attacks`` rounds of random guesses from ``pool``, in :func:`worst_case_chance`'s order of
+    draws (its first ``k`` rounds are the floor of ``k`` attacks)."""
+    rng = np.random.default_rng(seed)
+    return [_random_guess(judge, truth, labels, index, batch, pool, rng) for _ in range(attacks)]
+
+
+def _union(judge: Judge, guesses: list[SampleScores], attacks: int, measure: str) -> float | None:
+    """The share of samples any of the first ``attacks`` rounds of ``guesses`` recognizes."""
     if measure != "label" and judge.pool is None:
         return None
-    rng = np.random.default_rng(seed)
-    hit = np.zeros(len(truth), bool)
-    for _ in range(attacks):
-        hit |= _measure(_random_guess(judge, truth, labels, index, batch, pool, rng), measure)
+    hit = np.zeros(len(guesses[0].hit), bool)
+    for g in guesses[:attacks]:
+        hit |= _measure(g, measure)
     return float(hit.mean())
 
 
@@ -364,10 +383,20 @@ def row_floor(
     """A report row's worst-case floor under ``measure`` (``chance_worst_case``, ``..._iip``): the
     single-attack floor or the union of as many random guesses as the row ran attacks
     (:func:`worst_case_chance`), the higher. None for identification without a pool."""
+    ran = _ran(per_attack)
+    return _floor(judge, chance, _guesses(judge, truth, labels, index, batch, pool, seed, ran), ran, measure)
+
+
+def _ran(per_attack: dict[str, dict]) -> int:
+    return max(sum(1 for pa in per_attack.values() if pa["applicable"]), 1)
+
+
+def _floor(
+    judge: Judge, chance: dict[str, float | None], guesses: list[SampleScores], ran: int, measure: str
+) -> float | None:
     if all(v is None for v in chance.values()):
         return None
-    ran = sum(1 for pa in per_attack.values() if pa["applicable"])
-    union = worst_case_chance(judge, truth, labels, index, batch, pool, seed, max(ran, 1), measure)
+    union = _union(judge, guesses, ran, measure)
     return max(single_attack_floor(chance), union if union is not None else 0.0)
 
 
@@ -413,14 +442,15 @@ def judge_rows(
     ``works_on_ann_label`` (the ANN's ASR interval lies above every label-judge level, the
     prototypes' included). Returns the report's chance entries: ``chance_empirical`` (label
     judge) and ``identification`` (the pool, the rule, its chance levels in both spaces)."""
-    chance = chance_levels(judge, truth, labels, index, batch, pool, seed)
-    iip = chance_levels(judge, truth, labels, index, batch, pool, seed, "pixel")
-    iip_features = chance_levels(judge, truth, labels, index, batch, pool, seed, "features")
+    base = baseline_scores(judge, truth, labels, index, batch, pool, seed)  # judged once, read per measure
+    chance, iip, iip_features = (_levels(judge, base, labels, m) for m in MEASURES)
     iip_floor = single_attack_floor(iip) if judge.pool is not None else None
+    guesses = _guesses(judge, truth, labels, index, batch, pool, seed, max((_ran(r["per_attack"]) for r in rows),
+                                                                            default=1))  # fmt: skip
     for r in rows:
-        r["chance_worst_case"] = row_floor(judge, truth, labels, index, batch, pool, seed, chance, r["per_attack"])
-        r["chance_worst_case_iip"] = row_floor(judge, truth, labels, index, batch, pool, seed, iip, r["per_attack"],
-                                               "pixel")  # fmt: skip
+        ran = _ran(r["per_attack"])
+        r["chance_worst_case"] = _floor(judge, chance, guesses, ran, "label")
+        r["chance_worst_case_iip"] = _floor(judge, iip, guesses, ran, "pixel")
         attack_verdicts(r["per_attack"], chance, iip_floor)
     if rows and rows[0].get("model") == "ann":
         ann = rows[0]["per_attack"]
