@@ -135,7 +135,8 @@ class Report:
     ----------
     dataset : the dataset's name
     attack : the recipe or suite that ran
-    batch_size : samples per victim update
+    batch_size : samples per victim update (None: an ``attack`` of captured updates of several
+        batch sizes, counted in ``raw["batch_sizes"]``)
     victims : victims attacked (an ``attack`` report states it per row: the first row's)
     rows : the rows in the report's order (``evaluate``: ``ann@float32``, ``snn@float32``, then
         each profile's SNN; ``attack``: one row)
@@ -152,7 +153,7 @@ class Report:
 
     dataset: str | None
     attack: str | None
-    batch_size: int
+    batch_size: int | None
     victims: int | None
     rows: tuple[Row, ...]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
@@ -167,7 +168,7 @@ class Report:
         return cls(
             dataset=data.get("dataset"),
             attack=data.get("attack"),
-            batch_size=int(data.get("batch_size", 1)),
+            batch_size=None if data.get("batch_size", 1) is None else int(data.get("batch_size", 1)),
             victims=None if victims is None else int(victims),
             rows=rows,
             raw=MappingProxyType(dict(data)),

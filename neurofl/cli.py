@@ -19,12 +19,13 @@ COMMANDS = {
     "datasets": "neurofl.commands.datasets:datasets",
     "evaluate": "neurofl.commands.evaluate:evaluate",
     "attack": "neurofl.commands.attack:attack",
-    "train": "neurofl.commands.deploy:train",
+    "train": "neurofl.commands.train:train",
     "export": "neurofl.commands.deploy:export",
     "verify": "neurofl.commands.deploy:verify",
     "import": "neurofl.commands.nir:import_",
     "fl": "neurofl.commands.fl:fl",
     "study": "neurofl.commands.study:study",
+    "privacy-utility": "neurofl.commands.privacy_utility:privacy_utility",
     "report": "neurofl.commands.report:report",
 }
 

@@ -176,7 +176,7 @@ class SpikeFormat:
 
     payload: Literal["binary", "graded", "count"]
     payload_bits: int = field(metadata=bounded(1, 32))
-    input_encoding: Literal["direct", "rate"]
+    input_encoding: Literal["direct", "rate", "regular"]  # regular: deterministic rate code (data/encoding.py)
     source: str
     input_max_per_step: int = field(default=1, metadata=bounded(1, (1 << MAX_COUNT_BITS) - 1))
     output_max_per_step: int = field(default=1, metadata=bounded(1, (1 << MAX_COUNT_BITS) - 1))
@@ -383,6 +383,11 @@ class HardwareProfile:
             raise ValueError(
                 "key 'spikes.payload' = 'count': SLAYER's CUBA neuron (neuron.decay = 'multiplier') emits one "
                 "event per step; several events per step need neuron.decay = 'shift'"
+            )
+        if shift and self.spikes.input_encoding == "regular":
+            raise ValueError(
+                f"key 'spikes.input_encoding' = 'regular': the deterministic rate code is modelled for SLAYER "
+                f"networks only (neuron.decay = 'multiplier'), not {decay}-decay chip networks"
             )
         if shift and not self.weights.quantized:
             raise ValueError(

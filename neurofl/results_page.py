@@ -102,7 +102,7 @@ def _section_evaluate(path: Path, results: Path) -> list[str]:
 
 
 def _section_privacy_utility(path: Path, results: Path) -> list[str]:
-    from neurofl.report import privacy_utility_markdown
+    from neurofl.pipelines.privacy_utility_render import privacy_utility_markdown
 
     data = _load(path)
     rows = data["results"]
@@ -123,6 +123,32 @@ def _headline(data: dict[str, Any]) -> list[str]:
         if len(text) <= 160:
             out.append(f"- {key}: {text}")
     return out
+
+
+def scale_table(data: dict[str, Any]) -> list[str]:
+    """``scripts/bench_scale.py``'s per-attack costs as a table: seconds per iteration per victim
+    and peak vs estimated working memory (MiB) at the largest measured chunk, the largest chunk of
+    a saved 16 under the budget (0: refused), and what the suite's settings need."""
+    out = ["| shape | row | batch | attack | s / iteration / victim | victims | peak MiB | estimate MiB | "
+           "chunk under budget | suite's settings: 1 / 16 victims (MiB) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for group in data.get("results", []):
+        for rec in group.get("records", []):
+            if not rec.get("applicable"):
+                continue
+            runs = rec.get("runs") or [{}]
+            last = runs[-1]
+            need = rec.get("estimate_full_settings_mib", {})
+            one = need.get("fixed", 0.0) + need.get("per_victim", 0.0)
+            needed = f"{_fmt(one, 0)} / {_fmt(need.get('chunk_16'), 0)}"
+            chunk = rec.get("largest_chunk_under_budget")
+            out.append(
+                f"| {rec['shape']} | {rec['row']} | {rec['batch']} | {rec['attack']} | "
+                f"{_fmt(last.get('seconds_per_iteration_per_victim'), 4)} | {last.get('victims', '–')} | "
+                f"{_fmt(last.get('peak_mib'), 0)} | {_fmt(last.get('estimate_mib'), 0)} | "
+                f"{chunk if chunk else 'refused'} | {needed} |"
+            )
+    return out if len(out) > 2 else []
 
 
 def render(results: Path) -> str:
@@ -156,7 +182,9 @@ def render(results: Path) -> str:
     if benches:
         lines += ["## Benchmarks", ""]
         for path in benches:
-            lines += [f"### `{path.name}`", "", *_headline(_load(path)), ""]
+            data = _load(path)
+            table = scale_table(data) if data.get("benchmark") == "bench_scale" else []
+            lines += [f"### `{path.name}`", "", *_headline(data), "", *table, ""]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"
 

@@ -1,7 +1,7 @@
 """Cost of DP-SGD's per-sample clipping per client-round, SNN and ANN, relative to no defense.
 
 One client-round = one client's local training and upload (``client_round`` for one client) on the
-shipped converging schedule (``configs/fl_digits_fedavg.toml``: FedAvg, 5 local steps of batch 16,
+shipped converging schedule (``fl_digits_fedavg``: FedAvg, 5 local steps of batch 16,
 loihi2 profile, digits). Both settings are timed in one process, interleaved, on the same threads.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_dp.py [--out results/bench_dp.json]

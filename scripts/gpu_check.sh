@@ -56,6 +56,13 @@ echo $? > "$WORK/neuron_scan_test.rc"
 echo $? > "$WORK/neuron_scan_bench.rc"
 set -e
 
+echo "== bench_scale.py --device cuda (attack costs at the CIFAR-100, DVS128 Gesture and LFW shapes)" >&2
+# peak CUDA memory per chunk against neurofl/runs/memory.py's estimate; a failure is recorded, the check goes on
+set +e
+"$PY" scripts/bench_scale.py --device cuda --out "$DEST/bench_scale_cuda.json" > "$DEST/bench_scale_cuda.log" 2>&1
+echo $? > "$WORK/bench_scale.rc"
+set -e
+
 VICTIMS="${GPU_CHECK_VICTIMS:-4}"
 for dev in cuda cpu; do
     echo "== neurofl evaluate --profile loihi2 --device $dev --victims $VICTIMS" >&2
@@ -104,6 +111,11 @@ result = {
         "bench_rc": int((work / "neuron_scan_bench.rc").read_text()),
         "bench": (json.loads((dest / "bench_neuron_scan_cuda.json").read_text())
                   if (dest / "bench_neuron_scan_cuda.json").exists() else None),
+    },
+    "bench_scale": {
+        "rc": int((work / "bench_scale.rc").read_text()),
+        "result": (json.loads((dest / "bench_scale_cuda.json").read_text())
+                   if (dest / "bench_scale_cuda.json").exists() else None),
     },
     "evaluate": {
         "command": f"neurofl evaluate --profile loihi2 --victims {victims} --device cuda|cpu",

@@ -140,7 +140,8 @@ class Features:
         self.proj = None
         if total > recipe.projection_dim:
             gen = torch.Generator().manual_seed(seed)
-            self.proj = torch.randn(total, recipe.projection_dim, generator=gen) / recipe.projection_dim**0.5
+            # scaled in place: one (total, dim) array at a time, not two (4 GB each for a 0.5M-weight model)
+            self.proj = torch.randn(total, recipe.projection_dim, generator=gen).div_(recipe.projection_dim**0.5)
         self.dim = (recipe.projection_dim if self.proj is not None else total) + 1
 
     def __call__(self, update: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -16,6 +16,7 @@ from neurofl.commands.common import (
     emit,
     iterations_option,
     json_option,
+    max_memory_option,
     progress,
     seed_option,
     stderr,
@@ -54,15 +55,20 @@ from neurofl.commands.common import (
               help="Write report.json, reconstructions.npz and reconstructions.png here; a rerun with the same "
                    "settings resumes (or reuses the finished run).")
 @device_option
+@max_memory_option
 @json_option
 def attack(
     recipe: str, model: str, profile: str | None, dataset: str | None, victims: int, batch_size: int, clients: int,
     local_steps: int, local_lr: float, arch: str, iterations: int | None, seed: int, updates: Path | None,
     data_dir: Path | None, out: Path | None, device: str, as_json: bool,
+    max_memory: int | None = None,
 ) -> None:
     """Invert shared updates with an attack recipe or suite; print ASR, PSNR, SSIM and label accuracy."""
     from neurofl.models.model_file import split_model_option
     from neurofl.pipelines.attack import AttackConfig, run_attack
+    from neurofl.runs.memory import set_budget
+
+    set_budget(max_memory)
 
     kind, checkpoint = split_model_option(model)
     check_not_input(out, {"--model": checkpoint, "--updates": updates})

@@ -130,6 +130,24 @@ device_option = click.option(
     help="Where tensors are computed: auto picks CUDA when it is available (neurofl/runs/device.py).",
 )
 
+def _max_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from neurofl.errors import UserError
+    from neurofl.runs.memory import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except UserError as e:
+        raise click.BadParameter(str(e).removeprefix("--max-memory "), ctx, param) from None
+
+
+max_memory_option = click.option(
+    "--max-memory", callback=_max_memory, default=None, metavar="SIZE",
+    help="Memory the attacks may allocate (4G, 512M): victims are attacked in chunks that fit, or the run is "
+         "refused naming what to lower [80% of the memory available at start] (neurofl/runs/memory.py).",
+)
+
 iterations_option = click.option(
     "--iterations", default=None, type=click.IntRange(1, 1_000_000),
     help="Override every gradient-matching recipe's iterations (quick runs).",
@@ -210,3 +228,15 @@ def check_out_file(out: Path, flag: str = "--out", companions: tuple[str, ...] =
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
             raise UserError(f"{flag} {path}: exists and is not a regular file")
     return out
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="Folder of on-disk datasets."
+)
+
+
+def splits_for(dataset: str, data_dir: Path | None, seed: int) -> Any:
+    """The four-way split (:func:`neurofl.data.split_dataset`) of dataset ``dataset`` under ``seed``."""
+    from neurofl.data import load_dataset, split_dataset
+
+    return split_dataset(load_dataset(dataset, data_dir), seed)

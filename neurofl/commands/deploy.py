@@ -1,4 +1,4 @@
-"""`neurofl train | export | verify`: train under a profile, export to NetX, verify in Lava fixed point."""
+"""`neurofl export | verify`: export a trained SNN to NetX (or NIR), verify it in Lava fixed point."""
 
 from __future__ import annotations
 
@@ -12,27 +12,16 @@ from neurofl.commands.common import (
     FiniteFloat,
     check_not_input,
     check_out_file,
-    device_option,
+    data_dir_option,
     emit,
     json_option,
-    progress,
     seed_option,
+    splits_for,
     stderr,
 )
 from neurofl.io.limits import MAX_TIME_STEPS  # a constants module: --help stays fast
 
-MAX_EPOCHS = 100_000
 MAX_SAMPLES = 1_000_000
-
-_data_dir = click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=None, help="Folder of on-disk datasets."
-)
-
-
-def _splits(dataset: str, data_dir: Path | None, seed: int):
-    from neurofl.data import load_dataset, split_dataset
-
-    return split_dataset(load_dataset(dataset, data_dir), seed)
 
 
 def _check_profile(requested: str | None, actual, what: str) -> None:
@@ -62,113 +51,6 @@ def _print_resources(res) -> None:
 
 
 @click.command()
-@click.option("--dataset", default="digits", show_default=True)
-@click.option("--model", "kind", type=click.Choice(["snn", "ann"]), default="snn", show_default=True)
-@click.option("--profile", "profile_name", default="loihi2", show_default=True, help="Profile name or TOML path.")
-@click.option(
-    "--arch",
-    "arch_name",
-    type=click.Choice(["auto", "mlp", "conv"]),
-    default="auto",
-    show_default=True,
-    help="auto: mlp for 8x8 images (digits), conv otherwise; NetX export takes mlp and conv SNNs.",
-)
-@click.option("--epochs", type=int, default=15, show_default=True)
-@seed_option()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Checkpoint file to write (.pt); OUT.resume holds per-epoch progress, so rerunning resumes.",
-)
-@_data_dir
-@device_option
-@json_option
-def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, device, as_json) -> None:
-    """Train a model under a hardware profile (quantization-aware for SNNs) and save a checkpoint.
-
-    Progress is saved after every epoch to OUT.resume; an interrupted run (Ctrl-C, SIGKILL) rerun
-    with the same options continues from its last finished epoch to the same final model.
-    """
-    from neurofl.errors import UserError
-    from neurofl.models import architecture_for
-    from neurofl.models.checkpoint import check_trainable, save_checkpoint
-    from neurofl.profiles import load_profile
-    from neurofl.runs.device import device_kind, resolve_device
-    from neurofl.train import train_model
-
-    if not 1 <= epochs <= MAX_EPOCHS:
-        raise UserError(f"--epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
-    dev = resolve_device(device)
-    check_out_file(out, companions=(".resume",))
-    profile = load_profile(profile_name)
-    splits = _splits(dataset, data_dir, seed)
-    chip_notes: list[str] = []
-    if kind == "snn" and profile.chip is not None:  # a chip network (Xylo, Speck, ...): pick one that fits, or refuse
-        from neurofl.models.chips.xylo_net import chip_architecture
-
-        splits, arch, chip_notes = chip_architecture(splits, profile, arch_name)
-    else:
-        arch = architecture_for(splits.clients.input_shape, splits.clients.classes, arch_name)
-    # what the checkpoint's loader would refuse is refused before the first epoch
-    check_trainable(arch, splits.clients, splits.test, f"dataset '{dataset}' under profile '{profile.name}'")
-    for note in chip_notes:
-        stderr.print(f"{profile.name}: {note}")
-    resume = out.with_name(out.name + ".resume")
-    with progress() as bar:
-        task = bar.add_task(f"train {kind}@{profile.name}", total=epochs)
-
-        def on_epoch(s) -> None:
-            bar.update(
-                task,
-                advance=1,
-                description=f"train {kind}@{profile.name} loss {s.loss:.3f} "
-                f"train {s.train_accuracy:.1%} test {s.test_accuracy:.1%}",
-            )
-
-        result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch, resume=resume,
-                             device=dev)  # fmt: skip
-    result.model.cpu()  # the checkpoint holds CPU tensors
-    if result.resumed_from:
-        stderr.print(f"resumed from {resume} after epoch {result.resumed_from}")
-    history = [dataclasses.asdict(h) for h in result.history]
-    header = save_checkpoint(
-        out,
-        result.model,
-        kind,
-        arch,
-        profile,
-        dataset,
-        result.accuracy,
-        extra={
-            "seed": seed,
-            "epochs": epochs,
-            "split": "train on clients, test on test",
-            "history": history,
-            **({"chip_fit": chip_notes} if chip_notes else {}),
-        },
-    )
-    resume.unlink(missing_ok=True)  # after the checkpoint is in place: a kill in between resumes to the same file
-    summary = {
-        "out": str(out),
-        "kind": kind,
-        "profile": profile.name,
-        "dataset": dataset,
-        "test_accuracy": result.accuracy,
-        "history": history,
-        "resumed_from": result.resumed_from,
-        "device": device_kind(dev),
-        "versions": header["versions"],
-        **({"chip_fit": chip_notes} if chip_notes else {}),
-    }
-    emit(
-        summary,
-        as_json,
-        lambda: click.echo(f"{kind}@{profile.name} on {dataset}: test accuracy {result.accuracy:.1%} -> {out}"),
-    )
-
-
-@click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (.net for NetX, .nir).")
 @click.option("--profile", "profile_name", default=None, help="Refuse unless the model was trained under this profile.")
@@ -176,9 +58,11 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, d
               help="netx: NetX HDF5 for Lava/Loihi; nir: a NIR graph for snnTorch, Norse, ... (docs/nir.md).")
 @click.option("--dt", type=FiniteFloat(), default=1e-4, show_default=True,
               help="--format nir: seconds per step written into the time constants (snnTorch reads 1e-4).")
-@_data_dir
+@click.option("--dataset", default=None,
+              help="Dataset of a model imported with --dataset none (its calibration inputs) [the header's].")
+@data_dir_option
 @json_option
-def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
+def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json, dataset=None) -> None:
     """Check a trained SNN fits its chip, then write it as a NetX HDF5 network (or a NIR graph)."""
     from neurofl.deploy.export import export_netx
     from neurofl.errors import UserError
@@ -208,14 +92,26 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
         return
     seed = header_seed(ck.header, f"{checkpoint} header")
     if ck.dataset in ("none", "?"):  # neurofl.models.model_file.NO_DATASET: `neurofl import --dataset none`
-        raise UserError(
-            f"{checkpoint}: names no dataset (imported with --dataset none), and the NetX export calibrates and "
-            "checks the model on its dataset's inputs; import it again with --dataset NAME, or export --format nir"
-        )
+        if dataset is None:
+            raise UserError(
+                f"{checkpoint}: names no dataset (imported with --dataset none), and the NetX export calibrates and "
+                "checks the model on its dataset's inputs; pass --dataset NAME, or export --format nir"
+            )
+        ck = dataclasses.replace(ck, dataset=dataset)
+    elif dataset is not None and dataset != ck.dataset:
+        raise UserError(f"--dataset {dataset}: {checkpoint} holds a model of dataset '{ck.dataset}' (omit --dataset)")
     try:
-        calib = torch.from_numpy(_splits(ck.dataset, data_dir, seed).clients.x)
+        calib = torch.from_numpy(splits_for(ck.dataset, data_dir, seed).clients.x)
     except UserError as e:  # the dataset the header names
         raise UserError(f"{checkpoint}: header dataset '{ck.dataset}': {e}"[:400]) from None
+    flat = type(ck.arch).__name__ == "Architecture" and calib[0].numel() == ck.arch.input_size
+    if flat and tuple(calib.shape[1:]) != tuple(ck.arch.input_shape):  # imported with a flat input of that width
+        from neurofl.models import build_model
+
+        arch = dataclasses.replace(ck.arch, input_shape=tuple(calib.shape[1:]))
+        model = build_model("snn", arch, ck.profile, seed=0)
+        model.load_state_dict(ck.model.state_dict())
+        ck = dataclasses.replace(ck, arch=arch, model=model.eval())
     if tuple(calib.shape[1:]) != tuple(ck.arch.input_shape):
         raise UserError(
             f"{checkpoint}: its dataset '{ck.dataset}' has inputs of shape {tuple(calib.shape[1:])}, the "
@@ -253,7 +149,7 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json) -> None:
 @click.option("--steps", type=click.IntRange(1, MAX_TIME_STEPS), default=None,
               help="Third-party NetX file: steps per sample [default: the file's tSample, else 16].")  # fmt: skip
 @seed_option(default=None, help="Split / rate-code seed (default: the one in the file).")
-@_data_dir
+@data_dir_option
 @json_option
 def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, data_dir, as_json) -> None:
     """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike.
@@ -286,7 +182,7 @@ def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, d
     nf = read_netx(netx_file)
     _check_profile(profile_name, nf.profile, str(netx_file))
     seed = header_seed(nf.header, f"{netx_file} header") if seed is None else seed
-    test = _splits(dataset, data_dir, seed).test
+    test = splits_for(dataset, data_dir, seed).test
     check_dataset(nf, test, samples)
 
     def notice() -> None:  # after every check, so a refused file prints only its error line
@@ -333,7 +229,7 @@ def _verify_foreign(path: Path, samples: int, input_name: str, steps, seed: int,
     if input_name == "random":
         x = random_inputs(net, samples, seed)
     else:
-        test = _splits(input_name, data_dir, seed).test
+        test = splits_for(input_name, data_dir, seed).test
         x = np.asarray(test.x[:samples])
     foreign_inputs(net, x, steps, seed)  # refuses inputs that do not fit, before Lava starts
     stderr.print(f"running {x.shape[0]} samples x {steps} steps in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")

@@ -15,6 +15,7 @@ from neurofl.commands.common import (
     emit,
     iterations_option,
     json_option,
+    max_memory_option,
     progress,
     seed_option,
 )
@@ -76,6 +77,7 @@ from neurofl.commands.common import (
               help="honest: the server attacks the updates of the global model it sent; malicious: it ships an "
                    "imprint module (attacks/imprint.toml, Robbing the Fed) and the run is reported apart.")
 @device_option
+@max_memory_option
 @json_option
 def evaluate(
     profile: str | None,
@@ -98,14 +100,23 @@ def evaluate(
     threat_model: str,
     device: str,
     as_json: bool,
+    max_memory: int | None = None,
 ) -> None:
     """One federated round; the server inverts each victim's (quantized) update; ANN vs SNN leakage."""
     from neurofl.pipelines.evaluate import EvaluateConfig, run_evaluate
     from neurofl.report import markdown
+    from neurofl.runs.memory import set_budget
+
+    set_budget(max_memory)  # forked row workers share it (neurofl/runs/rowpool.py)
 
     check_not_input(out, {"--model": model})
+    profiles = tuple(p.strip() for p in (profile or "").split(",") if p.strip())
+    if profile is not None and not profiles:
+        from neurofl.errors import UserError
+
+        raise UserError(f"--profile {profile!r}: names no profile (a name, a TOML path, a list or 'all')")
     cfg = EvaluateConfig(
-        profiles=tuple(p.strip() for p in (profile or "").split(",") if p.strip()),
+        profiles=profiles,
         dataset=dataset,
         attack=attack,
         clients=clients,

@@ -121,7 +121,8 @@ def _rounds_list(value: str | None) -> list[int] | None:
     "--config",
     "config_file",
     type=click.Path(path_type=Path),
-    help="TOML file of these settings (command-line options override it).",
+    help="TOML file of these settings, or a shipped schedule's name (fl_digits_fedavg, fl_digits_onestep); "
+    "command-line options override it.",
 )
 @click.option(
     "--cpus", type=int, default=2, show_default=True, help="flower: CPUs for Ray (one per running client)."
@@ -170,10 +171,13 @@ def fl(
     from neurofl.profiles import load_profile
     from neurofl.runs.device import device_kind, resolve_device
     from neurofl.runs.runfolder import RunFolder, check_out_dir
+    from neurofl.shipped import resolve_toml
 
     # Everything is validated before the first round (and before the progress bar shows), so a
     # refused run prints one line and leaves nothing under --out.
     settings["capture_rounds"] = _rounds_list(settings["capture_rounds"])  # type: ignore[arg-type]
+    if config_file is not None:
+        config_file = resolve_toml("fl_configs", config_file, "FL schedule")
     table = dict(read_toml(config_file)) if config_file else {}
     table.update({k: v for k, v in settings.items() if v is not None})
     cfg = fl_config(table, config_file or "command line")

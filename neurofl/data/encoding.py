@@ -28,10 +28,26 @@ def rate(x: torch.Tensor, steps: int, generator: torch.Generator | None = None) 
     return p + (spikes - p).detach()
 
 
+def regular(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Deterministic rate code: a pixel of intensity p emits ``floor((t + 1) p) - floor(t p)`` spikes
+    at step t, i.e. ``floor(p * steps)`` spikes evenly spaced, the same every time.
+
+    The gradient is straight-through, as :func:`rate`'s. x: (batch, *shape) in [0, 1] ->
+    (batch, prod(shape), steps) in {0, 1}.
+    """
+    p = direct(x, steps).clamp(0, 1)
+    t = torch.arange(steps + 1, dtype=p.dtype, device=p.device)
+    counts = torch.floor(p[..., :1] * t)  # (batch, inputs, steps + 1): spikes emitted before each step
+    spikes = counts[..., 1:] - counts[..., :-1]
+    return p + (spikes - p).detach()
+
+
 def encode(x: torch.Tensor, encoding: str, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Dispatch on the encoding name (``direct`` or ``rate``)."""
+    """Dispatch on the encoding name (``direct``, ``rate`` or ``regular``)."""
     if encoding == "direct":
         return direct(x, steps)
     if encoding == "rate":
         return rate(x, steps, generator)
+    if encoding == "regular":
+        return regular(x, steps)
     raise ValueError(f"unknown encoding {encoding!r}")

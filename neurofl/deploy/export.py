@@ -128,6 +128,8 @@ def check_fits(model: Any, x_calib: torch.Tensor, seed: int = 0) -> FitReport:
             )
     if profile.spikes.input_encoding == "direct" and profile.spikes.payload != "graded":
         raise UserError(f"profile '{name}': direct input encoding needs graded spikes")
+    if profile.spikes.input_encoding == "regular":  # the file's header and runner know direct and rate only
+        raise UserError(f"profile '{name}': the deterministic rate code (input_encoding = 'regular') is not exported")
     if profile.weights.scale != profile.neuron.threshold_scale:  # NetX: weights and vThMant in one unit
         raise UserError(
             f"profile '{name}': weights.scale = {profile.weights.scale} differs from neuron.threshold_scale = "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,12 +149,17 @@ def _choice(d: dict, key: str, choices: tuple[str, ...], path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _expected_shapes(kind: str, arch: Any) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of the model ``arch`` describes (they do not depend on the profile)."""
+def _expected_shapes(kind: str, arch: Any, profile_json: str | None = None) -> dict[str, tuple[int, ...]]:
+    """State-dict shapes of the model ``arch`` describes under the capture's profile (``profile_json``,
+    its ``profile_table`` as JSON; None: not recorded, float32's). A SLAYER network's do not depend
+    on the profile; a chip network's (Xylo, Speck, Akida, SpiNNaker2, TrueNorth) have other entries,
+    so the network the run trained is built, as the writer built it."""
     from neurofl.models import build_model
+    from neurofl.models.checkpoint import profile_from_dict
     from neurofl.profiles import load_profile
 
-    model = build_model(kind, arch, load_profile("float32"), seed=0)  # type: ignore[arg-type]
+    profile = load_profile("float32") if profile_json is None else profile_from_dict(json.loads(profile_json), "")
+    model = build_model(kind, arch, profile, seed=0)  # type: ignore[arg-type]
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
@@ -177,7 +183,8 @@ def _check_item(d: dict, path: Path) -> CapturedUpdate:
     arch = arch_from_dict(d["arch"], str(path))
     fields["arch"] = arch
     _check_provenance(d, fields, arch, path)
-    shapes = _expected_shapes(fields["model_kind"], arch)
+    table = fields["profile_table"]
+    shapes = _expected_shapes(fields["model_kind"], arch, None if table is None else json.dumps(table, sort_keys=True))
     state = check_state_dict(d["state_dict"], path, "state_dict")
     for name, shape in shapes.items():
         if name not in state or tuple(state[name].shape) != shape:
@@ -248,3 +255,25 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
             raise UserError(f"{path}: holds round {item.round} client {item.client}, not what its name says")
         items.append(item)
     return sorted(items, key=lambda c: (c.round, c.client))
+
+
+def capture_digest(dir: Path) -> str:
+    """SHA-256 of what an attack reads from a folder of captured updates: every field of every file
+    but ``run`` (the digest of the run's settings). Two runs whose servers received the same uploads
+    from the same global model get the same value, e.g. DP-FedAvg at any epsilon in round 1, whose
+    noise is added after the server has the clipped uploads."""
+    from neurofl.runs.identity import arrays_digest, table_digest
+
+    files = []
+    for path in sorted(Path(dir).glob("round*_*.pt")):
+        tensors, plain = {}, {}
+        for key, v in load_tensors_file(path, "captured update").items():
+            if isinstance(v, torch.Tensor):
+                tensors[key] = v
+            elif isinstance(v, dict) and any(isinstance(t, torch.Tensor) for t in v.values()):
+                tensors.update({f"{key}.{name}": t for name, t in v.items()})
+            elif key != "run":
+                plain[key] = v
+        names = sorted(tensors)
+        files.append([path.name, plain, names, arrays_digest(*(tensors[n].cpu().numpy() for n in names))])
+    return table_digest(files)

@@ -18,9 +18,10 @@ or under Flower's deployment engine (``flwr run`` with real SuperNodes); see doc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -359,8 +360,39 @@ def _connect_ray(address: str, init_args: dict[str, Any]) -> None:
     import ray
 
     path = os.pathsep.join([*sys.path, os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
-    try:
-        ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": path}}, **init_args)
-    except (ConnectionError, ValueError, RuntimeError) as err:
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    # Ray logs "Connecting to existing Ray cluster ..." at INFO, and its C++ client a warning per
+    # retry (~20 lines where something that is not Ray answers the probe): with a refusal, lines
+    # before our own. What it writes to stderr while connecting is held back, and shown on success.
+    quiet = {"logging_level": logging.WARNING, **init_args}
+    failed: Exception | None = None
+    with _stderr_held() as held:
+        try:
+            ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            failed = err
+    if failed is not None:
+        why = str(failed).strip().splitlines()[0] if str(failed).strip() else type(failed).__name__
         raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster there ({why})") from None
+    sys.stderr.write(held())
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[Callable[[], str]]:
+    """File descriptor 2 (Python's and C++'s writes alike) redirected to a temporary file for the
+    ``with`` block; yields a function that returns what was written."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    text = ""
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield lambda: text
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            text = log.read(1 << 20).decode("utf-8", "replace")

@@ -3,6 +3,16 @@
 The evaluation core that ``evaluate``, ``attack`` and the scripts share. :func:`attack_row` runs
 each applicable recipe on chunks of :data:`CHUNK` victims and keeps every finished chunk on disk
 (:class:`RowStore`), so an interrupted run resumes where it stopped and ends with the same numbers;
+:data:`CHUNK` is the resume granularity (the saved files ``chunk_<k>.npz`` hold victims ``16k`` to
+``16k + 15``, as before the memory budget existed, so older run folders resume). Within a saved
+chunk the victims are attacked in sub-chunks as large as the memory budget allows
+(:mod:`neurofl.runs.memory`: the largest whose estimate fits, at most :data:`CHUNK`), each
+with the seed of its first victim, so the sub-chunking draws the same numbers: reconstructions
+equal up to the rounding of batched float arithmetic (at most ~1e-7 per pixel measured on digits;
+identical where the budget holds the whole chunk, the default); recipes kept whole are listed in
+:func:`whole_chunk` (refused when the whole chunk does not fit). Before any attack runs, each
+recipe's estimate for one victim is checked against the budget (a one-line refusal naming what to
+lower);
 :func:`score_row` judges each recipe's reconstructions with the one scoring path
 (:mod:`neurofl.leakage.scoring`) and combines them per sample into the row's worst case.
 """
@@ -24,12 +34,23 @@ from neurofl.attacks.labels import recover_labels
 from neurofl.attacks.recipe import Recipe
 from neurofl.attacks.registry import prepare, run_recipe, why_not
 from neurofl.attacks.target import Target
+from neurofl.errors import UserError
 from neurofl.io.atomic import atomic_write_bytes
-from neurofl.leakage.scoring import Judge, SampleScores, label_accuracy, sample_scores, summary, worst_case
+from neurofl.leakage.scoring import (
+    Judge,
+    Samples,
+    SampleScores,
+    concat_scores,
+    label_hits,
+    sample_scores,
+    summary,
+    worst_case,
+)
+from neurofl.runs import memory
 from neurofl.runs.device import device_of
 from neurofl.runs.identity import config_identity, keyed
 
-CHUNK = 16  # victims attacked together; also the resume granularity
+CHUNK = 16  # victims per saved chunk (the resume granularity) and the most attacked together
 
 # (row label, recipe name, victims done, victims total)
 ProgressFn = Callable[[str, str, int, int], None]
@@ -129,23 +150,34 @@ def attack_row(
     true_labels: torch.Tensor,
     label: str = "",
     on_progress: ProgressFn | None = None,
+    max_memory: int | None = None,
 ) -> dict[str, RecipeResult]:
     """Run every recipe on every victim of ``target``, resuming from saved chunks.
 
     true_labels : (victims * batch,) used only by a recipe with ``labels = "known"`` (an oracle
     experiment); every other recipe gets the labels recovered from the updates. Victim ``v`` is
-    always attacked with seed ``seed + 1 + v`` (any chunking gives the same result). Labels go to
+    always attacked with seed ``seed + 1 + v`` (any chunking draws the same numbers; the module
+    docstring says how equal the results are). Labels go to
     the attacked model's device; the reconstructions come back to the CPU before they are saved.
+    max_memory : the working-memory budget in bytes (None: :func:`neurofl.runs.memory.budget`);
+    it sets the sub-chunk of victims attacked together (see the module docstring).
+
+    Raises
+    ------
+    UserError
+        Before any attack, when one victim of some recipe does not fit ``max_memory``.
     """
     out: dict[str, RecipeResult] = {}
     n, b = target.victims, target.batch
     dev = device_of(target.model)
     recovered: torch.Tensor | None = None
+    sizes = chunk_sizes(target, recipes, memory.budget() if max_memory is None else max_memory)
     for recipe in recipes:
         reason = why_not(target, recipe)
         if reason is not None:
             out[recipe.name] = RecipeResult(reason=reason)
             continue
+        size = sizes[recipe.name]
         label_source = getattr(recipe, "labels", None)  # an imprint recipe reads no labels
         if label_source == "known":
             labels = true_labels
@@ -164,16 +196,22 @@ def attack_row(
             done = store.load(path)
             if done is None:
                 t0 = time.perf_counter()
-                inv = run_recipe(
-                    target.chunk(start, stop), recipe, None if labels is None else labels[start * b : stop * b].to(dev),
-                    seed + 1 + start, cache=store.state_path(recipe),
-                )  # fmt: skip
-                done = {
-                    "images": inv.images.detach().cpu().numpy().astype(np.float32),
-                    "loss": inv.loss.detach().cpu().numpy().astype(np.float64),
-                    "labels": (inv.labels if inv.labels is not None else torch.empty(0)).cpu().numpy().astype(np.int64),
-                    "seconds": np.asarray(time.perf_counter() - t0 + (prepared if k == 0 else 0.0), np.float64),
-                }
+                parts = []
+                for lo in range(start, stop, size):  # sub-chunks under the memory budget
+                    hi = min(lo + size, stop)
+                    inv = run_recipe(
+                        target.chunk(lo, hi), recipe, None if labels is None else labels[lo * b : hi * b].to(dev),
+                        seed + 1 + lo, cache=store.state_path(recipe),
+                    )  # fmt: skip
+                    parts.append({
+                        "images": inv.images.detach().cpu().numpy().astype(np.float32),
+                        "loss": inv.loss.detach().cpu().numpy().astype(np.float64),
+                        "labels": (inv.labels if inv.labels is not None else torch.empty(0)).cpu().numpy()
+                        .astype(np.int64),
+                    })  # fmt: skip
+                    del inv
+                done = {key: np.concatenate([p[key] for p in parts]) for key in ("images", "loss", "labels")}
+                done["seconds"] = np.asarray(time.perf_counter() - t0 + (prepared if k == 0 else 0.0), np.float64)
                 store.save(path, done)
             chunks.append(done)
             if on_progress is not None:
@@ -188,6 +226,49 @@ def attack_row(
     return out
 
 
+def chunk_sizes(target: Target, recipes: list[Recipe], limit: int) -> dict[str, int]:
+    """Victims attacked together per applicable recipe: the largest sub-chunk (at most
+    :data:`CHUNK`) whose memory estimate fits ``limit`` bytes, or the whole chunk where
+    :func:`whole_chunk` says so. Checked for every recipe before any runs.
+
+    Raises
+    ------
+    UserError
+        One line naming the recipe and the settings to lower when one victim does not fit.
+    """
+    applicable = [r for r in recipes if why_not(target, r) is None]
+    if not applicable:
+        return {}
+    fp = memory.footprint(target.model, target.input_shape)
+    if any(getattr(r, "labels", None) == "idlg" for r in applicable):
+        need = memory.label_estimate(fp, target.batch)
+        if need > limit:
+            raise UserError(f"recovering the labels of a batch of {target.batch} needs about {memory.mib(need)}, "
+                            f"more than the memory budget of {memory.mib(limit)}; lower --batch-size or the "
+                            "profile's time steps, or raise --max-memory")  # fmt: skip
+    shared = memory.stochastic_encoding(target)
+    return {r.name: memory.chunk_size(target, r, limit, CHUNK, fp, fixed_chunk=whole_chunk(r, shared))
+            for r in applicable}  # fmt: skip
+
+
+def whole_chunk(recipe: Recipe, stochastic_encoding: bool) -> str | None:
+    """Why ``recipe`` is always attacked on the whole saved chunk (never sub-chunked), or None.
+
+    Learned inversion: its memory is the inverter's training (once per row, whatever the chunk)
+    and a few values per victim, so a smaller chunk saves nothing; kept whole, its batched
+    inference stays bit-identical to runs made before the budget. Gradient matching,
+    disaggregation and Cocktail Party on a model with a stochastic input encoding: they draw the
+    encoding from one generator per chunk, so another chunk would draw other spikes."""
+    from neurofl.attacks.recipe import LearnedInversionRecipe, RgapRecipe
+
+    if isinstance(recipe, LearnedInversionRecipe):
+        return "learned inversion's memory is its inverter's training, which a smaller chunk does not shrink"
+    if stochastic_encoding and not isinstance(recipe, RgapRecipe):
+        return ("the model's stochastic input encoding is drawn per chunk of victims, so the chunk cannot "
+                "shrink; --encoding direct avoids it")  # fmt: skip
+    return None
+
+
 def score_row(
     results: dict[str, RecipeResult],
     judge: Judge,
@@ -196,31 +277,64 @@ def score_row(
     index: np.ndarray,
     batch: int,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Judge each recipe and the per-sample worst case over those that ran, on victims of one batch
+    size: :func:`score_batches` with one group."""
+    return score_batches([(Samples(truth, labels, index, batch), results)], judge)
+
+
+def score_batches(
+    groups: list[tuple[Samples, dict[str, RecipeResult]]], judge: Judge
+) -> tuple[dict[str, Any], np.ndarray | None]:
     """Judge each recipe and the per-sample worst case over those that ran.
+
+    ``groups``: the recipes' results on the updates of each batch size, with the samples they are
+    scored against (reconstructions are paired with originals within batches of one size). Each
+    group is judged on its own (:func:`neurofl.leakage.scoring.sample_scores`), the per-sample
+    scores are concatenated in the groups' order, and every rate and interval is computed on the
+    concatenation by the one scoring path. A recipe that does not apply to one group does not
+    apply to the row (its reason names the group's batch size where there are several).
 
     Returns (the row's metrics with ``per_attack`` and ``best_attack`` (share of samples each
     attack was the best for), the worst case's reconstructions (None if no recipe applied))."""
+    samples = [g for g, _ in groups]
+    labels = np.concatenate([g.labels for g in samples])
+    victims = sum(len(g.labels) // g.batch for g in samples)
     per_attack: dict[str, Any] = {}
     scored: dict[str, SampleScores] = {}
-    for name, res in results.items():
-        if res.reason is not None:
-            per_attack[name] = {"applicable": False, "reason": res.reason}
+    for name in groups[0][1]:
+        parts = [(g, res[name]) for g, res in groups]
+        reason = next((_reason(g, r, len(groups)) for g, r in parts if r.reason is not None), None)
+        if reason is not None:
+            per_attack[name] = {"applicable": False, "reason": reason}
             continue
-        assert res.images is not None and res.loss is not None  # an applicable recipe returned both
-        s = sample_scores(judge, res.images, res.loss, truth, labels, index, batch)
+        s = concat_scores([_scores(judge, g, r) for g, r in parts])
         scored[name] = s
-        row = {"applicable": True, **summary(s, batch, judge), "seconds": res.seconds}
-        row["label_accuracy"] = label_accuracy(res.labels, labels, batch) if res.labels is not None else None
+        seconds = sum(r.seconds for _, r in parts)
+        row = {"applicable": True, **summary(s, 1, judge), "victims": victims, "seconds": seconds}
+        hits = [label_hits(r.labels, g.labels, g.batch) for g, r in parts if r.labels is not None]
+        row["label_accuracy"] = sum(hits) / len(labels) if len(hits) == len(parts) else None
         per_attack[name] = row
     if not scored:
         empty = {"asr": None, "asr_ci95": [None, None], "psnr": None, "ssim": None, "mse": None, "l2": None}
-        return {**empty, "victims": len(labels) // batch, "samples": len(labels), "per_attack": per_attack,
+        return {**empty, "victims": victims, "samples": len(labels), "per_attack": per_attack,
                 "best_attack": {}, "label_accuracy": None}, None  # fmt: skip
     combined, pick = worst_case(scored, judge.events)
     names = list(scored)
-    row = summary(combined, batch, judge)
+    row = {**summary(combined, 1, judge), "victims": victims}
     accs = [v["label_accuracy"] for v in per_attack.values() if v.get("label_accuracy") is not None]
     row["label_accuracy"] = max(accs) if accs else None
     row["best_attack"] = {names[i]: float(np.mean(pick == i)) for i in range(len(names))}
     row["per_attack"] = per_attack
     return row, combined.images
+
+
+def _reason(group: Samples, result: RecipeResult, groups: int) -> str | None:
+    """Why a recipe does not apply to a row, naming the batch size where the row has several."""
+    if result.reason is None or groups == 1:
+        return result.reason
+    return f"batch {group.batch}: {result.reason}"
+
+
+def _scores(judge: Judge, group: Samples, result: RecipeResult) -> SampleScores:
+    assert result.images is not None and result.loss is not None  # an applicable recipe returned both
+    return sample_scores(judge, result.images, result.loss, group.truth, group.labels, group.index, group.batch)

@@ -18,7 +18,7 @@ judges, and :func:`attack_verdicts` marks which attacks identify samples and whi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -126,6 +126,30 @@ class SampleScores:
     identified_features: np.ndarray
 
 
+def concat_scores(parts: list[SampleScores]) -> SampleScores:
+    """Per-sample scores of disjoint sample sets, one after another (e.g. updates of several batch
+    sizes, each paired within its own batches): every rate over the result is the sample-weighted
+    mean of the parts' rates."""
+    if len(parts) == 1:
+        return parts[0]
+    return SampleScores(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(SampleScores)})
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Private samples scored together: the originals of updates of one batch size.
+
+    truth : (n, ...) the samples; labels : (n,) their labels; index : (n,) their rows in the clients'
+    split (-1 where unknown, e.g. captured updates); batch : samples per update (reconstructions are
+    paired with originals within each batch)
+    """
+
+    truth: np.ndarray
+    labels: np.ndarray
+    index: np.ndarray
+    batch: int
+
+
 def sample_scores(
     judge: Judge,
     images: np.ndarray,
@@ -165,12 +189,17 @@ def sample_scores(
 
 def label_accuracy(recovered: np.ndarray, true: np.ndarray, batch: int) -> float:
     """Share of true labels recovered; within a batch labels are a multiset (order is not shared)."""
+    return label_hits(recovered, true, batch) / len(true)
+
+
+def label_hits(recovered: np.ndarray, true: np.ndarray, batch: int) -> int:
+    """How many true labels were recovered (:func:`label_accuracy`'s count)."""
     hits = 0
     for r, t in zip(recovered.reshape(-1, batch), true.reshape(-1, batch), strict=True):
         rv, tv = np.unique(r, return_counts=True), np.unique(t, return_counts=True)
         common = dict(zip(*rv, strict=True))
         hits += sum(min(c, common.get(lab, 0)) for lab, c in zip(*tv, strict=True))
-    return hits / len(true)
+    return int(hits)
 
 
 def summary(s: SampleScores, batch: int, judge: Judge) -> dict[str, Any]:
@@ -242,16 +271,8 @@ def _measure(s: SampleScores, measure: str) -> np.ndarray:
     return {"label": s.hit, "pixel": s.identified, "features": s.identified_features}[measure]
 
 
-def baseline_scores(
-    judge: Judge,
-    truth: np.ndarray,
-    labels: np.ndarray,
-    index: np.ndarray,
-    batch: int,
-    pool: np.ndarray,
-    seed: int,
-) -> dict[str, SampleScores]:
-    """Trivial reconstructions through the same pairing and both judges: the honest floors.
+def baseline_scores(judge: Judge, samples: Samples, pool: np.ndarray, seed: int) -> dict[str, SampleScores]:
+    """Trivial reconstructions of ``samples`` through the same pairing and both judges: the honest floors.
 
     ``batch_mean``: every sample of a batch is given its batch's mean input (absent at batch 1,
     where that mean is the sample itself); ``random_images``: each sample a random input from
@@ -259,13 +280,13 @@ def baseline_scores(
     the sample's true label (what an attack that recovers the label and draws a prototype gives);
     ``label_image``: a random auxiliary image of the sample's true label. A label missing from the
     auxiliary data gives a failed (NaN) baseline for that sample."""
+    truth, labels, batch = samples.truth, samples.labels, samples.batch
     n = len(truth)
-    zero = np.zeros(n // batch)
     out: dict[str, SampleScores] = {}
     if batch > 1:
         mean = truth.reshape(n // batch, batch, -1).mean(1, keepdims=True).repeat(batch, 1).reshape(truth.shape)
-        out["batch_mean"] = sample_scores(judge, mean, zero, truth, labels, index, batch)
-    out["random_images"] = _random_guess(judge, truth, labels, index, batch, pool, np.random.default_rng(seed))
+        out["batch_mean"] = _scored(judge, mean, samples)
+    out["random_images"] = _random_guess(judge, samples, pool, np.random.default_rng(seed))
     if judge.auxiliary is not None:
         ax, ay = judge.auxiliary
         proto, pick = np.full(truth.shape, np.nan, np.float64), np.full(truth.shape, np.nan, np.float64)
@@ -275,31 +296,27 @@ def baseline_scores(
             if len(have):
                 proto[mine] = ax[have].mean(0)
                 pick[mine] = ax[have[rng.integers(0, len(have), len(mine))]]
-        out["class_mean"] = sample_scores(judge, proto, zero, truth, labels, index, batch)
-        out["label_image"] = sample_scores(judge, pick, zero, truth, labels, index, batch)
+        out["class_mean"] = _scored(judge, proto, samples)
+        out["label_image"] = _scored(judge, pick, samples)
     return out
 
 
-def _random_guess(
-    judge: Judge, truth: np.ndarray, labels: np.ndarray, index: np.ndarray, batch: int, pool: np.ndarray,
-    rng: np.random.Generator,
-) -> SampleScores:  # fmt: skip
-    n = len(truth)
-    rec = pool[rng.integers(0, len(pool), n)] if len(pool) else np.full_like(truth, np.nan)
-    return sample_scores(judge, rec, np.zeros(n // batch), truth, labels, index, batch)
+def _scored(judge: Judge, rec: np.ndarray, samples: Samples) -> SampleScores:
+    """A trivial reconstruction of ``samples`` (no victim diverged) paired and judged."""
+    zero = np.zeros(len(samples.truth) // samples.batch)
+    return sample_scores(judge, rec, zero, samples.truth, samples.labels, samples.index, samples.batch)
+
+
+def _random_guess(judge: Judge, samples: Samples, pool: np.ndarray, rng: np.random.Generator) -> SampleScores:
+    n = len(samples.truth)
+    rec = pool[rng.integers(0, len(pool), n)] if len(pool) else np.full_like(samples.truth, np.nan)
+    return _scored(judge, rec, samples)
 
 
 def chance_levels(
-    judge: Judge,
-    truth: np.ndarray,
-    labels: np.ndarray,
-    index: np.ndarray,
-    batch: int,
-    pool: np.ndarray,
-    seed: int,
-    measure: str = "label",
+    judge: Judge, samples: Samples, pool: np.ndarray, seed: int, measure: str = "label"
 ) -> dict[str, float | None]:
-    """What trivial reconstructions score (:func:`baseline_scores`) under one ``measure``
+    """What trivial reconstructions of ``samples`` score (:func:`baseline_scores`) under one ``measure``
     (:data:`MEASURES`): the honest floor at batch > 1, where best assignment lets any guess pick
     its closest originals, and against prototypes, which pass the label judge.
 
@@ -307,7 +324,7 @@ def chance_levels(
     mean of 1/(distinct images of the sample's label in the pool)). ``batch_mean`` is None at batch 1.
     Identification without a pool: every level None. A worst case over several attacks has its
     own floor: :func:`worst_case_chance`."""
-    return _levels(judge, baseline_scores(judge, truth, labels, index, batch, pool, seed), labels, measure)
+    return _levels(judge, baseline_scores(judge, samples, pool, seed), samples.labels, measure)
 
 
 def _levels(judge: Judge, base: dict[str, SampleScores], labels: np.ndarray, measure: str) -> dict[str, float | None]:
@@ -325,32 +342,21 @@ def _levels(judge: Judge, base: dict[str, SampleScores], labels: np.ndarray, mea
 
 
 def worst_case_chance(
-    judge: Judge,
-    truth: np.ndarray,
-    labels: np.ndarray,
-    index: np.ndarray,
-    batch: int,
-    pool: np.ndarray,
-    seed: int,
-    attacks: int,
-    measure: str = "label",
+    judge: Judge, samples: Samples, pool: np.ndarray, seed: int, attacks: int, measure: str = "label"
 ) -> float | None:
-    """The floor of a worst case over ``attacks`` attacks: each sample gets that many independent
+    """The floor of a worst case over ``attacks`` attacks: each of ``samples`` gets that many independent
     random inputs from ``pool`` (paired and judged like a reconstruction) and counts if any is
     recognized (``measure``), as the worst case counts a sample any of its attacks recovered.
     ``attacks = 1`` is :func:`chance_levels`' ``random_images`` (the same draws). None for
     identification without a pool."""
-    return _union(judge, _guesses(judge, truth, labels, index, batch, pool, seed, attacks), attacks, measure)
+    return _union(judge, _guesses(judge, samples, pool, seed, attacks), attacks, measure)
 
 
-def _guesses(
-    judge: Judge, truth: np.ndarray, labels: np.ndarray, index: np.ndarray, batch: int, pool: np.ndarray, seed: int,
-    attacks: int,
-) -> list[SampleScores]:  # fmt: skip
+def _guesses(judge: Judge, samples: Samples, pool: np.ndarray, seed: int, attacks: int) -> list[SampleScores]:
     """``attacks`` rounds of random guesses from ``pool``, in :func:`worst_case_chance`'s order of
     draws (its first ``k`` rounds are the floor of ``k`` attacks)."""
     rng = np.random.default_rng(seed)
-    return [_random_guess(judge, truth, labels, index, batch, pool, rng) for _ in range(attacks)]
+    return [_random_guess(judge, samples, pool, rng) for _ in range(attacks)]
 
 
 def _union(judge: Judge, guesses: list[SampleScores], attacks: int, measure: str) -> float | None:
@@ -366,25 +372,6 @@ def _union(judge: Judge, guesses: list[SampleScores], attacks: int, measure: str
 def single_attack_floor(chance: dict[str, float | None]) -> float:
     """The highest chance level one attack must beat (every level of :func:`chance_levels`)."""
     return max(v for v in chance.values() if v is not None)
-
-
-def row_floor(
-    judge: Judge,
-    truth: np.ndarray,
-    labels: np.ndarray,
-    index: np.ndarray,
-    batch: int,
-    pool: np.ndarray,
-    seed: int,
-    chance: dict[str, float | None],
-    per_attack: dict[str, dict],
-    measure: str = "label",
-) -> float | None:
-    """A report row's worst-case floor under ``measure`` (``chance_worst_case``, ``..._iip``): the
-    single-attack floor or the union of as many random guesses as the row ran attacks
-    (:func:`worst_case_chance`), the higher. None for identification without a pool."""
-    ran = _ran(per_attack)
-    return _floor(judge, chance, _guesses(judge, truth, labels, index, batch, pool, seed, ran), ran, measure)
 
 
 def _ran(per_attack: dict[str, dict]) -> int:
@@ -432,8 +419,22 @@ def judge_rows(
     seed: int,
     rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """Every floor and verdict mark of a report's rows on victims of one batch size:
+    :func:`judge_batches` with one group."""
+    return judge_batches(judge, [Samples(truth, labels, index, batch)], pool, seed, rows)
+
+
+def judge_batches(
+    judge: Judge, groups: list[Samples], pool: np.ndarray, seed: int, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Every floor and verdict mark of a report's rows, the one way ``evaluate``, ``attack`` and the
-    scripts put them (``pool``: the attacker's auxiliary private inputs, for the random guesses).
+    privacy-utility grid put them (``pool``: the attacker's auxiliary private inputs, for the random
+    guesses; ``groups``: the rows' samples, one group per batch size, in the rows' order).
+
+    Each group's baselines and random guesses are drawn and judged as on that group alone (the same
+    ``seed``); every level is then a share over the samples of all groups, i.e. the groups' levels
+    weighted by their samples (a level a group lacks, ``batch_mean`` at batch 1, over the groups
+    that have it).
 
     Each row gains ``chance_worst_case`` (label judge) and ``chance_worst_case_iip``
     (identification, pixel space); each applicable attack the marks of :func:`attack_verdicts`;
@@ -442,11 +443,12 @@ def judge_rows(
     ``works_on_ann_label`` (the ANN's ASR interval lies above every label-judge level, the
     prototypes' included). Returns the report's chance entries: ``chance_empirical`` (label
     judge) and ``identification`` (the pool, the rule, its chance levels in both spaces)."""
-    base = baseline_scores(judge, truth, labels, index, batch, pool, seed)  # judged once, read per measure
+    base = _batch_baselines(judge, groups, pool, seed)  # judged once, read per measure
+    labels = np.concatenate([g.labels for g in groups])
     chance, iip, iip_features = (_levels(judge, base, labels, m) for m in MEASURES)
     iip_floor = single_attack_floor(iip) if judge.pool is not None else None
-    guesses = _guesses(judge, truth, labels, index, batch, pool, seed, max((_ran(r["per_attack"]) for r in rows),
-                                                                            default=1))  # fmt: skip
+    most = max((_ran(r["per_attack"]) for r in rows), default=1)
+    guesses = _batch_guesses(judge, groups, pool, seed, most)
     for r in rows:
         ran = _ran(r["per_attack"])
         r["chance_worst_case"] = _floor(judge, chance, guesses, ran, "label")
@@ -470,6 +472,21 @@ def judge_rows(
             "floor": iip_floor,
         },
     }
+
+
+def _batch_baselines(judge: Judge, groups: list[Samples], pool: np.ndarray, seed: int) -> dict[str, SampleScores]:
+    """:func:`baseline_scores` of each group, concatenated per baseline over the groups that have it."""
+    per = [baseline_scores(judge, g, pool, seed) for g in groups]
+    names = list(dict.fromkeys(name for b in per for name in b))
+    return {name: concat_scores([b[name] for b in per if name in b]) for name in names}
+
+
+def _batch_guesses(
+    judge: Judge, groups: list[Samples], pool: np.ndarray, seed: int, attacks: int
+) -> list[SampleScores]:
+    """:func:`_guesses` of each group, each round concatenated over the groups."""
+    per = [_guesses(judge, g, pool, seed, attacks) for g in groups]
+    return [concat_scores(list(rounds)) for rounds in zip(*per, strict=True)]
 
 
 IDENTIFICATION_RULE = (

@@ -207,6 +207,76 @@ def check_trainable(arch: Any, train: Any, test: Any, where: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Header:
+    """A checkpoint header, validated (:func:`check_header`)."""
+
+    kind: ModelKind
+    arch: Any
+    profile: HardwareProfile
+    dataset: str
+    accuracy: float | None
+    seed: int
+
+
+def _numbers(profile: HardwareProfile) -> Any:
+    """The profile's content without its texts (name, description, sources): what the chip computes."""
+
+    def strip(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if k not in ("name", "description", "source")}
+        return obj
+
+    return strip(dataclasses.asdict(profile))
+
+
+def label_by_content(profile: HardwareProfile) -> HardwareProfile:
+    """``profile`` as a file recorded it, named by its content where its name is a shipped profile's
+    but its numbers are not: ``NAME~DIGEST`` (the first 8 hex digits of its numbers' digest), so no
+    row, report or later header shows it as the shipped chip (as ``evaluate`` tells apart two
+    profiles of one name). A shipped name with the shipped numbers, or any other name, is kept."""
+    from neurofl.profiles import load_profile, shipped_profiles
+    from neurofl.runs.identity import table_digest
+
+    if profile.name not in shipped_profiles() or _numbers(load_profile(profile.name)) == _numbers(profile):
+        return profile
+    return dataclasses.replace(profile, name=f"{profile.name}~{table_digest(_numbers(profile))[:8]}")
+
+
+def check_header(header: Any, where: str) -> Header:
+    """Validate a checkpoint header: the one check :func:`save_checkpoint` runs before writing and
+    :func:`load_checkpoint` runs after reading, so nothing is written that the loader refuses.
+
+    Checked: the format, the kind (``snn`` or ``ann``), the architecture (:func:`arch_from_dict`:
+    ranges, 2 or more classes, at most :data:`MAX_PARAMETERS` weights), the profile (every key
+    and range; relabelled by content: :func:`label_by_content`), the dataset (a string), the test
+    accuracy (None or a number in [0, 1]: NaN is refused) and the seed.
+
+    Raises
+    ------
+    UserError
+        One line naming ``where`` and the key at fault.
+    """
+    if not isinstance(header, dict):
+        raise UserError(f"{where}: checkpoint header must be a JSON object")
+    if header.get("format") != FORMAT:
+        raise UserError(f"{where}: unsupported checkpoint format {header.get('format')!r} (expected {FORMAT})"[:300])
+    kind = header.get("kind")
+    if kind not in ("snn", "ann"):
+        raise UserError(f"{where}: header kind must be 'snn' or 'ann', got {kind!r}"[:300])
+    for key in ("architecture", "profile"):
+        if key not in header:
+            raise UserError(f"{where}: checkpoint header lacks '{key}'")
+    arch = arch_from_dict(header["architecture"], f"{where} header")
+    profile = label_by_content(profile_from_dict(header["profile"], f"{where} header"))
+    dataset = header.get("dataset", "?")
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise UserError(f"{where}: header dataset must be a dataset name, got {dataset!r}"[:300])
+    accuracy = check_accuracy(header.get("accuracy"), where)
+    seed = header_seed(header, f"{where} header")
+    return Header(kind, arch, profile, dataset, accuracy, seed)
+
+
 def save_checkpoint(
     path: Path,
     model: torch.nn.Module,
@@ -219,13 +289,16 @@ def save_checkpoint(
 ) -> dict[str, Any]:
     """Write ``model`` and its header to ``path`` atomically; return the header.
 
-    The header is checked as :func:`load_checkpoint` checks it (architecture, accuracy, seed), so
-    nothing is written that the loader would refuse.
+    The header is checked by :func:`check_header`, as :func:`load_checkpoint` checks it, on its
+    JSON text (what the file will hold: a NaN accuracy is refused here, not by a later reader);
+    a profile named as a shipped one but holding other numbers is recorded under its content
+    label (:func:`label_by_content`).
+
+    Raises
+    ------
+    UserError
+        The header would not load (nothing is written).
     """
-    arch_from_dict(arch_to_dict(arch), f"{path}: architecture")
-    check_accuracy(accuracy, str(path))
-    if extra is not None and "seed" in extra:
-        header_seed(extra, f"{path} header")
     header = {
         "format": FORMAT,
         "kind": kind,
@@ -236,6 +309,8 @@ def save_checkpoint(
         "versions": versions(),
         **(extra or {}),
     }
+    checked = check_header(json.loads(json.dumps(header)), str(path))
+    header["profile"] = profile_to_dict(checked.profile)
     payload = {"header": json.dumps(header), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
     return header
@@ -257,7 +332,8 @@ def load_checkpoint(
     Raises
     ------
     UserError
-        Missing or unreadable file, not a neurofl checkpoint, or a header that does not match.
+        Missing or unreadable file, not a neurofl checkpoint, or a header that does not match
+        (:func:`check_header`, the check :func:`save_checkpoint` ran).
     """
     path = Path(path)
     payload = load_tensors_file(path, "checkpoint")
@@ -269,41 +345,24 @@ def load_checkpoint(
         header = json.loads(payload["header"])
     except (json.JSONDecodeError, RecursionError) as e:
         raise UserError(f"{path}: malformed checkpoint header ({type(e).__name__})") from None
-    if not isinstance(header, dict):
-        raise UserError(f"{path}: checkpoint header must be a JSON object")
-    if header.get("format") != FORMAT:
-        raise UserError(f"{path}: unsupported checkpoint format {header.get('format')!r} (expected {FORMAT})"[:300])
-    got_kind = header.get("kind")
-    if got_kind not in ("snn", "ann"):
-        raise UserError(f"{path}: header kind must be 'snn' or 'ann', got {got_kind!r}"[:300])
-    for key in ("architecture", "profile"):
-        if key not in header:
-            raise UserError(f"{path}: checkpoint header lacks '{key}'")
-    got_arch = arch_from_dict(header["architecture"], f"{path} header")
-    got_profile = profile_from_dict(header["profile"], f"{path} header")
+    h = check_header(header, str(path))
     state = check_state_dict(payload["state_dict"], path)
-    if kind is not None and got_kind != kind:
-        raise UserError(f"{path}: checkpoint holds a '{got_kind}' model, not '{kind}'")
-    if profile is not None and got_profile != profile:
+    if kind is not None and h.kind != kind:
+        raise UserError(f"{path}: checkpoint holds a '{h.kind}' model, not '{kind}'")
+    if profile is not None and h.profile != profile:
         raise UserError(
-            f"{path}: checkpoint was trained under profile '{got_profile.name}', which differs from the requested "
+            f"{path}: checkpoint was trained under profile '{h.profile.name}', which differs from the requested "
             f"profile '{profile.name}'"
         )
-    if arch is not None and got_arch != arch:
-        raise UserError(f"{path}: checkpoint architecture {got_arch.widths} does not match the requested {arch.widths}")
+    if arch is not None and h.arch != arch:
+        raise UserError(f"{path}: checkpoint architecture {h.arch.widths} does not match the requested {arch.widths}")
     try:
-        model = build_model(got_kind, got_arch, got_profile, seed=0)
+        model = build_model(h.kind, h.arch, h.profile, seed=0)
     except UserError as e:  # e.g. a profile SLAYER's neurons cannot run: the file is at fault
         raise UserError(f"{path}: {e}") from None
     load_state(model, state, path)
     model.eval()
-    dataset = header.get("dataset", "?")
-    accuracy = header.get("accuracy")
-    if not isinstance(dataset, str):
-        raise UserError(f"{path}: header dataset must be a string, got {dataset!r}"[:300])
-    accuracy = check_accuracy(accuracy, str(path))
-    header_seed(header, f"{path} header")
-    return Checkpoint(model, got_kind, got_arch, got_profile, dataset, accuracy, header)
+    return Checkpoint(model, h.kind, h.arch, h.profile, h.dataset, h.accuracy, header)
 
 
 def load_tensors_file(path: Path, what: str) -> Any:

@@ -4,7 +4,11 @@ Fresh updates come from the same victims and the same update computation as ``ev
 (:mod:`neurofl.leakage.victims`); captured ones from a federated run (``neurofl fl --capture-rounds``),
 each group (round, device profile, client settings) attacked on its own global model. Either way
 the attack runs and is scored on the evaluation core (:mod:`neurofl.leakage.rows`, :mod:`neurofl.leakage.scoring`),
-with chunks kept under ``--out`` so a rerun resumes.
+with chunks kept under ``--out`` so a rerun resumes. Captures of several batch sizes (DP-SGD's
+Poisson sampling) make one report: each size is paired and judged on its own, the per-sample
+scores are concatenated (smallest size first) and every rate, interval and chance level is taken
+over the concatenation (:func:`neurofl.leakage.rows.score_batches`,
+:func:`neurofl.leakage.scoring.judge_batches`).
 
 Fresh updates are computed on a model built from the seed, or on a checkpoint's model as it is
 (``checkpoint``, :mod:`neurofl.models.model_file`: its kind, topology and profile; the run's identity holds
@@ -25,13 +29,13 @@ import numpy as np
 import torch
 
 from neurofl import __version__
-from neurofl.attacks.recipe import check_auxiliary, load_attack
+from neurofl.attacks.recipe import Recipe, check_auxiliary, load_attack
 from neurofl.attacks.target import Target
 from neurofl.data import load_dataset, split_dataset
 from neurofl.errors import UserError
 from neurofl.io.atomic import atomic_write_bytes
-from neurofl.leakage.rows import ProgressFn, RecipeResult, RowStore, attack_row, score_row
-from neurofl.leakage.scoring import judge_for, judge_rows
+from neurofl.leakage.rows import ProgressFn, RecipeResult, RowStore, attack_row, score_batches
+from neurofl.leakage.scoring import Samples, judge_batches, judge_for
 from neurofl.leakage.victims import Victims, draw_victims, shared_updates
 from neurofl.models import architecture_for, build_model
 from neurofl.models.arch import ModelKind
@@ -174,6 +178,26 @@ def _concat(parts: list[dict[str, RecipeResult]]) -> dict[str, RecipeResult]:
     return out
 
 
+def attack_by_batch(
+    groups: list[Group], recipes: list[Recipe], run: RunFolder, seed: int, on_progress: ProgressFn | None = None
+) -> list[tuple[Samples, dict[str, RecipeResult]]]:
+    """Every recipe on every group (chunks kept under ``run``'s ``rows/<group key>``), the results
+    joined per batch size in ascending order (the groups' order within a size), each with the
+    private samples it is scored against (on the CPU)."""
+    sizes: dict[int, list[tuple[Group, dict[str, RecipeResult]]]] = {}
+    for g in groups:
+        store = RowStore(run.path("rows", g.key))
+        done = attack_row(g.target, recipes, store, seed, g.victims.y, g.key, on_progress)
+        sizes.setdefault(g.target.batch, []).append((g, done))
+    out = []
+    for batch, parts in sorted(sizes.items()):
+        vs = [g.victims for g, _ in parts]
+        samples = Samples(torch.cat([v.x for v in vs]).numpy(), torch.cat([v.y for v in vs]).numpy(),
+                          np.concatenate([v.index for v in vs]), batch)  # fmt: skip
+        out.append((samples, _concat([r for _, r in parts])))
+    return out
+
+
 def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the attack and, with ``out``, write config.json, report.json, reconstructions.npz/.png.
 
@@ -212,12 +236,6 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
         groups = captured_groups(cfg, caps, ds, splits, dev)
     else:
         groups = [fresh_group(cfg, ds, splits, mf, dev)]
-    sizes = sorted({g.target.batch for g in groups})
-    if len(sizes) > 1:  # reconstructions are paired with originals within batches of one size
-        raise UserError(
-            f"{cfg.updates}: captured updates of different batch sizes {sizes} (e.g. DP-SGD's Poisson sampling); "
-            "attack each size's files from a folder of their own"
-        )
     fp = {
         "neurofl_version": __version__,
         **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()
@@ -236,18 +254,13 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
             if report_path.is_file():
                 return json.loads(report_path.read_text())
             judge = judge_for(ds, splits, split_seed)
-            parts = []
-            for g in groups:
-                store = RowStore(run.path("rows", g.key))
-                parts.append(attack_row(g.target, recipes, store, cfg.seed, g.victims.y, g.key, on_progress))
-            x = torch.cat([g.victims.x for g in groups]).numpy()
-            y = torch.cat([g.victims.y for g in groups]).numpy()
-            index = np.concatenate([g.victims.index for g in groups])
-            batch = groups[0].target.batch
-            row, rec = score_row(_concat(parts), judge, x, y, index, batch)
+            by_size = attack_by_batch(groups, recipes, run, cfg.seed, on_progress)
+            x = np.concatenate([s.truth for s, _ in by_size])
+            row, rec = score_batches(by_size, judge)
             first = groups[0].target
             row = {"model": first.kind, "profile": first.profile.name, **row}
-            chances = judge_rows(judge, x, y, index, batch, splits.auxiliary.private().x, cfg.seed, [row])
+            sizes = [s.batch for s, _ in by_size]
+            chances = judge_batches(judge, [s for s, _ in by_size], splits.auxiliary.private().x, cfg.seed, [row])
             report = {
                 "neurofl_version": __version__,
                 "dataset": cfg.dataset,
@@ -255,7 +268,8 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "recipes": [r.name for r in recipes],
                 "profile": first.profile.name,
                 "seed": cfg.seed,
-                "batch_size": batch,
+                "batch_size": sizes[0] if len(sizes) == 1 else None,  # None: several, in batch_sizes
+                "batch_sizes": {str(s.batch): len(s.labels) for s, _ in by_size},  # samples per batch size
                 "local_steps": cfg.local_steps if cfg.updates is None else first.local_steps,
                 "updates": str(cfg.updates) if cfg.updates else None,
                 "model_file": {"path": str(cfg.checkpoint), **mf.identity()} if mf is not None else None,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from neurofl import __version__
+from neurofl.ablation import Ablation, NotApplicable
 from neurofl.attacks.recipe import Recipe, check_auxiliary, load_attack
 from neurofl.attacks.target import Target
 from neurofl.data import Dataset, load_dataset, split_dataset
@@ -72,13 +73,18 @@ class EvaluateConfig:
     model: Path | None = None  # a neurofl checkpoint whose weights the rows of its kind use
     workers: int | None = None  # rows computed side by side (None: one per row, at most one per CPU)
     device: str = "auto"  # auto | cpu | cuda[:N] (neurofl.runs.device); the run records the resolved kind
+    # one more SNN row per ablation beside each chip profile's (neurofl.ablation; the study's --ablate)
+    ablations: tuple[Ablation, ...] = ()
 
     def settings(self) -> dict[str, Any]:
         """The settings as JSON data (paths and the output folder left out: inputs count by content;
-        the device as :func:`fingerprint` records it, resolved)."""
+        the device as :func:`fingerprint` records it, resolved; ablations only where there are some,
+        so run folders made before they existed still resume)."""
         d = dataclasses.asdict(self)
-        for k in ("out", "data_dir", "profiles", "attack", "model", "workers", "device"):
+        for k in ("out", "data_dir", "profiles", "attack", "model", "workers", "device", "ablations"):
             d.pop(k)
+        if self.ablations:
+            d["ablations"] = [a.label for a in self.ablations]
         return json.loads(json.dumps(d, default=str))
 
 
@@ -89,7 +95,9 @@ class Row:
     spec : what the user named (shipped name or path); label : how the report shows it (the name,
     or ``name (path)`` where two profiles share a name); key : its folder under ``OUT/rows``
     (name and content digest, never a raw name); source : the checkpoint whose weights the row
-    uses (None: built from the seed)."""
+    uses (None: built from the seed); ablation : the one override of an ablated SNN row
+    (``profile`` already carries it), base_value : the key's value in the unablated row, arch : its
+    architecture where the override changes it (None: the plan's)."""
 
     kind: ModelKind
     profile: HardwareProfile
@@ -97,6 +105,9 @@ class Row:
     label: str
     key: str
     source: ModelFile | None = None
+    ablation: Ablation | None = None
+    base_value: str = ""
+    arch: Any = None
 
 
 def with_encoding(profile: HardwareProfile, encoding: str) -> HardwareProfile:
@@ -155,6 +166,28 @@ def plan_rows_with(mf: ModelFile, specs: tuple[str, ...], encoding: str) -> list
     return [ann, Row("snn", prof, prof.name, prof.name, key, mf)]
 
 
+def ablated_rows(rows: list[Row], ablations: tuple[Ablation, ...], arch: Any) -> tuple[list[Row], dict[str, str]]:
+    """One SNN row per ablation beside each chip profile's SNN row (not ``snn@float32``): the
+    row's profile and architecture with that key changed, labelled ``<profile>[key=value]`` and
+    keyed by the override and the resolved content. Returns (the rows, the ablated rows that do not
+    apply to this data with why: ``snn@loihi2[time_steps=4]`` -> reason)."""
+    out: list[Row] = []
+    skipped: dict[str, str] = {}
+    for row in [r for r in rows if r.kind == "snn" and r.spec != "float32" and r.source is None]:
+        for a in ablations:
+            label = f"{row.label}[{a.label}]"
+            try:
+                prof, row_arch = a.apply(row.profile, arch)
+            except NotApplicable as e:
+                skipped[f"snn@{label}"] = str(e)
+                continue
+            key = keyed(f"snn@{label}", table_digest(["snn", table_digest(prof), a.label,
+                                                       dataclasses.asdict(row_arch.neuron)]))  # fmt: skip
+            own_arch = row_arch if row_arch != arch else None
+            out.append(Row("snn", prof, row.spec, label, key, None, a, a.base_value(row.profile, arch), own_arch))
+    return out, skipped
+
+
 def _validate(cfg: EvaluateConfig) -> None:
     if not (1 <= cfg.victims <= MAX_VICTIMS):
         raise UserError(f"--victims must be in 1..{MAX_VICTIMS}, got {cfg.victims}")
@@ -181,7 +214,10 @@ def fingerprint(
         **cfg.settings(),
         **identity_entry(resolve_device(cfg.device)),
         "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile),
-                  **({"model_file": r.source.identity()} if r.source else {})} for r in rows],  # fmt: skip
+                  **({"model_file": r.source.identity()} if r.source else {}),
+                  **({"ablation": r.ablation.label} if r.ablation else {}),
+                  **({"neuron": dataclasses.asdict(r.arch.neuron)} if r.arch is not None else {})}
+                 for r in rows],  # fmt: skip
         "attack": attack,
         "recipes": [config_identity(r) for r in recipes],
         "dataset_identity": dataset_identity(ds),
@@ -226,6 +262,7 @@ def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path
     path = out / "utility.json"
     if path.is_file():
         return json.loads(path.read_text())
+    arch = row.arch if row.arch is not None else arch
     util: dict[str, Any] = {"test_accuracy": None, "energy_uj": None, "synops": None, "cores": None}
     model = None
     dev = resolve_device(cfg.device)
@@ -326,13 +363,21 @@ def plan_evaluation(cfg: EvaluateConfig) -> EvaluatePlan:
         rows = [dataclasses.replace(r, source=mf) if r.source else r for r in rows]
         check_arch_option(mf, cfg.arch)
     arch = mf.arch if mf else architecture_for(ds.input_shape, ds.classes, cfg.arch)
+    if cfg.ablations:
+        if mf is not None:
+            raise UserError("--ablate varies the SNN rows neurofl builds; it does not take --model")
+        if not any(r.kind == "snn" and r.spec != "float32" for r in rows):
+            raise UserError("--ablate varies a chip profile's SNN row; name one in --profiles (not only float32)")
+        more, not_applicable = ablated_rows(rows, cfg.ablations, arch)
+        rows += more
+        skipped.update(not_applicable)
     if cfg.round > 1 and not isinstance(arch, Architecture) and any(r.source is None for r in rows):
         raise UserError("--round > 1 trains with the federated engine, which builds fully connected models only")
     for row in rows:  # refuse a profile the models cannot take before anything is written
         if row.source is not None:
             row.source.build(row.profile)
         else:
-            build_model(row.kind, arch, row.profile, seed=cfg.seed)
+            build_model(row.kind, row.arch if row.arch is not None else arch, row.profile, seed=cfg.seed)
     return EvaluatePlan(cfg, attack, recipes, ds, splits, victims, rows, arch, mf, skipped, dev)
 
 
@@ -366,7 +411,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
         for result in results:
             result["chance_empirical"] = chances["chance_empirical"]
         ann = results[0]
-        main = results[-1]
+        main = next(r for r in reversed(results) if "ablation" not in r)  # the last profile's row
         report = {
             "neurofl_version": __version__,
             "dataset": cfg.dataset,
@@ -374,7 +419,8 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             "recipes": [r.name for r in recipes],
             "attack_iterations": {r.name: getattr(r, "iterations", None) for r in recipes},
             "profile": main["profile"],
-            "profiles": [r.label for r in rows if r.kind == "snn" and r.spec != "float32"] or ["float32"],
+            "profiles": [r.label for r in rows if r.kind == "snn" and r.spec != "float32" and r.ablation is None]
+            or ["float32"],
             "seed": cfg.seed,
             "clients": cfg.clients,
             "victims": cfg.victims,
@@ -385,6 +431,7 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             "model_file": {"path": str(cfg.model), **mf.identity()} if mf else None,
             "encodings": {r.label: r.profile.spikes.input_encoding for r in rows if r.kind == "snn"
                           and r.spec != "float32"},  # fmt: skip
+            **({"ablations": [a.label for a in cfg.ablations]} if cfg.ablations else {}),
             "arch": type(arch).__name__,
             "asr_kind": judge.name,
             "chance": judge.chance,
@@ -446,6 +493,9 @@ def evaluate_row(
     util = utility_row(row, arch, splits, cfg, store.dir)
     phases["utility"] = time.perf_counter() - t0
     out = {"model": row.kind, "profile": row.label, **scored, **util, "informativeness": info}
+    if row.ablation is not None:
+        out["ablation"] = {"key": row.ablation.key, "value": row.ablation.value, "base": row.label.split("[")[0],
+                           "base_value": row.base_value}  # fmt: skip
     if row.kind == "snn":
         out["arithmetic"] = row.profile.arithmetic
     if row.kind == "snn" and row.profile.chip is not None:
@@ -472,6 +522,7 @@ def row_target(
     ``victim_updates`` phases)."""
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
+    arch = row.arch if row.arch is not None else arch
     if row.source is not None:  # the checkpoint as it is: no federated rounds before the attacked one
         model = row.source.build(row.profile)
     else:

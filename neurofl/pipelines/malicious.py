@@ -34,7 +34,7 @@ def run_malicious(cfg: Any) -> dict[str, Any]:
     from neurofl.attacks.recipe import ImprintRecipe, load_recipe
     from neurofl.data import load_dataset, split_dataset
     from neurofl.io.atomic import atomic_write_bytes
-    from neurofl.leakage.scoring import chance_levels, judge_for, sample_scores, summary
+    from neurofl.leakage.scoring import Samples, chance_levels, judge_for, sample_scores, summary
     from neurofl.leakage.victims import draw_victims, shared_updates
     from neurofl.profiles import load_profile
     from neurofl.report import write_json
@@ -57,6 +57,10 @@ def run_malicious(cfg: Any) -> dict[str, Any]:
             f"--threat-model malicious: the imprint attack reads static images; '{ds.name}' is an event dataset"
         )
     profiles = cfg.profiles or ("loihi2",)
+    if profiles == ("all",):  # as evaluate's --profile all: every shipped chip (float32's rows come anyway)
+        from neurofl.profiles import shipped_profiles
+
+        profiles = tuple(name for name in shipped_profiles() if name != "float32")
     fingerprint = {"threat_model": THREAT_MODEL, "recipe": table_digest(dataclasses.asdict(recipe)),
                    "dataset": dataset_identity(ds), "profiles": list(profiles),
                    "settings": {k: getattr(cfg, k) for k in ("clients", "victims", "batch_size", "seed")}}  # fmt: skip
@@ -65,8 +69,9 @@ def run_malicious(cfg: Any) -> dict[str, Any]:
     judge = judge_for(ds, splits, cfg.seed)
     truth, labels = victims.x.numpy(), victims.y.numpy()
     pool = splits.auxiliary.private().x  # the same random-guess pool as evaluate and attack
-    chance = chance_levels(judge, truth, labels, victims.index, victims.batch, pool, cfg.seed)
-    chance_iip = chance_levels(judge, truth, labels, victims.index, victims.batch, pool, cfg.seed, "pixel")
+    samples = Samples(truth, labels, victims.index, victims.batch)
+    chance = chance_levels(judge, samples, pool, cfg.seed)
+    chance_iip = chance_levels(judge, samples, pool, cfg.seed, "pixel")
     rows, skipped = [], {}
     with RunFolder(cfg.out, fingerprint) as run:
         for kind, name in _rows(profiles):

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from neurofl.runs.memory import divided
+
 T = TypeVar("T")
 Job = Callable[[int, Callable[..., None] | None], T]
 
@@ -112,7 +114,8 @@ def map_rows(job: Job[T], n: int, workers: int, on_progress: Callable[..., None]
             while todo and len(running) < workers:
                 i = todo.pop(0)
                 running[i] = ctx.Process(target=_child, args=(i, os.getpid()), daemon=True)
-                running[i].start()
+                with divided(workers):  # each worker attacks under 1/workers of the memory budget
+                    running[i].start()
             try:
                 kind, i, payload = messages.get(timeout=_POLL_SECONDS)
             except queue.Empty:

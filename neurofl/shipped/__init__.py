@@ -1,6 +1,7 @@
-"""Data files shipped inside the package: ``profiles/*.toml`` (hardware profiles) and
-``recipes/*.toml`` (attack recipes and suites). The checkout's top-level ``hardware_profiles/`` and
-``attacks/`` are symbolic links to these two folders. """
+"""Data files shipped inside the package: ``profiles/*.toml`` (hardware profiles),
+``recipes/*.toml`` (attack recipes and suites) and ``configs/*.toml`` (federated schedules for
+``neurofl fl --config``). The checkout's top-level ``hardware_profiles/``, ``attacks/`` and
+``configs/`` are symbolic links to these three folders. """
 
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 from neurofl.errors import UserError
 
 # kind (the name the callers use; also the checkout's top-level link) -> folder inside neurofl/shipped
-_FOLDERS = {"hardware_profiles": "profiles", "attacks": "recipes"}
+_FOLDERS = {"hardware_profiles": "profiles", "attacks": "recipes", "fl_configs": "configs"}
 
 
 def shipped_dir(kind: str) -> Path:
-    """Folder of shipped TOML files: ``hardware_profiles`` or ``attacks``."""
+    """Folder of shipped TOML files: ``hardware_profiles``, ``attacks`` or ``fl_configs``."""
     return Path(str(resources.files("neurofl.shipped").joinpath(_FOLDERS[kind])))
 
 

@@ -39,6 +39,7 @@ class StudyConfig:
     device: str = "auto"
     workers: int = 1  # 1: tasks in this process (no Ray); N > 1: a private local Ray instance of N CPUs
     ray_address: str | None = None  # an existing Ray cluster instead of a private instance
+    ablate: tuple[str, ...] = ()  # --ablate KEY=V1,V2,... texts (neurofl.ablation): one SNN row per value
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
     """The study's cells: every available dataset of ``cfg.datasets`` x every batch size where at
     least ``cfg.min_victims`` victims fit (others are listed as skipped, with why). Refuses an
     unknown dataset, bad batch sizes and an unusable ``--device`` with one line."""
+    from neurofl.ablation import parse_ablate
     from neurofl.data import available_datasets, load_dataset, split_dataset
     from neurofl.data.paths import optional_data_dir
     from neurofl.data.registry import is_available
@@ -116,6 +118,7 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
     if unknown:
         raise UserError(f"--datasets: unknown dataset '{unknown[0]}' (known: {', '.join(registry)})")
     sizes = _batches(cfg.batches)
+    ablations = parse_ablate(cfg.ablate)
     root = optional_data_dir(cfg.data_dir)
     todo = [n for n in names if is_available(registry[n], root)]
     dev = resolve_device(cfg.device)
@@ -123,6 +126,8 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
                               "clients": cfg.clients, "iterations": cfg.iterations, "train_epochs": cfg.train_epochs,
                               "device": device_kind(dev),
                               "datasets": [], "skipped": [n for n in names if n not in todo]}  # fmt: skip
+    if ablations:  # only then: a study.json without ablations keeps the keys it had before they existed
+        header["ablate"] = [a.label for a in ablations]
     earlier = earlier_entries(cfg.out / "study.json", header)
     cells: list[Cell] = []
     entries: dict[str, dict[str, Any]] = {}
@@ -141,6 +146,7 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
                 profiles=tuple(cfg.profiles.split(",")), dataset=name, attack=cfg.attack, clients=cfg.clients,
                 victims=n, batch_size=b, seed=cfg.seed, out=cfg.out / name / f"batch{b}", data_dir=root,
                 iterations=cfg.iterations, train_epochs=cfg.train_epochs, device=str(dev), workers=1,
+                ablations=ablations,
             )  # fmt: skip
             cells.append(Cell(name, b, ev))
     return StudyPlan(header, cells, entries, earlier)

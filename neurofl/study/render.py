@@ -69,11 +69,13 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
             "not_applicable": {n: v["reason"] for n, v in pa.items() if not v["applicable"]},
             "strongest_effective_attack": strongest,
             "strongest_effective": ran[strongest][key] if strongest else None,
+            "strongest_effective_ci95": ran[strongest].get(f"{key}_ci95", [None, None]) if strongest else [None, None],
             "strongest_effective_attack_label": max(beats, key=lambda n: ran[n]["asr"]) if beats else None,
             "reference_attack": ref_name,
             "reference": ref.get(key) if ref.get("applicable") else None,
             "best_attack": r.get("best_attack"),
             "informativeness": {k: v for k, v in (r.get("informativeness") or {}).items() if k in INFORMATIVENESS},
+            **({"ablation": r["ablation"]} if r.get("ablation") else {}),
         })  # fmt: skip
     for row, r in zip(rows[1:], report["results"][1:], strict=True):
         row["gap_reference"] = (
@@ -84,6 +86,7 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
         row["leaks_less_than_ann"] = _less(ann, r, key)
         row["leaks_less_than_ann_label"] = _less(ann, r, "asr")
     return {
+        **({"rows_not_applicable": report["profiles_skipped"]} if report.get("ablations") else {}),
         "batch": report["batch_size"], "victims": report["victims"], "samples": report["samples"],
         "measure": key, "chance": report["chance"], "chance_empirical": report["chance_empirical"],
         "identification": report.get("identification"),
@@ -105,6 +108,8 @@ def earlier_entries(path: Path, study: dict[str, Any]) -> dict[str, dict[str, An
     if not isinstance(old, dict) or any(old.get(k) != study[k] for k in SAME_STUDY):
         return {}
     if old.get("device", "cpu") != study.get("device", "cpu"):  # studies before --device ran on the CPU
+        return {}
+    if old.get("ablate") != study.get("ablate"):  # other ablated rows (absent: none)
         return {}
     return {d["dataset"]: d for d in old.get("datasets", [])}
 
@@ -201,6 +206,10 @@ def study_markdown(study: dict[str, Any]) -> str:
             lines.append("")
         if d.get("skipped_batches"):
             lines += [f"Batches skipped: {d['skipped_batches']}", ""]
+    if study.get("ablations"):
+        from neurofl.study.ablations import ablation_markdown
+
+        lines += ablation_markdown(study["ablations"])
     if study["skipped"]:
         lines += ["Datasets not available (no files under the data dir): " + ", ".join(study["skipped"]), ""]
     lines += ["Each attack: identified / ASR. `*`: the attack works on the ANN in that cell (the lower end of the "

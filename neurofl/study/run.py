@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neurofl.errors import UserError
+from neurofl.runs.memory import ENV as MEMORY_ENV
 from neurofl.study.plan import Cell, StudyConfig, Task, cell_tasks, plan_study, task_done
 
 MAX_RETRIES = 2  # Ray re-runs a task whose worker died (killed, out of memory) this many times
@@ -93,7 +94,10 @@ class OnRay:
             if self.address is not None:
                 path = os.pathsep.join([*sys.path, os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
                 try:
-                    ray.init(address=self.address, runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
+                    env = {"PYTHONPATH": path}
+                    if os.environ.get(MEMORY_ENV):  # an explicit --max-memory holds for every task
+                        env[MEMORY_ENV] = os.environ[MEMORY_ENV]
+                    ray.init(address=self.address, runtime_env={"env_vars": env}, **quiet)
                 except (ConnectionError, ValueError, RuntimeError) as err:
                     why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                     raise UserError(f"--ray-address {self.address}: cannot connect to a Ray cluster there ({why})") \
@@ -204,6 +208,7 @@ def run_study(cfg: StudyConfig, on_event: EventFn | None = None) -> StudyResult:
     folder that holds another run) with :class:`UserError` before any task runs."""
     from neurofl.io.atomic import atomic_write_bytes
     from neurofl.report import write_json
+    from neurofl.study.ablations import ablation_pngs, ablation_summary
     from neurofl.study.render import study_markdown, study_png
 
     say = on_event or (lambda _text: None)
@@ -222,7 +227,9 @@ def run_study(cfg: StudyConfig, on_event: EventFn | None = None) -> StudyResult:
         executor = OnRay(cfg.workers, cfg.ray_address, plan.header["device"] == "cuda")
 
     def study() -> dict[str, Any]:
-        return {**plan.header, "datasets": [*plan.entries.values(), *plan.earlier.values()],
+        datasets = [*plan.entries.values(), *plan.earlier.values()]
+        ablations = {"ablations": ablation_summary(datasets, plan.header["ablate"])} if "ablate" in plan.header else {}
+        return {**plan.header, "datasets": datasets, **ablations,
                 "tasks": {"total": total, **counts}, "failed": failed,
                 "execution": {"workers": cfg.workers, "ray_address": cfg.ray_address, "where": executor.where,
                               "nodes": len(nodes) or 1, "wall_seconds": time.perf_counter() - t0}}  # fmt: skip
@@ -233,6 +240,8 @@ def run_study(cfg: StudyConfig, on_event: EventFn | None = None) -> StudyResult:
         write_json(cfg.out / "study.json", whole)
         atomic_write_bytes(cfg.out / "study.md", study_markdown(whole).encode())
         study_png(cfg.out / "study.png", whole)
+        if whole.get("ablations"):
+            ablation_pngs(cfg.out, whole["ablations"])
 
     done = sum(counts.values())
 

@@ -121,9 +121,22 @@ def test_captures_without_provenance_are_refused(tmp_path, capsys, digits):
     assert code == 2 and "provenance" in err and len(err.strip().splitlines()) == 1
 
 
-def test_captures_of_different_batch_sizes_are_refused(tmp_path, capsys, digits):
-    """Reconstructions are paired with originals within batches of one size: captures of a batch of 1
-    and a batch of 2 (DP-SGD's Poisson sampling makes such folders) are refused in one line."""
+def _clopper_pearson(k: int, n: int) -> list[float]:
+    from scipy.stats import beta
+
+    lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    return [lo, 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))]
+
+
+def test_captures_of_mixed_batch_sizes_merge_to_each_size_attacked_alone(tmp_path, capsys, digits):
+    """Captures of batches of 1 and 2 (DP-SGD's Poisson sampling makes such folders), attacked
+    together: the per-sample results are those of each size attacked from a folder of its own, one
+    after the other; successes add up, the intervals are those of the sums, and every chance level
+    is the groups' levels weighted by their samples."""
+    import shutil
+
+    import numpy as np
+
     from neurofl.data import load_dataset
     from neurofl.models.checkpoint import profile_to_dict
     from neurofl.runs.identity import dataset_identity
@@ -133,13 +146,55 @@ def test_captures_of_different_batch_sizes_are_refused(tmp_path, capsys, digits)
     model = build_model("ann", arch, prof, seed=0)
     provenance = {"seed": 3, "profile_table": profile_to_dict(prof), "dataset_identity": dataset_identity(
         load_dataset("digits")), "run": "0" * 64}  # fmt: skip
-    for c, b in enumerate((1, 2)):
-        x, y = digits[0][:b], digits[1][:b]
+    mixed, alone = tmp_path / "mixed", {1: tmp_path / "b1", 2: tmp_path / "b2"}
+    start = 0
+    for c, b in enumerate((1, 2, 1)):
+        x, y = digits[0][start : start + b], digits[1][start : start + b]
+        start += b
         upd = {k: v.detach().mean(0, keepdim=True) for k, v in per_sample_gradients(model, x, y).items()}
-        save_captured(tmp_path, CapturedUpdate(
+        save_captured(mixed, CapturedUpdate(
             round=1, client=c, profile="float32", dataset="digits", model_kind="ann", arch=arch,
             state_dict=model.state_dict(), update=upd, kind="gradient", batch=b, local_steps=1, lr=0.1,
             true_inputs=x, true_labels=y, **provenance,
         ))  # fmt: skip
-    code, _, err = _run(capsys, "attack", "--updates", str(tmp_path), "--recipe", "inverting_gradients", "--json")
-    assert code == 2 and "different batch sizes [1, 2]" in err and len(err.strip().splitlines()) == 1
+        alone[b].mkdir(exist_ok=True)
+        name = f"round00001_client{c:06d}.pt"
+        shutil.copyfile(mixed / name, alone[b] / name)
+
+    def attack(folder):
+        args = ["attack", "--updates", str(folder), "--recipe", "inverting_gradients", "--iterations", "5",
+                "--json", "--out", str(tmp_path / f"out-{folder.name}")]  # fmt: skip
+        code, out, err = _run(capsys, *args)
+        assert code == 0, err
+        with np.load(tmp_path / f"out-{folder.name}" / "reconstructions.npz") as z:
+            return json.loads(out), z["reconstructions"], z["originals"]
+
+    (rep, rec, orig), (r1, rec1, orig1), (r2, rec2, orig2) = attack(mixed), attack(alone[1]), attack(alone[2])
+    assert rep["batch_size"] is None and rep["batch_sizes"] == {"1": 2, "2": 2}
+    assert r1["batch_size"] == 1 and r2["batch_size"] == 2
+    # per sample: batch 1's samples, then batch 2's, exactly as each size alone
+    np.testing.assert_array_equal(orig, np.concatenate([orig1, orig2]))
+    np.testing.assert_array_equal(rec, np.concatenate([rec1, rec2]))
+    row, a, b = rep["results"][0], r1["results"][0], r2["results"][0]
+    assert row["victims"] == 3 and row["samples"] == 4
+    for got, one, two in ((row, a, b), *((row["per_attack"][k], a["per_attack"][k], b["per_attack"][k])
+                                          for k in row["per_attack"])):  # fmt: skip
+        for key in ("asr", "iip", "iip_features"):
+            k = one[f"{key}_successes"] + two[f"{key}_successes"]
+            assert got[f"{key}_successes"] == k and got[key] == k / 4
+            assert got[f"{key}_ci95"] == pytest.approx(_clopper_pearson(k, 4), abs=1e-12)
+    ig = (row["per_attack"]["inverting_gradients"], a["per_attack"]["inverting_gradients"],
+          b["per_attack"]["inverting_gradients"])  # fmt: skip
+    assert ig[0]["label_accuracy"] == (2 * ig[1]["label_accuracy"] + 2 * ig[2]["label_accuracy"]) / 4
+    # chance levels: sample-weighted over the sizes; batch_mean exists at batch 2 only
+    for mine, one, two in ((rep["chance_empirical"], r1["chance_empirical"], r2["chance_empirical"]),
+                           (rep["identification"]["chance"], r1["identification"]["chance"],
+                            r2["identification"]["chance"])):  # fmt: skip
+        for key in ("random_images", "class_mean", "label_image"):
+            assert mine[key] == pytest.approx((2 * one[key] + 2 * two[key]) / 4, abs=1e-12)
+        assert one["batch_mean"] is None and mine["batch_mean"] == two["batch_mean"]
+    exact = rep["identification"]["chance"]["exact"]
+    assert exact == pytest.approx((2 * r1["identification"]["chance"]["exact"]
+                                   + 2 * r2["identification"]["chance"]["exact"]) / 4, abs=1e-12)  # fmt: skip
+    # one attack ran: the worst case's floor is the highest single-guess level
+    assert row["chance_worst_case"] == max(v for v in rep["chance_empirical"].values() if v is not None)

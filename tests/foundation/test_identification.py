@@ -9,7 +9,16 @@ import pytest
 from neurofl.data import load_dataset, split_dataset
 from neurofl.leakage.identification import IdentificationPool, random_conv_embedding
 from neurofl.leakage.metrics import Rate
-from neurofl.leakage.scoring import Judge, attack_verdicts, chance_levels, judge_for, judge_rows, sample_scores, summary
+from neurofl.leakage.scoring import (
+    Judge,
+    Samples,
+    attack_verdicts,
+    chance_levels,
+    judge_for,
+    judge_rows,
+    sample_scores,
+    summary,
+)
 
 
 def _pool(x: np.ndarray, y: np.ndarray) -> IdentificationPool:
@@ -106,8 +115,8 @@ def test_identification_chance_levels_and_prototype_floors(digits):
     index = np.arange(32)
     x, y = splits.clients.x[index], splits.clients.y[index]
     pool = splits.auxiliary.private().x
-    label = chance_levels(judge, x, y, index, 1, pool, 0)
-    iip = chance_levels(judge, x, y, index, 1, pool, 0, "pixel")
+    label = chance_levels(judge, Samples(x, y, index, 1), pool, 0)
+    iip = chance_levels(judge, Samples(x, y, index, 1), pool, 0, "pixel")
     assert label["class_mean"] >= 0.9 and label["label_image"] >= 0.7  # prototypes pass the label judge
     assert iip["class_mean"] == 0.0 and iip["random_images"] == 0.0
     assert iip["exact"] == pytest.approx(np.mean([1 / (ds.y == lab).sum() for lab in y]))
@@ -155,7 +164,7 @@ def test_a_judge_without_pool_reports_no_identification():
     judge = Judge("reid", None, gallery, np.arange(6), False, 1 / 6)
     s = sample_scores(judge, gallery[:3], np.zeros(3), gallery[:3], np.zeros(3, np.int64), np.arange(3), 1)
     assert summary(s, 1, judge)["iip"] is None
-    levels = chance_levels(judge, gallery[:3], np.zeros(3, np.int64), np.arange(3), 1, gallery, 0, "pixel")
+    levels = chance_levels(judge, Samples(gallery[:3], np.zeros(3, np.int64), np.arange(3), 1), gallery, 0, "pixel")
     assert levels["exact"] is None
 
 

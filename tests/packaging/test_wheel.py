@@ -79,7 +79,12 @@ def test_the_wheel_ships_every_profile_and_recipe_and_no_test_code(installed):
     expected = {f"neurofl/shipped/{p.relative_to(SHIPPED).as_posix()}" for p in SHIPPED.rglob("*.toml")}
     assert len(expected) >= 20
     assert {n for n in names if n.endswith(".toml")} == expected
-    assert {"neurofl/shipped/profiles/loihi2.toml", "neurofl/shipped/recipes/suite.toml"} <= expected
+    assert {"neurofl/shipped/profiles/loihi2.toml", "neurofl/shipped/recipes/suite.toml",
+            "neurofl/shipped/configs/fl_digits_fedavg.toml"} <= expected
+    # every package of the source tree is in the wheel (a folder without __init__.py would be left out)
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "neurofl").rglob("__init__.py")}
+    assert packages <= {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")}
+    assert "neurofl/runs/memory.py" in names
     for bad in ("testing/", "neurofl_testing", "redteam", "hostile", "tests/", "conftest"):
         assert not [n for n in names if bad in n], bad
     assert all(n.startswith(("neurofl/", "neurofl-")) for n in names)
@@ -99,6 +104,12 @@ for name in recipes:
     load_attack(name)
 for name in shipped_profiles():
     load_profile(name)
+from neurofl.config import read_toml
+from neurofl.federated import fl_config
+from neurofl.shipped import resolve_toml
+for name in ("fl_digits_fedavg", "fl_digits_onestep"):
+    path = resolve_toml("fl_configs", name, "FL schedule")
+    fl_config(dict(read_toml(path)), path)
 print(json.dumps({"file": neurofl.__file__, "version": neurofl.__version__, "recipes": sorted(recipes),
                   "profiles": sorted(shipped_profiles()), "path": [os.path.abspath(p) for p in sys.path],
                   "support": importlib.util.find_spec("neurofl_testing") is not None}))

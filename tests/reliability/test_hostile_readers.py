@@ -30,7 +30,7 @@ import resource, sys
 import torch  # noqa: F401
 from neurofl.cli import main, quiet_imports
 quiet_imports()
-import neurofl.commands.deploy, neurofl.train  # noqa: F401,E401
+import neurofl.commands.train, neurofl.train  # noqa: F401,E401
 vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 30), vm + (1 << 30)))
 try:

@@ -76,6 +76,10 @@ class Result:
     stderr_tail: str
     seconds: float
     failures: list[str] = field(default_factory=list)
+    # peak resident memory in MiB: of the case's own process (run_subprocess), or the batch child's
+    # high-water mark once the case ended (run_batch; ``rss_growth_mb`` what this case added to it)
+    peak_rss_mb: float | None = None
+    rss_growth_mb: float | None = None
 
     @property
     def refused(self) -> bool:
@@ -177,80 +181,125 @@ def _watch(case: Case, shared: Path) -> Iterator[dict[str, Any]]:
 def run_subprocess(case: Case, shared: Path, python: str = sys.executable, memory: int = MEMORY_LIMIT,
                    timeout: float = HANG_GUARD) -> Result:  # fmt: skip
     """Run ``case`` as ``python -m neurofl ...`` in its own process group under ``memory`` (or the
-    case's own limit)."""
+    case's own limit); its peak RSS is the kernel's account of that process (``wait4``)."""
+    import threading
+
     memory = case.memory or memory
     t0 = time.monotonic()
     with _watch(case, shared) as st:
         proc = subprocess.Popen(
             [python, "-m", "neurofl", *case.argv], cwd=st["cwd"], env=_env(shared), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limit_memory(memory), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_limit_memory(memory), start_new_session=True,
         )  # fmt: skip
-        try:
-            _, err = proc.communicate(timeout=timeout)
-            code: int | None = proc.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-            code = None
+        assert proc.stderr is not None
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        code: int | None = None
+        rss_kb = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                code, rss_kb = os.waitstatus_to_exitcode(status), usage.ru_maxrss
+                proc.returncode = code  # reaped here: Popen must not wait again
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode, rss_kb = os.waitstatus_to_exitcode(status), usage.ru_maxrss
+                break
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # leftovers of the group (Ray)
-    text = err.decode("utf-8", "replace")
+        reader.join(30)
+    text = b"".join(chunks).decode("utf-8", "replace")
     failures = check(case, code, text, st["out_before"], st["changed"], st["cwd_left"], st["out_left"])
-    return Result(case.category, case.name, case.expect, code, text[-600:], time.monotonic() - t0, failures)
+    return Result(case.category, case.name, case.expect, code, text[-600:], time.monotonic() - t0, failures,
+                  round(rss_kb / 1024, 1))  # fmt: skip
 
 
 # -- the batch child: many cases in one process (one lava import) ------------------------------------
 
 _SERVE = """
-import contextlib, io, json, os, sys
+import contextlib, io, json, os, resource, sys
 from neurofl.cli import run
+reply = sys.stdout
 for line in sys.stdin:
     job = json.loads(line)
     os.chdir(job["cwd"])
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = run(job["argv"])
-    print(json.dumps({"code": code, "stderr": err.getvalue()}), flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"code": code, "stderr": err.getvalue(), "rss_kb": rss}), file=reply, flush=True)
 """
 
 
 def run_batch(cases: list[Case], shared: Path, python: str = sys.executable, memory: int = MEMORY_LIMIT,
-              timeout: float = HANG_GUARD) -> list[Result]:  # fmt: skip
+              timeout: float = HANG_GUARD,
+              own_process: Callable[[Case], bool] | None = None) -> list[Result]:  # fmt: skip
     """Run ``cases`` one after the other in one child process (under ``memory``), each in-process
-    through ``neurofl.cli.run``. A crash or hang of the child fails the case it was running. Cases
-    with their own memory limit run as their own process (:func:`run_subprocess`), first."""
-    results: list[Result] = [run_subprocess(c, shared, python, memory, timeout) for c in cases if c.memory]
-    cases = [c for c in cases if not c.memory]
+    through ``neurofl.cli.run``. A crash or hang of the child fails the case it was running, and a
+    fresh child takes the cases after it. Cases with their own memory limit, and those
+    ``own_process`` picks (e.g. every ``verify``: Lava's runtime forks, and a fork of a process
+    that already ran torch's threads can deadlock), run as their own process
+    (:func:`run_subprocess`), first."""
+    alone = [c for c in cases if c.memory or (own_process is not None and own_process(c))]
+    results: list[Result] = [run_subprocess(c, shared, python, memory, timeout) for c in alone]
+    todo = [c for c in cases if c not in alone]
+    while todo:
+        done = _batch_child(todo, shared, python, memory, timeout, results)
+        todo = todo[done:]
+    return results
+
+
+def _batch_child(cases: list[Case], shared: Path, python: str, memory: int, timeout: float,
+                 results: list[Result]) -> int:  # fmt: skip
+    """Run ``cases`` in one child until it dies; append their results; return how many ran."""
     proc = subprocess.Popen(
         [python, "-c", _SERVE], env=_env(shared), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, preexec_fn=_limit_memory(memory), start_new_session=True, text=True,
     )  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None
+    rss_before = 0.0
+    ran = 0
     try:
         for case in cases:
             t0 = time.monotonic()
+            ran += 1
             with _watch(case, shared) as st:
-                proc.stdin.write(json.dumps({"argv": case.argv, "cwd": str(st["cwd"])}) + "\n")
-                proc.stdin.flush()
-                reply = _readline(proc, timeout)
+                try:
+                    proc.stdin.write(json.dumps({"argv": case.argv, "cwd": str(st["cwd"])}) + "\n")
+                    proc.stdin.flush()
+                    reply = _readline(proc, timeout)
+                except BrokenPipeError:
+                    reply = None
             if reply is None:
-                code = proc.poll()
-                why = f"crash: the batch child died (exit {code})" if code is not None else "hang"
-                res = Result(case.category, case.name, case.expect, code, "", time.monotonic() - t0, [why])
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                code = proc.wait()
+                why = "hang" if time.monotonic() - t0 >= timeout else f"crash: the batch child died (exit {code})"
+                res = Result(case.category, case.name, case.expect, None if why == "hang" else code, "",
+                             time.monotonic() - t0, [why])  # fmt: skip
                 results.append(res)
                 break
             r = json.loads(reply)
             failures = check(case, r["code"], r["stderr"], st["out_before"], st["changed"], st["cwd_left"],
                              st["out_left"])  # fmt: skip
+            rss = r.get("rss_kb", 0) / 1024
+            growth = round(rss - rss_before, 1)
             results.append(Result(case.category, case.name, case.expect, r["code"], r["stderr"][-600:],
-                                  time.monotonic() - t0, failures))  # fmt: skip
+                                  time.monotonic() - t0, failures, round(rss, 1), growth))  # fmt: skip
+            rss_before = rss
     finally:
         with contextlib.suppress(OSError):
             proc.stdin.close()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    return results
+    return ran
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str | None:
@@ -265,7 +314,8 @@ def _readline(proc: subprocess.Popen, timeout: float) -> str | None:
 
 
 def summarize(results: list[Result], seconds: float) -> dict[str, Any]:
-    """Counts per category (tried, refused with exit 2, accepted with exit 0, failed) and failures."""
+    """Counts per category (tried, refused with exit 2, accepted with exit 0, failed), the kinds of
+    failure (exit 1, crash, hang, other rule broken), the peak RSS of the worst case, and failures."""
     cats: dict[str, dict[str, int]] = {}
     for r in results:
         c = cats.setdefault(r.category, {"tried": 0, "refused": 0, "accepted": 0, "failed": 0})
@@ -273,13 +323,28 @@ def summarize(results: list[Result], seconds: float) -> dict[str, Any]:
         c["refused"] += r.code == 2
         c["accepted"] += r.code == 0
         c["failed"] += bool(r.failures)
+    own = [r for r in results if r.peak_rss_mb is not None and r.rss_growth_mb is None]
+    grew = [r for r in results if r.rss_growth_mb is not None]
+    worst_own = max(own, key=lambda r: r.peak_rss_mb or 0.0, default=None)
+    worst_growth = max(grew, key=lambda r: r.rss_growth_mb or 0.0, default=None)
     return {
         "cases": len(results),
         "refused": sum(r.code == 2 for r in results),
         "accepted": sum(r.code == 0 for r in results),
+        "exit_1": sum(r.code == 1 for r in results),
+        "crash": sum(any(f.startswith("crash") for f in r.failures) for r in results),
+        "hang": sum(any(f.startswith("hang") for f in r.failures) for r in results),
         "failed": sum(bool(r.failures) for r in results),
         "seconds": round(seconds, 1),
         "memory_limit_bytes": MEMORY_LIMIT,
+        "peak_rss": {
+            "own_process_worst": None if worst_own is None else
+            {"case": f"[{worst_own.category}] {worst_own.name}", "mb": worst_own.peak_rss_mb},
+            "batch_child_high_water_mb": max((r.peak_rss_mb or 0.0 for r in grew), default=None),
+            "largest_growth_in_a_batch_child": None if worst_growth is None else
+            {"case": f"[{worst_growth.category}] {worst_growth.name}", "mb": worst_growth.rss_growth_mb,
+             "high_water_mb": worst_growth.peak_rss_mb},
+        },  # fmt: skip
         "by_category": cats,
         "failures": [asdict(r) for r in results if r.failures],
     }

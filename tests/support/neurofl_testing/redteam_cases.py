@@ -401,7 +401,7 @@ def _netx_cases(b: Builder) -> None:
     case("non-ASCII layer type", replace("layer/1/type", np.array(["dénse".encode()], "S10")))
     case("huge delay", lambda f, d: f["layer/1"].create_dataset("delay", data=np.full(w.shape, 10**6)), ci=True)
     case("delay 1", lambda f, d: f["layer/1"].create_dataset("delay", data=np.ones(w.shape)))
-    case("bias", lambda f, d: f["layer/1"].create_dataset("bias", data=np.ones(w.shape[0])))
+    case("bias", lambda f, d: f["layer/1"].create_dataset("bias", data=np.ones(w.shape[0])), "either")  # Lava runs it
     case("messageBits", lambda f, d: f["layer/1/neuron"].create_dataset("messageBits", data=24))
     case("weight_rec", lambda f, d: f["layer/1"].create_dataset("weight_rec", data=w))
     case("dense shape 10^9", replace("layer/1/shape", np.array([10**9])), ci=True)
@@ -911,4 +911,7 @@ def build(root: Path) -> list[Case]:
     _event_cases(b)
     _toml_cases(b)
     _cli_cases(b)
+    from neurofl_testing.redteam_more import add as add_issue30_cases
+
+    add_issue30_cases(b)
     return b.cases
