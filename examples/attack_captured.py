@@ -24,6 +24,7 @@ from neurofl.federated.engine import run_local
 from neurofl.federated.recorder import run_fingerprint
 from neurofl.federated.task import make_task
 from neurofl.profiles import load_profile
+from neurofl.report import fmt, fmt_ci
 from neurofl.runs.runfolder import RunFolder
 from neurofl.runs.threads import apply_thread_policy
 
@@ -32,15 +33,6 @@ ATTACK = {"recipe": "suite"}
 # --quick: one round of four clients, two of them captured; one 10-step Inverting Gradients attack.
 FL_QUICK = {"clients": 4, "rounds": 1, "batch": 2, "capture_rounds": [1], "capture_clients": 2}
 ATTACK_QUICK = {"recipe": "inverting_gradients", "iterations": 10}
-
-
-def ci(interval: tuple[float | None, float | None]) -> str:
-    lo, hi = interval
-    return "n/a" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
-
-
-def share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -67,11 +59,11 @@ def main() -> None:
     row = report.rows[0]
     print(
         f"attack '{report.attack}' on {row.label}, {report.victims} updates x batch {report.batch_size}: "
-        f"identified {share(row.iip)} {ci(row.iip_ci95)}, ASR {share(row.asr)} {ci(row.asr_ci95)}"
+        f"identified {fmt(row.iip)} {fmt_ci(row.iip_ci95)}, ASR {fmt(row.asr)} {fmt_ci(row.asr_ci95)}"
     )
     for name, score in row.per_attack.items():
         if score.applicable:
-            print(f"  {name}: identified {share(score.iip)}, ASR {share(score.asr)}")
+            print(f"  {name}: identified {fmt(score.iip)}, ASR {fmt(score.asr)}")
         else:
             print(f"  {name}: not applicable ({score.raw.get('reason')})")
     print(f"wrote {out / 'attack' / 'report.json'}")

@@ -17,20 +17,12 @@ import tempfile
 from pathlib import Path
 
 import neurofl
+from neurofl.report import fmt, fmt_ci
 from neurofl.runs.threads import apply_thread_policy
 
 # --quick: two victims, one 10-step Inverting Gradients attack, no training for the accuracy column,
 # the rows one after another in this process.
 QUICK = {"attack": "inverting_gradients", "victims": 2, "clients": 2, "iterations": 10, "train_epochs": 0, "workers": 1}
-
-
-def ci(interval: tuple[float | None, float | None]) -> str:
-    lo, hi = interval
-    return "n/a" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
-
-
-def share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -48,8 +40,8 @@ def main() -> None:
     for row in report.rows:
         acc = "n/a" if row.test_accuracy is None else f"{row.test_accuracy:.3f}"
         print(
-            f"{row.label:<14} {share(row.iip):>10} {ci(row.iip_ci95):>14} {share(row.asr):>6} "
-            f"{ci(row.asr_ci95):>14} {acc:>8}"
+            f"{row.label:<14} {fmt(row.iip):>10} {fmt_ci(row.iip_ci95):>14} {fmt(row.asr):>6} "
+            f"{fmt_ci(row.asr_ci95):>14} {acc:>8}"
         )
     print(f"wrote {out / 'report.json'}")
 

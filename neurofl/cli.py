@@ -195,6 +195,10 @@ def _main(argv: list[str] | None) -> None:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - the contract: one line, exit 1
+        if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":  # numpy/Python, torch (CPU, CUDA)
+            click.echo(f"error: out of memory ({type(e).__name__}): lower --max-memory (smaller chunks of victims), "
+                       "--batch-size or --victims; rerun the same command to resume", err=True)  # fmt: skip
+            sys.exit(2)
         first = " ".join(str(e).split())[:300]
         click.echo(
             f"internal error: {type(e).__name__}: {first} (please report; set NEUROFL_DEBUG=1 for a traceback)",

@@ -30,7 +30,12 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, default=str) + "\n").encode())
 
 
-def _fmt(v: Any, digits: int = 2) -> str:
+def fmt(v: Any, digits: int = 2) -> str:
+    """A report's number as tables show it: floats to ``digits`` decimals, None as a dash.
+
+    >>> fmt(0.5), fmt(None), fmt(3)
+    ('0.50', '–', '3')
+    """
     if v is None:
         return "–"
     if isinstance(v, float):
@@ -38,8 +43,13 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def _ci(ci: list[Any]) -> str:
-    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+def fmt_ci(ci: Any) -> str:
+    """A ``[lo, hi]`` interval as tables show it (either end may be None).
+
+    >>> fmt_ci([0.25, None])
+    '[0.25, –]'
+    """
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
 def _model_file_lines(report: dict[str, Any]) -> list[str]:
@@ -86,12 +96,12 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "**Identified (IIP)**, the verdict's measure: the share of samples whose reconstruction is nearer to the "
         f"private sample than to any other image of its label in the pool ({ident.get('pool') or 'not measured'}); "
-        f"chance {_fmt(ic.get('exact'), 3)} exact, {_fmt(ic.get('random_images'))} for random auxiliary images, "
-        f"{_fmt(ic.get('class_mean'))} for the class mean. **ASR** (label judge, by {report['asr_kind']}): "
-        f"{_fmt(report['oracle_accuracy'])} on the true inputs (the top of its scale); chance "
-        f"{_fmt(report['chance'], 3)} uniform, {_fmt(ce.get('batch_mean'))} batch mean, "
-        f"{_fmt(ce.get('random_images'))} random auxiliary images, and for prototypes {_fmt(ce.get('class_mean'))} "
-        f"(the auxiliary class mean) / {_fmt(ce.get('label_image'))} (an auxiliary image of the label).",
+        f"chance {fmt(ic.get('exact'), 3)} exact, {fmt(ic.get('random_images'))} for random auxiliary images, "
+        f"{fmt(ic.get('class_mean'))} for the class mean. **ASR** (label judge, by {report['asr_kind']}): "
+        f"{fmt(report['oracle_accuracy'])} on the true inputs (the top of its scale); chance "
+        f"{fmt(report['chance'], 3)} uniform, {fmt(ce.get('batch_mean'))} batch mean, "
+        f"{fmt(ce.get('random_images'))} random auxiliary images, and for prototypes {fmt(ce.get('class_mean'))} "
+        f"(the auxiliary class mean) / {fmt(ce.get('label_image'))} (an auxiliary image of the label).",
         *_model_file_lines(report),
         "",
         "Worst case per row (a sample leaked if any attack recovered it; the floors are what as many random "
@@ -104,12 +114,12 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["results"]:
         iip_dagger = "†" if near_floor(r, "iip") else ""
         lines.append(
-            f"| {r['model']} | {r['profile']} | {_fmt(r.get('iip'))}{iip_dagger} "
-            f"| {_ci(r.get('iip_ci95', [None, None]))} | {_fmt(r.get('chance_worst_case_iip'))} "
-            f"| {_fmt(r.get('iip_features'))} | {_fmt(r['asr'])}{_dagger(r)} | {_ci(r['asr_ci95'])} "
-            f"| {_fmt(r.get('chance_worst_case'))} | {_fmt(r['psnr'])} | {_fmt(r['ssim'])} "
-            f"| {_fmt(r['label_accuracy'])} "
-            f"| {_fmt(r.get('test_accuracy'), 3)} | {_fmt(r.get('energy_uj'), 3)} | {_fmt(r['seconds'], 1)} |"
+            f"| {r['model']} | {r['profile']} | {fmt(r.get('iip'))}{iip_dagger} "
+            f"| {fmt_ci(r.get('iip_ci95', [None, None]))} | {fmt(r.get('chance_worst_case_iip'))} "
+            f"| {fmt(r.get('iip_features'))} | {fmt(r['asr'])}{_dagger(r)} | {fmt_ci(r['asr_ci95'])} "
+            f"| {fmt(r.get('chance_worst_case'))} | {fmt(r['psnr'])} | {fmt(r['ssim'])} "
+            f"| {fmt(r['label_accuracy'])} "
+            f"| {fmt(r.get('test_accuracy'), 3)} | {fmt(r.get('energy_uj'), 3)} | {fmt(r['seconds'], 1)} |"
         )
     unfit = [r for r in report["results"] if r.get("fits") is False]
     if unfit:
@@ -130,7 +140,7 @@ def markdown(report: dict[str, Any]) -> str:
                 reasons.setdefault(pa["reason"], f"{n} on {r['model']}@{r['profile']}")
             else:
                 mark = ("*" if pa.get("works_on_ann") else "") + (" L" if pa.get("label_only") else "")
-                cells.append(f"{_fmt(pa.get('iip'))} / {_fmt(pa['asr'])}{mark}")
+                cells.append(f"{fmt(pa.get('iip'))} / {fmt(pa['asr'])}{mark}")
         lines.append(f"| {r['model']} | {r['profile']} | " + " | ".join(cells) + " |")
     if reasons:
         lines += [""] + [f"- n/a ({where}): {why}" for why, where in reasons.items()]
@@ -146,9 +156,9 @@ def markdown(report: dict[str, Any]) -> str:
         for i, r in enumerate(ranked, 1):
             fits = {True: "yes", False: "no"}.get(r.get("fits"), "–")
             lines.append(
-                f"| {i} | {r['profile']} | {_fmt(r.get('iip'))} | {_fmt(r['asr'])} | {_fmt(r['psnr'])} "
-                f"| {_fmt(r.get('test_accuracy'), 3)} "
-                f"| {_fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} "
+                f"| {i} | {r['profile']} | {fmt(r.get('iip'))} | {fmt(r['asr'])} | {fmt(r['psnr'])} "
+                f"| {fmt(r.get('test_accuracy'), 3)} "
+                f"| {fmt(r.get('energy_uj'), 3)} | {'yes' if r['profile'] in front else ''} | {fits} "
                 f"| {r.get('arithmetic', '–')} |"
             )
         lines += ["", "Energy: synaptic operations measured on the row's own network over the test split (events x "
@@ -167,7 +177,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Reduction, 1 - snn@{report['profile']} / ann@float32 (worst cases): identified "
-        f"{_fmt(report.get('iip_reduction'))}, ASR {_fmt(report['asr_reduction'])}",
+        f"{fmt(report.get('iip_reduction'))}, ASR {fmt(report['asr_reduction'])}",
         "",
         "Identified: sample-level identification (image identifiability precision, Yin et al. 2021): a reconstruction "
         "identifies its sample when it is strictly nearer (squared L2) to it than to every other image of its label "
@@ -222,8 +232,8 @@ def verdict(ann: dict[str, Any], snn: dict[str, Any], measure: str = "iip") -> s
     compare = "leaks less than" if hi_s < lo_a else "is not shown to leak less than"
     name = "identified" if value == "iip" else "ASR"
     return (
-        f"{compare} the ANN: strongest such attack {best}, SNN {name} {_fmt(pa_s[value])} {_ci(pa_s[ci])} vs "
-        f"ANN {_fmt(pa_a[value])} {_ci(pa_a[ci])}; worst case over all attacks {_fmt(snn[value])}"
+        f"{compare} the ANN: strongest such attack {best}, SNN {name} {fmt(pa_s[value])} {fmt_ci(pa_s[ci])} vs "
+        f"ANN {fmt(pa_a[value])} {fmt_ci(pa_a[ci])}; worst case over all attacks {fmt(snn[value])}"
     )
 
 
@@ -284,12 +294,12 @@ def profiles_png(path: Path, report: dict[str, Any]) -> None:
             continue
         on = r["profile"] in front
         ax.scatter(r["energy_uj"], value, s=60 if on else 40, marker="*" if on else "o")
-        ax.annotate(f"{r['profile']} (acc {_fmt(r.get('test_accuracy'), 2)})", (r["energy_uj"], value),
+        ax.annotate(f"{r['profile']} (acc {fmt(r.get('test_accuracy'), 2)})", (r["energy_uj"], value),
                     textcoords="offset points", xytext=(5, 5), fontsize=8)  # fmt: skip
     ann = next((r for r in report["results"] if r["model"] == "ann"), None)
     ann_value = leak(ann) if ann is not None else None
     if ann_value is not None:
-        ax.axhline(ann_value, ls="--", c="gray", lw=1, label=f"ANN float32 {_fmt(ann_value)}")
+        ax.axhline(ann_value, ls="--", c="gray", lw=1, label=f"ANN float32 {fmt(ann_value)}")
     exact = ((report.get("identification") or {}).get("chance") or {}).get("exact")
     ax.axhline(exact if exact is not None else report["chance"], ls=":", c="k", lw=1, label="chance")
     ax.set_xlabel("energy per inference (µJ)")

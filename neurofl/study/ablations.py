@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from neurofl.ablation import AXES
+from neurofl.report import fmt
 
 NUMERIC = ("time_steps", "surrogate_width")  # axes whose values are numbers (sorted, log-scaled plots)
 # a row whose test accuracy is at most this multiple of the label chance is marked "does not learn"
@@ -122,10 +123,6 @@ def axis_verdict(cells: list[dict[str, Any]]) -> str:
     return f"moves leakage beyond the intervals in {len(moved)} of {n} ({pairs}){note}"
 
 
-def _fmt(v: Any) -> str:
-    return "–" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
 def ablation_markdown(summary: dict[str, Any]) -> list[str]:
     """study.md's ablation section: per axis, a table per cell and the verdicts."""
     lines = ["## Ablations", "",
@@ -144,11 +141,11 @@ def ablation_markdown(summary: dict[str, Any]) -> list[str]:
                           "[95% CI] |", "|---|---|---|---|---|---|"]  # fmt: skip
                 for e in [c["ann"], *c["values"]]:
                     value = "ANN" if e is c["ann"] else f"{e['value']}{' (base)' if e['base'] else ''}"
-                    acc = _fmt(e["test_accuracy"]) + ("‡" if e["learns"] is False else "")
+                    acc = fmt(e["test_accuracy"]) + ("‡" if e["learns"] is False else "")
                     wc = e["worst_case_ci95"]
-                    lines.append(f"| {value} | {e['row']} | {acc} | {_fmt(e['leakage'])} "
-                                 f"[{_fmt(e['ci95'][0])}, {_fmt(e['ci95'][1])}] | {e['attack'] or '–'} | "
-                                 f"{_fmt(e['worst_case'])} [{_fmt(wc[0])}, {_fmt(wc[1])}] |")  # fmt: skip
+                    lines.append(f"| {value} | {e['row']} | {acc} | {fmt(e['leakage'])} "
+                                 f"[{fmt(e['ci95'][0])}, {fmt(e['ci95'][1])}] | {e['attack'] or '–'} | "
+                                 f"{fmt(e['worst_case'])} [{fmt(wc[0])}, {fmt(wc[1])}] |")  # fmt: skip
                 lines += ["", f"- {c['verdict']}"]
             for label, why in c["not_applicable"].items():
                 lines.append(f"- {label}: not applicable ({why})")

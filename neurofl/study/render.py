@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from neurofl.report import near_floor
+from neurofl.report import fmt, fmt_ci, near_floor
 
 # The published attack whose SNN-ANN gap the strong attacks must close or confirm: Inverting Gradients
 # as published for images, its relaxed-event form for event inputs (the first of these that applies).
@@ -114,20 +114,12 @@ def earlier_entries(path: Path, study: dict[str, Any]) -> dict[str, dict[str, An
     return {d["dataset"]: d for d in old.get("datasets", [])}
 
 
-def _fmt(v: Any, d: int = 2) -> str:
-    return "–" if v is None else f"{v:.{d}f}" if isinstance(v, float) else str(v)
-
-
-def _ci(ci: list[Any]) -> str:
-    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
-
-
 def statement(cell: dict[str, Any], row: dict[str, Any]) -> str:
     """Whether the SNN leaks less than the ANN on the cell's measure, and whether the strong attacks
     closed the gap that the published attack showed; the label judge's verdict beside it."""
     key = cell.get("measure", "asr")
     ref, worst = row.get("gap_reference"), row.get("gap_worst_case")
-    ann_v, snn_v = _fmt(cell["rows"][0][key]), _fmt(row[key])
+    ann_v, snn_v = fmt(cell["rows"][0][key]), fmt(row[key])
     what = "samples identified" if key == "iip" else "ASR"
     if row["strongest_effective_attack"] is None:
         head = "no attack works on the ANN here: the setting cannot tell security from obscurity"
@@ -139,20 +131,20 @@ def statement(cell: dict[str, Any], row: dict[str, Any]) -> str:
         label = "leaks less" if row.get("leaks_less_than_ann_label") else "not shown to leak less"
         if row.get("strongest_effective_attack_label") is None:
             label = "no attack beats the class prototype on the ANN"
-        head += (f"; label judge: {label} (ASR {_fmt(row['asr'])} vs {_fmt(cell['rows'][0]['asr'])}, "
-                 f"class mean {_fmt(cell['chance_empirical'].get('class_mean'))})")
+        head += (f"; label judge: {label} (ASR {fmt(row['asr'])} vs {fmt(cell['rows'][0]['asr'])}, "
+                 f"class mean {fmt(cell['chance_empirical'].get('class_mean'))})")
     if ref is None:
         return head
     closed = ref - worst if worst is not None else None
-    return (f"{head}; the published attack ({row['reference_attack']}) showed a gap of {_fmt(ref)}, "
-            f"the strong attacks leave {_fmt(worst)} (closed {_fmt(closed)})")
+    return (f"{head}; the published attack ({row['reference_attack']}) showed a gap of {fmt(ref)}, "
+            f"the strong attacks leave {fmt(worst)} (closed {fmt(closed)})")
 
 
 def _pair(pa: dict[str, Any], key: str) -> str:
     """One attack's cell: ``identified / ASR`` (ASR alone in older reports), * where it works on the
     ANN, L where it leaks the label only."""
     mark = ("*" if pa.get("works_on_ann") else "") + (" L" if pa.get("label_only") else "")
-    value = f"{_fmt(pa.get('iip'))} / {_fmt(pa['asr'])}" if key == "iip" else _fmt(pa["asr"])
+    value = f"{fmt(pa.get('iip'))} / {fmt(pa['asr'])}" if key == "iip" else fmt(pa["asr"])
     return value + mark
 
 
@@ -168,12 +160,12 @@ def study_markdown(study: dict[str, Any]) -> str:
         for cell in d["cells"]:
             ce, key = cell["chance_empirical"], cell.get("measure", "asr")
             ic = (cell.get("identification") or {}).get("chance") or {}
-            chance = (f"identified: exact {_fmt(ic.get('exact'), 3)}, random images {_fmt(ic.get('random_images'))}, "
-                      f"class mean {_fmt(ic.get('class_mean'))}; ASR: " if key == "iip" else "chance ")
-            chance += (f"{_fmt(ce['uniform'], 3)} / {_fmt(ce.get('batch_mean'))} / {_fmt(ce.get('random_images'))}"
-                       + (f" / class mean {_fmt(ce.get('class_mean'))}" if ce.get("class_mean") is not None else ""))
+            chance = (f"identified: exact {fmt(ic.get('exact'), 3)}, random images {fmt(ic.get('random_images'))}, "
+                      f"class mean {fmt(ic.get('class_mean'))}; ASR: " if key == "iip" else "chance ")
+            chance += (f"{fmt(ce['uniform'], 3)} / {fmt(ce.get('batch_mean'))} / {fmt(ce.get('random_images'))}"
+                       + (f" / class mean {fmt(ce.get('class_mean'))}" if ce.get("class_mean") is not None else ""))
             lines += [f"### batch {cell['batch']} ({cell['victims']} victims, {cell['samples']} samples; {chance}; "
-                      f"top of the ASR scale {_fmt(cell['oracle_accuracy'])})", ""]  # fmt: skip
+                      f"top of the ASR scale {fmt(cell['oracle_accuracy'])})", ""]  # fmt: skip
             if cell.get("scored"):  # a cell kept from before sample-level identification existed
                 lines += [f"Scored by the {cell['scored']}.", ""]
             names = sorted({n for r in cell["rows"] for n in r["per_attack"]})
@@ -183,9 +175,9 @@ def study_markdown(study: dict[str, Any]) -> str:
             lines += [head, "|---|---|" + "---|" * (first.count("|") + 1) + "---|" * len(names) + "---|"]
             for r in cell["rows"]:
                 cells = [_pair(r["per_attack"][n], key) if n in r["per_attack"] else "n/a" for n in names]
-                worst = f"{_fmt(r['asr'])}{'†' if near_floor(r) else ''} {_ci(r['asr_ci95'])}"
+                worst = f"{fmt(r['asr'])}{'†' if near_floor(r) else ''} {fmt_ci(r['asr_ci95'])}"
                 if key == "iip":
-                    worst = f"{_fmt(r['iip'])}{'†' if near_floor(r, 'iip') else ''} {_ci(r['iip_ci95'])} | " + worst
+                    worst = f"{fmt(r['iip'])}{'†' if near_floor(r, 'iip') else ''} {fmt_ci(r['iip_ci95'])} | " + worst
                 lines.append(f"| {r['model']} | {r['profile']} | {worst} | "
                              + " | ".join(cells) + f" | {r['strongest_effective_attack'] or '–'} |")  # fmt: skip
             lines.append("")
@@ -195,11 +187,11 @@ def study_markdown(study: dict[str, Any]) -> str:
                           "mean cos² with the span of the spikes it received:", ""]  # fmt: skip
                 for r in cell["rows"]:
                     i = r.get("informativeness") or {}
-                    lines.append(f"- {r['model']}@{r['profile']}: rank {_fmt(i.get('rank_uploaded'), 1)}, erank "
-                                 f"{_fmt(i.get('erank_uploaded'), 1)}, input energy "
-                                 f"{_fmt(i.get('energy_static_uploaded'))}"
-                                 f"; hidden rank {_fmt(i.get('layer1.rank_uploaded'), 1)}, cos² "
-                                 f"{_fmt(i.get('layer1.cos2_steps_uploaded'))}")  # fmt: skip
+                    lines.append(f"- {r['model']}@{r['profile']}: rank {fmt(i.get('rank_uploaded'), 1)}, erank "
+                                 f"{fmt(i.get('erank_uploaded'), 1)}, input energy "
+                                 f"{fmt(i.get('energy_static_uploaded'))}"
+                                 f"; hidden rank {fmt(i.get('layer1.rank_uploaded'), 1)}, cos² "
+                                 f"{fmt(i.get('layer1.cos2_steps_uploaded'))}")  # fmt: skip
                 lines.append("")
             for r in cell["rows"][1:]:
                 lines.append(f"- snn@{r['profile']}: {statement(cell, r)}")
