@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from neurofl.report import fmt, fmt_ci, near_floor
+from neurofl.study.ablations import LEARNS_ABOVE_CHANCE
 
 # The published attack whose SNN-ANN gap the strong attacks must close or confirm: Inverting Gradients
 # as published for images, its relaxed-event form for event inputs (the first of these that applies).
@@ -127,6 +128,9 @@ def statement(cell: dict[str, Any], row: dict[str, Any]) -> str:
         head = f"leaks less than the ANN ({what}, worst case {snn_v} vs {ann_v})"
     else:
         head = f"not shown to leak less than the ANN ({what}, worst case {snn_v} vs {ann_v})"
+    acc, chance = row.get("test_accuracy"), cell["chance_empirical"].get("uniform")
+    if row["leaks_less_than_ann"] and acc is not None and chance and acc <= LEARNS_ABOVE_CHANCE * chance:
+        head += f", but it does not learn (test accuracy {fmt(acc, 3)}): not privacy"
     if key == "iip":
         label = "leaks less" if row.get("leaks_less_than_ann_label") else "not shown to leak less"
         if row.get("strongest_effective_attack_label") is None:

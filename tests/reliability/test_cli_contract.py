@@ -271,14 +271,14 @@ def test_an_8_class_xylo_checkpoint_is_evaluated_on_the_classes_it_was_trained_o
 def test_running_out_of_memory_is_one_line_naming_what_to_lower(error, capsys, monkeypatch):
     import torch
 
-    import neurofl.profiles
+    import neurofl.commands.profiles
 
     cls = MemoryError if error == "MemoryError" else torch.cuda.OutOfMemoryError
 
     def exhausted() -> dict[str, Path]:
         raise cls("cannot allocate 12.0 GiB")
 
-    monkeypatch.setattr(neurofl.profiles, "shipped_profiles", exhausted)
+    monkeypatch.setattr(neurofl.commands.profiles, "shipped_profiles", exhausted)  # what `profiles list` calls
     assert run(["profiles", "list"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: out of memory") and "--max-memory" in err[0], err

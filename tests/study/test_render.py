@@ -62,6 +62,14 @@ def test_overlapping_intervals_are_not_a_verdict_of_privacy(study):
     assert study.statement(cell, cell["rows"][1]).startswith("not shown to leak less")
 
 
+def test_a_row_that_does_not_learn_is_not_read_as_privacy(study):
+    cell = study.cell_summary(report(0.0, [0.0, 0.05]))
+    learns, dead = dict(cell["rows"][1], test_accuracy=0.91), dict(cell["rows"][1], test_accuracy=0.12)
+    assert learns["leaks_less_than_ann"] and "does not learn" not in study.statement(cell, learns)
+    # at most 1.5x the label chance (0.1): its zero leakage is a network that computes nothing
+    assert "does not learn (test accuracy 0.120): not privacy" in study.statement(cell, dead)
+
+
 def test_a_study_keeps_earlier_cells_only_with_the_same_settings(study, tmp_path):
     settings = {"attack": "suite_study", "profiles": "loihi2", "seed": 0, "victims": 16, "clients": 8,
                 "iterations": None, "train_epochs": 5}  # fmt: skip
