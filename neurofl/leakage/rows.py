@@ -171,13 +171,15 @@ def attack_row(
     n, b = target.victims, target.batch
     dev = device_of(target.model)
     recovered: torch.Tensor | None = None
-    sizes = chunk_sizes(target, recipes, memory.budget() if max_memory is None else max_memory)
+    # the budget is checked for the recipes with chunks left to compute (a finished row needs none)
+    missing = [r for r in recipes if any(not store.chunk_path(r, k).is_file() for k in range(-(-n // CHUNK)))]
+    sizes = chunk_sizes(target, missing, memory.budget() if max_memory is None else max_memory)
     for recipe in recipes:
         reason = why_not(target, recipe)
         if reason is not None:
             out[recipe.name] = RecipeResult(reason=reason)
             continue
-        size = sizes[recipe.name]
+        size = sizes.get(recipe.name, CHUNK)  # absent: every chunk is on disk
         label_source = getattr(recipe, "labels", None)  # an imprint recipe reads no labels
         if label_source == "known":
             labels = true_labels

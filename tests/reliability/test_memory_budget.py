@@ -187,6 +187,19 @@ def test_a_resumed_run_keeps_its_chunk_files(tmp_path, free_labels):
     assert Path(store.chunk_path(r[0], 0)).name == "chunk_0000.npz"
 
 
+def test_a_finished_row_is_read_back_under_any_budget(tmp_path, free_labels):
+    """Nothing is left to compute, so a budget too small for one victim refuses nothing: the saved
+    chunks are read back (a finished study re-reported on a smaller machine)."""
+    _, _, v, t = _target(victims=3)
+    r = _recipes()[:1]
+    store = RowStore(tmp_path)
+    first = attack_row(t, r, store, 0, v.y, max_memory=1 << 40)
+    with pytest.raises(UserError):
+        attack_row(t, r, RowStore(tmp_path / "fresh"), 0, v.y, max_memory=1)
+    again = attack_row(t, r, store, 0, v.y, max_memory=1)
+    assert np.array_equal(first[r[0].name].images, again[r[0].name].images)
+
+
 def test_attack_under_a_budget_of_two_victims_reports_what_one_chunk_does(tmp_path, capsys, monkeypatch):
     """Through the command: with every recipe estimated at 1 MiB per victim, --max-memory 2M attacks
     3 victims as 2 + 1 and reports what the default budget (one chunk) does."""
