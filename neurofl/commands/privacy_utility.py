@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from neurofl.commands.common import FiniteFloat, device_option, emit, json_option, seed_option, stderr
-
-CONVERGING = Path("fl_digits_fedavg")  # neurofl.pipelines.privacy_utility.CONVERGING
+from neurofl.pipelines.privacy_utility import CONVERGING
 
 
 def _list(value: str) -> tuple[str, ...]:
