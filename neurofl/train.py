@@ -281,6 +281,21 @@ def accuracy(model: torch.nn.Module, ds: Dataset, seed: int = 0, batch_size: int
     return correct / len(ds.y)
 
 
+def eval_batch_under(model: torch.nn.Module, arch: Any, cfg: TrainConfig, limit: int) -> int:
+    """The evaluation batch (at most ``cfg.eval_batch_size``) whose no-grad pass fits ``limit``
+    bytes (:mod:`neurofl.runs.memory`); the accuracy is the same at any batch, the rate code's draws
+    included. Raises :class:`UserError` (one line naming ``--max-memory``) when a training step on
+    ``cfg.batch_size`` samples does not fit: it cannot be split without changing the model."""
+    from neurofl.runs import memory
+
+    with torch.random.fork_rng(devices=[]):  # a rate-coded model on the CPU draws from the global generator here
+        fp = memory.footprint(model, tuple(arch.input_shape))
+    what = f"a training step on a batch of {cfg.batch_size} samples x {fp.time_steps} time steps"
+    memory.check_fits(memory.training_step(fp, cfg.batch_size), limit, what, "the profile's time steps")
+    return memory.units_that_fit(memory.inference(fp), limit, cfg.eval_batch_size, "evaluating one sample",
+                                 "the profile's time steps")  # fmt: skip
+
+
 def train_model(
     kind: ModelKind,
     arch: Architecture,
@@ -293,6 +308,7 @@ def train_model(
     config: TrainConfig | None = None,
     resume: Path | None = None,
     device: torch.device | str = "cpu",
+    max_memory: int | None = None,
 ) -> TrainResult:
     """Train a model of ``kind`` on ``train`` under ``profile``; report accuracy on ``test``.
 
@@ -310,6 +326,9 @@ def train_model(
         any moment and restarted gives the model an uninterrupted run gives, bit for bit
     device : where the model and batches live (random draws stay on the CPU generators); the
         resume file records a non-CPU device and refuses another
+    max_memory : a working-memory budget in bytes (:mod:`neurofl.runs.memory`): a training step that
+        does not fit is refused before anything runs or is written, and the test split is evaluated
+        in batches that fit (None: no check, batches of ``config.eval_batch_size``)
 
     Returns
     -------
@@ -319,7 +338,9 @@ def train_model(
         raise UserError(f"--epochs must be >= 1, got {epochs}")
     _check_shapes(arch, train, test)
     cfg = config or TrainConfig()
-    model = build_model(kind, arch, profile, seed).to(device)
+    model = build_model(kind, arch, profile, seed)
+    eval_batch = cfg.eval_batch_size if max_memory is None else eval_batch_under(model, arch, cfg, max_memory)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -347,7 +368,7 @@ def train_model(
             epoch=epoch,
             loss=total_loss / len(order),
             train_accuracy=correct / len(order),
-            test_accuracy=accuracy(model, test, seed, cfg.eval_batch_size),
+            test_accuracy=accuracy(model, test, seed, eval_batch),
         )
         history.append(stats)
         if resume is not None:

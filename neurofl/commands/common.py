@@ -148,6 +148,13 @@ max_memory_option = click.option(
          "refused naming what to lower [80% of the memory available at start] (neurofl/runs/memory.py).",
 )
 
+
+def budget_option(help: str) -> Callable:
+    """``--max-memory SIZE`` as :data:`max_memory_option` parses it, with the command's own ``help``
+    (what it keeps under the budget)."""
+    return click.option("--max-memory", callback=_max_memory, default=None, metavar="SIZE", help=help)
+
+
 iterations_option = click.option(
     "--iterations", default=None, type=click.IntRange(1, 1_000_000),
     help="Override every gradient-matching recipe's iterations (quick runs).",

@@ -10,6 +10,7 @@ import torch
 
 from neurofl.commands.common import (
     FiniteFloat,
+    budget_option,
     check_not_input,
     check_out_file,
     data_dir_option,
@@ -150,8 +151,14 @@ def export(checkpoint, out, profile_name, fmt, dt, data_dir, as_json, dataset=No
               help="Third-party NetX file: steps per sample [default: the file's tSample, else 16].")  # fmt: skip
 @seed_option(default=None, help="Split / rate-code seed (default: the one in the file).")
 @data_dir_option
+@budget_option(
+    "Memory verification may allocate (4G, 512M): the samples run through Lava in chunks that fit (the report "
+    "is the same), or the run is refused naming what to lower [80% of the memory available at start] "
+    "(neurofl/runs/memory.py)."
+)
 @json_option
-def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, data_dir, as_json) -> None:
+def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, data_dir, as_json,
+           max_memory=None) -> None:  # fmt: skip
     """Run a NetX network in Lava fixed point and compare it with SLAYER, spike by spike.
 
     A NetX file without neurofl's header (a third-party network, e.g. lava-dl's test networks) is
@@ -161,7 +168,9 @@ def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, d
     """
     from neurofl.deploy.third_party.reader import is_foreign
     from neurofl.errors import UserError
+    from neurofl.runs.memory import set_budget
 
+    limit = set_budget(max_memory)
     if netx_file.suffix != ".pt" and is_foreign(netx_file):
         _verify_foreign(netx_file, samples or 4, input_name or "random", steps, seed or 0, data_dir, as_json)
         return
@@ -175,7 +184,7 @@ def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, d
         emit(xylo_result, as_json, lambda: click.echo("\n".join(xylo_lines)))
         return
     from neurofl.deploy.netx import read_netx
-    from neurofl.deploy.parity import check_dataset, reference_model, verify_netx
+    from neurofl.deploy.parity import check_dataset, memory_chunk, reference_model, verify_netx
     from neurofl.deploy.resources import estimate_resources
     from neurofl.models.checkpoint import header_seed
 
@@ -184,11 +193,14 @@ def verify(netx_file, dataset, samples, profile_name, input_name, steps, seed, d
     seed = header_seed(nf.header, f"{netx_file} header") if seed is None else seed
     test = splits_for(dataset, data_dir, seed).test
     check_dataset(nf, test, samples)
+    n = min(samples, len(test.y))
+    chunk = memory_chunk(nf, n, limit)
 
     def notice() -> None:  # after every check, so a refused file prints only its error line
-        stderr.print(f"running {min(samples, len(test.y))} samples in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")
+        runs = "" if chunk >= n else f" in Lava runs of {chunk} (--max-memory)"
+        stderr.print(f"running {n} samples{runs} in Lava fixed point (Loihi2SimCfg, fixed_pt) ...")
 
-    rep = verify_netx(nf, test, samples, seed, on_start=notice)
+    rep = verify_netx(nf, test, samples, seed, on_start=notice, chunk=chunk)
     res = estimate_resources(reference_model(nf), nf.profile, torch.from_numpy(test.x[: rep.samples]), seed)
     result = {
         "file": str(netx_file),

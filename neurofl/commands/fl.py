@@ -9,6 +9,7 @@ import click
 
 from neurofl.commands.common import (
     FiniteFloat,
+    budget_option,
     check_not_input,
     device_option,
     emit,
@@ -143,6 +144,11 @@ def _rounds_list(value: str | None) -> list[int] | None:
     help="Run folder: history.json, accuracy.png, model.pt, updates/; rerunning with the same --out resumes.",
 )
 @device_option
+@budget_option(
+    "Memory a round may allocate (4G, 512M): a round whose estimate does not fit is refused before the first "
+    "round, naming what to lower; with --backend flower the node processes that run at once and the server "
+    "share it [80% of the memory available at start] (neurofl/runs/memory.py)."
+)
 @json_option
 def fl(
     backend: str,
@@ -157,6 +163,7 @@ def fl(
     out: Path | None,
     device: str,
     as_json: bool,
+    max_memory: int | None = None,
     **settings: object,
 ) -> None:
     """Federated training with per-round test accuracy, defenses and update capture."""
@@ -166,10 +173,11 @@ def fl(
     from neurofl.data import load_dataset
     from neurofl.federated import fl_config
     from neurofl.federated.recorder import run_fingerprint
-    from neurofl.federated.task import make_task
+    from neurofl.federated.task import check_round_memory, make_task
     from neurofl.models.model_file import fl_task, open_model_file, split_model_option
     from neurofl.profiles import load_profile
     from neurofl.runs.device import device_kind, resolve_device
+    from neurofl.runs.memory import set_budget
     from neurofl.runs.runfolder import RunFolder, check_out_dir
     from neurofl.shipped import resolve_toml
 
@@ -215,6 +223,11 @@ def fl(
         from neurofl.federated.flower import flower_nodes
 
         nodes = flower_nodes(task, cpus, nodes)
+    # a private Ray instance runs min(cpus, nodes) node processes at once beside the server; on a cluster
+    # (--ray-address) each process has the budget of its own machine, as given
+    limit = set_budget(max_memory)
+    side_by_side = 1 if backend == "local" or ray_address is not None else min(cpus, nodes or 1) + 1
+    check_round_memory(task, limit, nodes if backend == "flower" else None, side_by_side)
 
     folder = RunFolder(out, run_fingerprint(task)) if out is not None else contextlib.nullcontext()
     with folder, progress() as bar:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from neurofl.commands.common import (
+    budget_option,
     check_out_file,
     data_dir_option,
     device_option,
@@ -44,8 +45,14 @@ MAX_EPOCHS = 100_000
 )
 @data_dir_option
 @device_option
+@budget_option(
+    "Memory training may allocate (4G, 512M): a training step that does not fit is refused before the first "
+    "epoch, naming what to lower; the test split is evaluated in batches that fit [80% of the memory available "
+    "at start] (neurofl/runs/memory.py)."
+)
 @json_option
-def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, device, as_json) -> None:
+def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, device, as_json,
+          max_memory=None) -> None:  # fmt: skip
     """Train a model under a hardware profile (quantization-aware for SNNs) and save a checkpoint.
 
     Progress is saved after every epoch to OUT.resume; an interrupted run (Ctrl-C, SIGKILL) rerun
@@ -56,10 +63,12 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, d
     from neurofl.models.checkpoint import check_trainable, save_checkpoint
     from neurofl.profiles import load_profile
     from neurofl.runs.device import device_kind, resolve_device
+    from neurofl.runs.memory import set_budget
     from neurofl.train import train_model
 
     if not 1 <= epochs <= MAX_EPOCHS:
         raise UserError(f"--epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
+    limit = set_budget(max_memory)
     dev = resolve_device(device)
     check_out_file(out, companions=(".resume",))
     profile = load_profile(profile_name)
@@ -88,7 +97,7 @@ def train(dataset, kind, profile_name, arch_name, epochs, seed, out, data_dir, d
             )
 
         result = train_model(kind, arch, profile, splits.clients, splits.test, epochs, seed, on_epoch, resume=resume,
-                             device=dev)  # fmt: skip
+                             device=dev, max_memory=limit)  # fmt: skip
     result.model.cpu()  # the checkpoint holds CPU tensors
     if result.resumed_from:
         stderr.print(f"resumed from {resume} after epoch {result.resumed_from}")

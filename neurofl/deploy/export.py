@@ -21,6 +21,7 @@ Before writing, :func:`check_fits` proves the model fits the profile's chip.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ import torch
 from neurofl.deploy.resources import ResourceReport, estimate_resources
 from neurofl.deploy.trace import STATE_BITS_LAVA, state_ranges
 from neurofl.errors import UserError
-from neurofl.io.atomic import atomic_write
+from neurofl.io.atomic import atomic_write_bytes
 from neurofl.models.checkpoint import arch_to_dict, profile_to_dict, versions
 from neurofl.models.snn import GRADED_INPUT_FRAC_BITS
 
@@ -163,6 +164,10 @@ def check_fits(model: Any, x_calib: torch.Tensor, seed: int = 0) -> FitReport:
 def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, Any], seed: int = 0) -> FitReport:
     """Check the fit, then write ``model`` as a NetX HDF5 file at ``path`` (atomically).
 
+    The file is built in memory and read back with the reader's own checks
+    (:func:`neurofl.deploy.netx.read_layers`, :func:`neurofl.deploy.netx.check_netx`) before a byte
+    reaches ``path``: what ``neurofl verify`` would refuse is refused here, and nothing is written.
+
     Parameters
     ----------
     model : a trained ``SpikingMLP`` or ``ConvSNN``
@@ -173,6 +178,12 @@ def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, A
     Returns
     -------
     The :class:`FitReport` of the checks that passed.
+
+    Raises
+    ------
+    UserError
+        The model does not fit its chip, or the file would not pass the reader (one line naming
+        ``path`` and what is wrong).
     """
     fit = check_fits(model, x_calib, seed)
     profile = model.profile
@@ -189,17 +200,19 @@ def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, A
         **meta,
     }
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            layer = f.create_group("layer")
-            g = layer.create_group("0")
-            g.create_dataset("type", (1,), "S10", [b"input"])
-            g.create_dataset("shape", data=np.array(model.arch.input_shape[:3]))  # (C, H, W); events: no T
-            # SLAYER's own export_hdf5 per block: dense, conv (weights (out, in, kH, kW)), flatten
-            for i, block in enumerate(model.blocks, start=1):
-                block.export_hdf5(layer.create_group(str(i)))
-            f.create_group("neurofl").attrs["header"] = json.dumps(header)
+    from neurofl.deploy.netx import check_netx, read_layers
 
-    with torch.no_grad():
-        atomic_write(Path(path), write)
+    buf = io.BytesIO()
+    with torch.no_grad(), h5py.File(buf, "w") as f:
+        layer = f.create_group("layer")
+        g = layer.create_group("0")
+        g.create_dataset("type", (1,), "S10", [b"input"])
+        g.create_dataset("shape", data=np.array(model.arch.input_shape[:3]))  # (C, H, W); events: no T
+        # SLAYER's own export_hdf5 per block: dense, conv (weights (out, in, kH, kW)), flatten
+        for i, block in enumerate(model.blocks, start=1):
+            block.export_hdf5(layer.create_group(str(i)))
+        f.create_group("neurofl").attrs["header"] = json.dumps(header)
+    with h5py.File(buf, "r") as f:  # the reader's checks, on the bytes about to be written
+        check_netx(Path(path), *read_layers(f, Path(path)))
+    atomic_write_bytes(Path(path), buf.getvalue())
     return fit

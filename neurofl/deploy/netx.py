@@ -30,7 +30,7 @@ from neurofl.io import limits
 from neurofl.io.h5check import check_tree, read_hdf5
 from neurofl.io.safeio import regular_file
 from neurofl.models import Architecture
-from neurofl.models.checkpoint import MAX_WIDTH, arch_from_dict, header_seed, profile_from_dict
+from neurofl.models.checkpoint import MAX_WIDTH, arch_from_dict, check_accuracy, header_seed, profile_from_dict
 from neurofl.profiles import HardwareProfile
 
 _NEURON_KEYS = ("type", "iDecay", "vDecay", "vThMant")
@@ -360,7 +360,10 @@ def _supported(layers: h5py.Group, keys: list[str], path: Path) -> None:
                 raise UserError(f"{path}: /layer/{k}/{key}: {why}; refused rather than reported as a Lava mismatch")
 
 
-def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
+def read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any], bool]:
+    """The layer checks of :func:`read_netx` on the open file ``f`` (named ``path`` in the messages):
+    returns the layer widths, the parsed ``/neurofl`` header (checked by :func:`check_netx`), and
+    whether ``/layer/1`` has a synaptic delay."""
     check_tree(f, path, "NetX files", MAX_DATASET_BYTES, 8, MAX_NETX_OBJECTS)
     if "layer" not in f or not isinstance(f["layer"], h5py.Group) or len(f["layer"]) == 0:
         raise UserError(f"{path}: not a NetX network (no /layer groups)")
@@ -408,7 +411,7 @@ def _read_layers(f: h5py.File, path: Path) -> tuple[list[int], dict[str, Any]]:
         raise UserError(f"{path}: /neurofl header is not valid JSON ({type(e).__name__})") from None
     if not isinstance(header, dict):
         raise UserError(f"{path}: /neurofl header must be a JSON object")
-    return widths, header
+    return widths, header, "delay" in layers["1"]
 
 
 def read_netx(path: Path) -> NetxFile:
@@ -427,7 +430,25 @@ def read_netx(path: Path) -> NetxFile:
     """
     path = Path(path)
     regular_file(path, "NetX file")
-    widths, header = read_hdf5(path, "NetX", lambda f: _read_layers(f, path))
+    widths, header, first_delay = read_hdf5(path, "NetX", lambda f: read_layers(f, path))
+    return check_netx(path, widths, header, first_delay)
+
+
+def check_netx(path: Path, widths: list[int], header: dict[str, Any], first_delay: bool) -> NetxFile:
+    """Validate a NetX header against its layers (:func:`read_layers`' results): the one check
+    :func:`read_netx` runs after reading and :func:`neurofl.deploy.export.export_netx` runs on the
+    file it is about to write, so ``export`` never writes what ``verify`` refuses.
+
+    Checked: the format; the architecture, profile, input encoding, fraction bits, time steps,
+    ``kind``, Lava loading settings and seed, and their agreement with each other and with the
+    layer widths; the SLAYER accuracy (None or a number in [0, 1], as a checkpoint's accuracy); no
+    synaptic delay into a graded first layer.
+
+    Raises
+    ------
+    UserError
+        One line naming ``path`` and the key at fault.
+    """
     if header.get("format") != NETX_FORMAT:
         raise UserError(
             f"{path}: unsupported header format {header.get('format')!r} (expected {NETX_FORMAT}; "
@@ -463,10 +484,9 @@ def read_netx(path: Path) -> NetxFile:
             f"{lava_loading(profile)!r}"[:300]
         )
     header_seed(header, f"{path} header")
-    if encoding == "direct":
-        with h5py.File(path, "r") as f:
-            if "delay" in f["layer/1"]:
-                refuse_graded_delays(str(path), 1)
+    check_accuracy(header.get("slayer_accuracy"), str(path), "slayer_accuracy")
+    if encoding == "direct" and first_delay:
+        refuse_graded_delays(str(path), 1)
     nf = NetxFile(path, header, profile, arch, tuple(widths), encoding, frac, steps)
     want_widths = arch_widths(arch)
     if want_widths != nf.widths:

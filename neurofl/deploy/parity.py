@@ -117,10 +117,11 @@ def chip_grid_hook(model: torch.nn.Module, frac_bits: int) -> torch.utils.hooks.
     return model.blocks[0].synapse.register_forward_hook(hook)
 
 
-def output_spikes(model: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
+def output_spikes(model: torch.nn.Module, inputs: torch.Tensor, chunk: int | None = None) -> np.ndarray:
     """The last block's spikes (N, out, T) int8 for encoded ``inputs`` (N, in, T), computed in chunks
-    of samples within :data:`neurofl.io.limits.ACTIVATION_BUDGET`."""
+    of samples within :data:`neurofl.io.limits.ACTIVATION_BUDGET` (and of at most ``chunk`` samples)."""
     step = samples_per_chunk(neurons(model), inputs.shape[-1])
+    step = step if chunk is None else max(1, min(step, chunk))
     parts = [trace(model, None, inputs=inputs[i : i + step]).layers[-1] for i in range(0, inputs.shape[0], step)]
     return torch.cat(parts).numpy().astype(np.int8)
 
@@ -140,12 +141,42 @@ def check_dataset(nf: NetxFile, data: Dataset, samples: int = 1) -> None:
         raise UserError(f"--samples must be >= 1, got {samples}")
 
 
+def memory_chunk(nf: NetxFile, samples: int, limit: int) -> int:
+    """Samples per Lava run (and per pass of the SLAYER reference) whose working memory fits
+    ``limit`` bytes (:func:`neurofl.runs.memory.lava_chunk`), beside what the run holds for all
+    ``samples`` (:func:`neurofl.runs.memory.verify_held`); at most ``samples``.
+
+    Raises
+    ------
+    UserError
+        One line naming ``--samples`` and ``--max-memory`` when not even one sample fits.
+    """
+    from neurofl.runs import memory
+
+    with torch.random.fork_rng(devices=[]):  # a rate-coded model draws from the global generator here
+        fp = memory.footprint(reference_model(nf), tuple(nf.arch.input_shape))
+    inputs, outputs = nf.widths[0], nf.widths[-1]
+    per_run = memory.lava_chunk(fp, inputs, outputs)
+    held = samples * memory.verify_held(inputs, outputs, nf.time_steps)
+    est = memory.Estimate(per_run.fixed + held, per_run.per_victim)
+    what = f"verifying {samples} samples x {nf.time_steps} time steps (one sample per Lava run)"
+    return memory.units_that_fit(est, limit, samples, what, "--samples")
+
+
 def verify_netx(
-    nf: NetxFile, data: Dataset, samples: int, seed: int = 0, on_start: Callable[[], None] | None = None
+    nf: NetxFile,
+    data: Dataset,
+    samples: int,
+    seed: int = 0,
+    on_start: Callable[[], None] | None = None,
+    chunk: int | None = None,
 ) -> ParityReport:
     """Run the first ``samples`` of ``data`` through SLAYER and Lava fixed point and compare.
 
     ``on_start`` is called once every input check has passed, before the simulations run.
+    ``chunk``: samples per Lava run and per reference pass (None: all in one Lava run; see
+    :func:`memory_chunk`). Samples are independent in Lava (each layer resets between samples), so
+    the report is the same for any chunk.
 
     Raises
     ------
@@ -161,12 +192,14 @@ def verify_netx(
     model = reference_model(nf)
     t0 = time.perf_counter()
     inputs = encoded_input(model, x, seed)
-    to_payload(inputs.numpy(), nf)  # refuses inputs the chip cannot represent, before any run
+    step = samples if chunk is None else max(1, chunk)
+    for i in range(0, samples, step):  # refuses inputs the chip cannot represent, before any run
+        to_payload(inputs[i : i + step].numpy(), nf)
     if on_start is not None:
         on_start()
-    ref = output_spikes(model, inputs)
+    ref = output_spikes(model, inputs, step)
     t1 = time.perf_counter()
-    out = run_lava(nf, inputs.numpy())
+    out = np.concatenate([run_lava(nf, inputs[i : i + step].numpy()) for i in range(0, samples, step)])
     t2 = time.perf_counter()
     layers = len(nf.widths) - 1
     bins = ref[..., layers:].size
@@ -175,7 +208,7 @@ def verify_netx(
     if nf.input_frac_bits:
         handle = chip_grid_hook(model, nf.input_frac_bits)
         try:
-            ref_grid = output_spikes(model, inputs)
+            ref_grid = output_spikes(model, inputs, step)
         finally:
             handle.remove()
         grid = float((ref_grid[..., layers:] == out[..., layers:]).mean())

@@ -86,11 +86,23 @@ def file_name(round_: int, client: int) -> str:
 
 
 def save_captured(dir: Path, item: CapturedUpdate) -> None:
-    """Write ``item`` into folder ``dir`` atomically (one file per update)."""
+    """Write ``item`` into folder ``dir`` atomically (one file per update).
+
+    The payload goes through :func:`check_captured`, the check :func:`load_captured` runs on every
+    file it reads, before anything is written: a capture the attack would refuse (a NaN update, an
+    empty batch, labels out of range, ...) is refused here, and no file or folder is created.
+
+    Raises
+    ------
+    UserError
+        One line naming the file and the field at fault.
+    """
     payload = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
     payload["arch"] = arch_to_dict(item.arch)
     payload["format"] = FORMAT
-    write_torch(Path(dir) / file_name(item.round, item.client), payload)
+    path = Path(dir) / file_name(item.round, item.client)
+    check_captured(payload, path)
+    write_torch(path, payload)
 
 
 def _int(d: dict, key: str, lo: int, path: Path, hi: int) -> int:
@@ -216,6 +228,25 @@ _NAMES = tuple(f.name for f in dataclasses.fields(CapturedUpdate))
 MAX_FILES = 100_000
 
 
+def check_captured(d: Any, path: Path) -> CapturedUpdate:
+    """Validate one captured update's payload (what its file holds): the one check
+    :func:`save_captured` runs before writing and :func:`load_captured` runs on every file it reads.
+
+    Checked: the format and fields; every field's type and range, the provenance, the state dict
+    and update against the declared architecture, finite tensors, inputs and labels of the declared
+    batch (:func:`_check_item`). (The file's name is checked against its round and client by the
+    reader; the writer makes the name from them.)
+
+    Raises
+    ------
+    UserError
+        One line naming ``path`` and the field at fault.
+    """
+    if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in _NAMES):
+        raise UserError(f"{path}: not a neurofl captured update (expected format {FORMAT})")
+    return _check_item(d, path)
+
+
 def load_captured(dir: Path) -> list[CapturedUpdate]:
     """Every captured update in ``dir``, sorted by (round, client).
 
@@ -242,9 +273,7 @@ def load_captured(dir: Path) -> list[CapturedUpdate]:
     items: list[CapturedUpdate] = []
     for path in files:
         d = load_tensors_file(path, "captured update")  # refuses FIFOs, devices, sockets, folders
-        if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in _NAMES):
-            raise UserError(f"{path}: not a neurofl captured update (expected format {FORMAT})")
-        item = _check_item(d, path)
+        item = check_captured(d, path)
         if items and item.run != items[0].run:
             mine, theirs = (str(r)[:12] if r else "not recorded" for r in (item.run, items[0].run))
             raise UserError(

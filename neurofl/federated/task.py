@@ -123,3 +123,52 @@ def calibrated(cfg: FLConfig, client_sizes: list[int]) -> FLConfig:
             f"{cfg.rounds} rounds; raise dp_epsilon or dp_delta, or train fewer rounds"
         ) from None
     return dataclasses.replace(cfg, dp_noise=noise)
+
+
+# the server's test evaluation runs in passes of this many samples (neurofl.federated.server.evaluate)
+EVAL_CHUNK = 512
+
+
+def check_round_memory(task: FLTask, limit: int, nodes: int | None = None, processes: int = 1) -> None:
+    """Refuse, before the first round, a federated round whose working memory does not fit
+    (:func:`neurofl.runs.memory.fl_round`): a round cannot be split without changing its arithmetic.
+
+    Parameters
+    ----------
+    task : the run (model, clients, settings)
+    limit : the memory budget in bytes, shared by ``processes`` processes working side by side
+    nodes : the Flower nodes sharing the clients (None: the in-process engine, one process); each
+        node process computes its sampled clients, the server process aggregates and evaluates
+    processes : how many processes share ``limit`` (the Flower nodes that run at once and the
+        server: each gets ``limit // processes``)
+
+    Raises
+    ------
+    UserError
+        One line naming ``--max-memory`` and the options that shrink a round.
+    """
+    import math
+
+    from neurofl.federated.client import deterministic_forward, dp_sgd
+    from neurofl.runs import memory
+
+    cfg = task.cfg
+    with torch.random.fork_rng(devices=[]):  # building seeds, and a rate code draws from, the global generator
+        model = build_model(task.model_kind, task.arch, task.profile, cfg.seed)  # on the CPU: its size is the same
+        fp = memory.footprint(model, tuple(task.arch.input_shape))
+    together = cfg.vectorize and cfg.local_steps == 1 and deterministic_forward(model) and not dp_sgd(cfg)
+    share = limit // max(1, processes)
+    per_node = cfg.per_round if nodes is None else min(cfg.per_round, math.ceil(cfg.clients / nodes))
+    samples = per_node * cfg.batch if together else cfg.batch
+    evaluation = min(EVAL_CHUNK, len(task.test_y))
+    client_side = memory.fl_round(fp, samples, per_node, evaluation if nodes is None else 0, dp_sgd(cfg))
+    where = "" if processes == 1 else f" per process ({processes} processes share the budget)"
+    lower = "--batch or the clients per round (--fraction, --clients)" if together else "--batch"
+    what = f"a round of {per_node} clients x batch {cfg.batch}" if together else f"a client's step on batch {cfg.batch}"
+    if nodes is None:
+        what += f" and its test evaluation ({evaluation} samples a pass)"
+    memory.check_fits(client_side, share, f"{what}, {fp.time_steps} time steps{where},", lower)
+    if nodes is not None:  # the server holds every upload of the round and evaluates
+        server = memory.fl_round(fp, 0, cfg.per_round, evaluation)
+        memory.check_fits(server, share, f"the server's round of {cfg.per_round} uploads{where}",
+                          "the clients per round (--fraction, --clients)")  # fmt: skip

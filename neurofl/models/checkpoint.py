@@ -171,13 +171,14 @@ def profile_from_dict(d: dict[str, Any], where: str) -> HardwareProfile:
     return from_table(HardwareProfile, d, where)
 
 
-def check_accuracy(accuracy: Any, where: str) -> float | None:
-    """A header's test accuracy: None (not measured) or a number in [0, 1]. The same check on
-    write (:func:`save_checkpoint`) and on read (:func:`load_checkpoint`)."""
+def check_accuracy(accuracy: Any, where: str, key: str = "accuracy") -> float | None:
+    """A header's test accuracy (its entry ``key``): None (not measured) or a number in [0, 1]. The
+    same check on write (:func:`save_checkpoint`, NetX export) and on read (:func:`load_checkpoint`,
+    :func:`neurofl.deploy.netx.check_netx`)."""
     if accuracy is not None and (
         isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1
     ):
-        raise UserError(f"{where}: header accuracy must be a number in [0, 1], got {accuracy!r}"[:300])
+        raise UserError(f"{where}: header {key} must be a number in [0, 1], got {accuracy!r}"[:300])
     return accuracy
 
 

@@ -22,6 +22,11 @@ it; work split over ``N`` processes gives each ``1/N`` of it (:func:`divided`).
 :func:`chunk_size` picks the largest chunk of victims whose estimate fits (at most the caller's
 cap), and refuses in one line (:class:`~neurofl.errors.UserError`) naming what to lower when even
 one victim does not fit.
+
+``train``, ``fl`` and ``verify`` are estimated alike before they start (the section at the end:
+:func:`training_step`, :func:`fl_round`, :func:`lava_chunk`): ``train`` evaluates in chunks that fit
+and ``verify`` runs its samples through Lava in chunks that fit; what cannot be split (a training
+step, a federated round) is refused in one line naming the option to lower (:func:`check_fits`).
 """
 
 from __future__ import annotations
@@ -120,7 +125,8 @@ def footprint(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Footprint
 @dataclass(frozen=True)
 class Estimate:
     """Working memory in bytes: ``fixed`` once per task (per row: a learned inverter's training)
-    plus ``per_victim`` for each victim attacked together."""
+    plus ``per_victim`` for each victim attacked together (for ``train``'s evaluation and ``verify``:
+    for each sample of a chunk)."""
 
     fixed: int
     per_victim: int
@@ -362,3 +368,122 @@ def stochastic_encoding(target: Target) -> bool:
         return False
     encoding = getattr(target.model, "encoding", None) or target.profile.spikes.input_encoding
     return encoding != "direct"
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, federated rounds and Lava verification (``train``, ``fl``, ``verify``)
+#
+# Calibrated as FACTORS were (peak RSS above what the process held before the step, one fresh process
+# per measurement, one thread): SLAYER SNNs at the digits (MLP), faces and dvs-digits (conv) shapes
+# under loihi1 and loihi2, and the ANNs at the digits and faces shapes; each factor is the largest ratio
+# measured, rounded up, and SLACK and FLOOR are added as for the attacks.
+
+#: Stored values per activation value of each sample in a pass (``Footprint.activations``: one
+#: sample, every layer and time step) and per model parameter. ``train``: one optimizer step on a
+#: batch, forward, backward and Adam's update (measured: 6.4 values per activation, digits SNN; the
+#: gradient and Adam's two moments per parameter); ``infer``: a no-grad forward pass (measured 3.2);
+#: ``client``: a client's per-sample gradients (:func:`neurofl.leakage.gradients.per_sample_gradients`,
+#: measured 6.6), whose per-sample weight gradients hold one parameter-sized tensor per sample.
+STEP_FACTORS: dict[str, dict[str, float]] = {
+    "train": {"act": 8.0, "par": 4.0},
+    "infer": {"act": 4.0, "par": 3.0},  # par: the optimizer's state, still held while train evaluates
+    "client": {"act": 8.0, "par": 1.0},
+}
+#: Lava's runtime for one run of a network (its processes, compiled network and channels), bytes:
+#: measured 11 MiB (digits MLP) and 45 MiB (faces conv SNN) of proportional set size of the process
+#: and its Lava processes, polled every 50 ms, one sample each.
+LAVA_FIXED = 64 << 20
+#: Bytes per input and output value (one neuron at one time step) of each sample in one Lava run: its
+#: payload conversions, the ring buffers and their copies in Lava's processes (measured 117 B on digits,
+#: 74 B on faces, above the SLAYER reference's pass).
+LAVA_VALUE = 160
+
+
+def training_step(fp: Footprint, batch: int) -> int:
+    """Working memory of one training step (forward, backward, Adam's update) on ``batch`` samples.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    f = STEP_FACTORS["train"]
+    return FLOOR + int(SLACK * (f["act"] * batch * fp.activations + f["par"] * fp.params) * FLOAT)
+
+
+def inference(fp: Footprint) -> Estimate:
+    """Working memory of a no-grad forward pass (an evaluation): ``fixed`` bytes once (the
+    optimizer's state a training run still holds), ``per_victim`` bytes per sample of the pass."""
+    f = STEP_FACTORS["infer"]
+    return Estimate(FLOOR + int(SLACK * f["par"] * fp.params * FLOAT), int(SLACK * f["act"] * fp.activations * FLOAT))
+
+
+def client_pass(fp: Footprint, samples: int, dp_sgd: bool = False) -> int:
+    """Working memory of one per-sample-gradient pass over ``samples`` samples (one client's local
+    step, or a round's clients computed together), bytes; ``dp_sgd``: plus DP-SGD's float64 copies
+    of the per-sample gradients (clipping, noise)."""
+    f = STEP_FACTORS["client"]
+    per = f["act"] * fp.activations + f["par"] * fp.params + (4 * fp.params if dp_sgd else 0)
+    return int(SLACK * samples * per * FLOAT)
+
+
+def fl_round(fp: Footprint, pass_samples: int, uploads: int, eval_samples: int, dp_sgd: bool = False) -> int:
+    """Working memory of one federated round in one process (the local engine, or a Flower node).
+
+    Parameters
+    ----------
+    fp : the model's footprint
+    pass_samples : samples of the largest per-sample-gradient pass (one client's batch; every
+        client's of the round where they are computed together)
+    uploads : client updates the process holds at once (each with its defended and quantized
+        copies: 4 model sizes)
+    eval_samples : samples of one pass of the test evaluation (0: none in this process)
+    dp_sgd : the clients train with DP-SGD (:func:`client_pass`)
+
+    Returns
+    -------
+    int
+        Bytes: the round's held updates and model copies (global state, a client's start and
+        weights: 6 model sizes), plus the larger of the gradient pass and the evaluation.
+    """
+    held = (4 * uploads + 6) * fp.params * FLOAT
+    evaluation = inference(fp).per_victim * eval_samples
+    return FLOOR + int(SLACK * held) + max(client_pass(fp, pass_samples, dp_sgd), evaluation)
+
+
+def lava_chunk(fp: Footprint, inputs: int, outputs: int) -> Estimate:
+    """Working memory of running a chunk of samples through Lava and the SLAYER reference (``neurofl
+    verify``): ``fixed``, Lava's runtime (:data:`LAVA_FIXED`); ``per_victim``, per sample of the
+    chunk, its Lava payloads and buffers (:data:`LAVA_VALUE` per input and output neuron and time
+    step) and the reference's no-grad pass. ``inputs``, ``outputs``: neurons of the network's input
+    and output layer; bytes."""
+    per = LAVA_VALUE * (inputs + outputs) * fp.time_steps + inference(fp).per_victim
+    return Estimate(FLOOR + LAVA_FIXED, int(SLACK * per))
+
+
+def verify_held(inputs: int, outputs: int, time_steps: int) -> int:
+    """Bytes ``neurofl verify`` holds per sample for the whole run, whatever the chunk: the encoded
+    input (float32) and the output spikes of both simulators and their comparisons (8 bytes per
+    output neuron and step)."""
+    return (FLOAT * inputs + 8 * outputs) * time_steps
+
+
+def check_fits(need: int, limit: int, what: str, lower: str) -> None:
+    """Refuse work that needs ``need`` bytes under a budget of ``limit`` bytes.
+
+    Raises
+    ------
+    UserError
+        One line: ``what`` needs about ``need``, the budget, and ``lower`` (the options that shrink
+        the work) or ``--max-memory`` to raise.
+    """
+    if need > limit:
+        raise UserError(f"{what} needs about {mib(need)}; --max-memory is {mib(limit)}: lower {lower} or raise "
+                        "--max-memory")  # fmt: skip
+
+
+def units_that_fit(est: Estimate, limit: int, cap: int, what: str, lower: str) -> int:
+    """The largest number of units (samples of a chunk), at most ``cap``, whose ``est`` fits ``limit``
+    bytes; refused (:func:`check_fits`, ``what`` naming one unit's work) when one does not."""
+    check_fits(est.bytes(1), limit, what, lower)
+    return int(max(1, min(cap, (limit - est.fixed) // max(1, est.per_victim))))
