@@ -92,7 +92,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"# neurofl evaluate: {report['dataset']}, attack {report['attack']}",
         "",
         f"Victims: {report['victims']} updates of batch {report['batch_size']} ({report['samples']} samples, "
-        f"{report['clients']} clients), seed {report['seed']}, round {report['round']}.",
+        f"{report['clients']} clients), seed {report['seed']}, round {report['round']}"
+        + (f"; each update {report['local_steps']} local SGD steps of {report['minibatch']} samples"
+           if report.get("local_steps", 1) > 1 else "") + ".",
         "",
         "**Identified (IIP)**, the verdict's measure: the share of samples whose reconstruction is nearer to the "
         f"private sample than to any other image of its label in the pool ({ident.get('pool') or 'not measured'}); "

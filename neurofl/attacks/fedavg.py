@@ -1,7 +1,8 @@
 """A client's FedAvg local training, unrolled and differentiable, for many victims at once.
 
 The attacker simulates the victim's ``steps`` local SGD steps inside its objective (Geiping et
-al. 2020, section 5). After the first step every victim has its own weights, so the model is run
+al. 2020, section 5; with a fresh minibatch per step, as Dimitrov et al. 2022 simulate a client's
+local epoch over the reconstructed data). After the first step every victim has its own weights, so the model is run
 functionally with per-victim weight tensors (``torch.func.vmap`` cannot run through SLAYER's
 neurons); victims never interact, so the gradient of the summed loss w.r.t. victim v's weights is
 victim v's own gradient.
@@ -70,23 +71,36 @@ def local_update(
     lr: float,
     create_graph: bool = False,
     generator: torch.Generator | None = None,
+    minibatch: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Each victim's weight delta after ``steps`` full-batch SGD steps of learning rate ``lr``.
+    """Each victim's weight delta after ``steps`` SGD steps of learning rate ``lr``.
 
     x : (victims * batch, *input_shape); y : (victims * batch,) labels or (victims * batch,
-    classes) probabilities. Returns name -> (victims, *weight_shape): ``w_steps - w_0``.
+    classes) probabilities. ``minibatch`` : samples per step (None: the whole batch every step).
+    With ``minibatch`` m < ``batch`` the victim walks its batch in order, step k on samples
+    ``[j m, (j + 1) m)`` with j = k mod (batch / m): ``steps = batch / m`` is one local epoch, each
+    sample used once. The order is the client's; an attacker reconstructs an unordered set and is
+    scored on the best assignment, so any order of its own candidates is as good.
+    Returns name -> (victims, *weight_shape): ``w_steps - w_0``.
     """
+    m = batch if minibatch is None else minibatch
+    if not 1 <= m <= batch or batch % m:
+        raise ValueError(f"minibatch {m} must divide the batch {batch}")
     layers = model.weight_layers()
     victims = x.shape[0] // batch
-    w0 = [m.weight.detach().unsqueeze(0).expand(victims, *m.weight.shape) for _, m in layers]
+    xs = x.reshape(victims, batch // m, m, *x.shape[1:])
+    ys = y.reshape(victims, batch // m, m, *y.shape[1:])
+    w0 = [w.weight.detach().unsqueeze(0).expand(victims, *w.weight.shape) for _, w in layers]
     ws = [w.clone().requires_grad_(True) for w in w0]
-    for _ in range(steps):
-        logits = functional_logits(model, ws, x, batch, generator)
-        if y.dim() == 1:
-            per = F.cross_entropy(logits, y, reduction="none")
+    for k in range(steps):
+        j = k % (batch // m)
+        xk, yk = xs[:, j].reshape(victims * m, *x.shape[1:]), ys[:, j].reshape(victims * m, *y.shape[1:])
+        logits = functional_logits(model, ws, xk, m, generator)
+        if yk.dim() == 1:
+            per = F.cross_entropy(logits, yk, reduction="none")
         else:
-            per = -(y * F.log_softmax(logits, dim=-1)).sum(-1)
-        loss = per.reshape(victims, batch).mean(1).sum()
+            per = -(yk * F.log_softmax(logits, dim=-1)).sum(-1)
+        loss = per.reshape(victims, m).mean(1).sum()
         grads = torch.autograd.grad(loss, ws, create_graph=create_graph)
         ws = [w - lr * g for w, g in zip(ws, grads, strict=True)]
     return {name: w - w_start for (name, _), w, w_start in zip(layers, ws, w0, strict=True)}

@@ -361,6 +361,7 @@ def invert(
     local_steps: int = 1,
     local_lr: float | None = None,
     start: torch.Tensor | None = None,
+    minibatch: int | None = None,
 ) -> Inversion:
     """Reconstruct each victim's private batch from its shared update.
 
@@ -383,10 +384,15 @@ def invert(
     on_step : called with the iteration number after each step (progress)
     profile : the device profile; an ``adaptive`` recipe quantizes its candidate update with it
     local_steps, local_lr : with ``local_steps > 1`` the target is each victim's FedAvg weight
-        delta after that many full-batch SGD steps of rate ``local_lr``, and the attacker unrolls
-        them (:mod:`neurofl.attacks.fedavg`); otherwise the target is the FedSGD gradient
+        delta after that many SGD steps of rate ``local_lr``, and the attacker unrolls them
+        (:mod:`neurofl.attacks.fedavg`); otherwise the target is the FedSGD gradient
     start : (victims * batch, *input_shape) a starting point (e.g. another attack's result)
         instead of ``recipe.init``
+    minibatch : samples per local step (None: the whole batch every step); the candidates are
+        split into minibatches in their own order (the client's order is unknown, and the scoring
+        pairs an unordered set). With ``minibatch < batch`` the labels are optimized jointly with
+        the inputs (as ``labels = "joint"``, DLG's), whatever ``recipe.labels``: a recovered label
+        multiset does not say which step each label was in
 
     Returns
     -------
@@ -405,7 +411,9 @@ def invert(
     labels = labels.to(dev) if labels is not None else None
     enc_gen = torch.Generator().manual_seed(seed + 1)
     tgt_once = {k: v.detach() for k, v in target.items()}
-    joint = recipe.labels == "joint"
+    # Fresh minibatches: the attacker knows the label multiset at best, not which step each label
+    # was in, and the steps' order matters to the delta; so each candidate's label is optimized with it.
+    joint = recipe.labels == "joint" or (local_steps > 1 and minibatch is not None and minibatch < batch)
     if not joint and labels is None:
         raise ValueError("labels are required unless the recipe optimizes them jointly")
     spike = recipe.attack == "spike_ig"
@@ -416,7 +424,8 @@ def invert(
         """The candidate update of inputs x with labels y: gradient, or unrolled delta."""
         if local_steps > 1:
             assert local_lr is not None
-            grads = local_update(model, x, y, batch, local_steps, local_lr, create_graph=graph, generator=enc_gen)
+            grads = local_update(model, x, y, batch, local_steps, local_lr, create_graph=graph, generator=enc_gen,
+                                 minibatch=minibatch)  # fmt: skip
         else:
             grads = per_sample_gradients(
                 model, x, y, create_graph=graph, generator=enc_gen, group=batch,

@@ -192,7 +192,7 @@ def simulate(
         y = torch.from_numpy(aux.y[idx.numpy()])
         v = Victims(x, y, np.zeros(count, dtype=np.int64), idx.numpy(), b)
         upd = shared_updates(target.model, v, target.profile, seed + 7919 * (start + 1),
-                             target.local_steps, target.local_lr)  # fmt: skip
+                             target.local_steps, target.local_lr, target.minibatch)  # fmt: skip
         fs.append(features(upd).cpu())
         if reader is not None:
             rs.append(reader(upd).cpu())

@@ -74,7 +74,7 @@ def _gm_run(target, recipe, labels, seed, on_step, cache, start=None) -> Inversi
     return invert(
         target.model, target.update, labels, target.input_shape, recipe, seed, batch=target.batch,
         on_step=on_step, profile=target.profile, local_steps=target.local_steps,
-        local_lr=target.local_lr if target.local_steps > 1 else None, start=start,
+        local_lr=target.local_lr if target.local_steps > 1 else None, start=start, minibatch=target.minibatch,
     )  # fmt: skip
 
 

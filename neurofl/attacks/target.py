@@ -23,7 +23,9 @@ class Target:
 
     model : the global model (the attacker's copy; its arithmetic follows ``profile``)
     update : name -> (victims, *weight_shape): FedSGD gradients (``local_steps`` 1) or FedAvg
-        weight deltas ``w_K - w_0`` after ``local_steps`` SGD steps of rate ``local_lr``
+        weight deltas ``w_K - w_0`` after ``local_steps`` SGD steps of rate ``local_lr``, each on
+        ``minibatch`` of the update's ``batch`` samples (None: all of them every step;
+        :func:`neurofl.attacks.fedavg.local_update`)
     batch : samples per update; input_shape : one sample's shape; classes : output classes
     kind : ``snn`` or ``ann``; events : whether inputs are binary event frames (C, H, W, T)
     profile : the device profile (its upload quantizer and arithmetic are public)
@@ -41,6 +43,7 @@ class Target:
     auxiliary: Dataset | None = None
     local_steps: int = 1
     local_lr: float = 0.1
+    minibatch: int | None = None
 
     @property
     def victims(self) -> int:

@@ -43,6 +43,9 @@ from neurofl.commands.common import (
               help="Local SGD steps per update: 1 shares a FedSGD gradient, more a FedAvg weight delta.")
 @click.option("--local-lr", default=0.1, show_default=True, type=FiniteFloat(min=0, min_open=True, max=1e3),
               help="Learning rate of the local SGD steps (with --local-steps > 1).")
+@click.option("--minibatch", default=None, type=click.IntRange(1, 4096),
+              help="Samples per local step; it divides --batch-size and the steps cycle through the batch in order "
+                   "(--batch-size / --minibatch steps are one local epoch) [default: the whole batch every step].")
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Model topology: auto = mlp for 8x8 images, conv otherwise.")
 @iterations_option
@@ -59,7 +62,8 @@ from neurofl.commands.common import (
 @json_option
 def attack(
     recipe: str, model: str, profile: str | None, dataset: str | None, victims: int, batch_size: int, clients: int,
-    local_steps: int, local_lr: float, arch: str, iterations: int | None, seed: int, updates: Path | None,
+    local_steps: int, local_lr: float, minibatch: int | None, arch: str, iterations: int | None, seed: int,
+    updates: Path | None,
     data_dir: Path | None, out: Path | None, device: str, as_json: bool,
     max_memory: int | None = None,
 ) -> None:
@@ -74,7 +78,8 @@ def attack(
     check_not_input(out, {"--model": checkpoint, "--updates": updates})
     cfg = AttackConfig(
         recipe=recipe, model=kind or "snn", profile=profile, dataset=dataset, victims=victims, batch_size=batch_size,
-        clients=clients, local_steps=local_steps, local_lr=local_lr, arch=arch, seed=seed, iterations=iterations,
+        clients=clients, local_steps=local_steps, local_lr=local_lr, minibatch=minibatch, arch=arch, seed=seed,
+        iterations=iterations,
         updates=updates, data_dir=Path(data_dir) if data_dir else None, checkpoint=checkpoint, device=device,
     )
     with progress() as bar:

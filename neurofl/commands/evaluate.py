@@ -52,8 +52,15 @@ from neurofl.commands.common import (
 @click.option("--round", "round_", default=1, show_default=True, type=click.IntRange(1, 100_000),
               help="Attack the updates of this federated round (earlier rounds: FedAvg with the local engine; "
                    "with --model, of the built rows only).")
-@click.option("--fl-lr", default=None, type=FiniteFloat(min=0, min_open=True),
-              help="FedAvg client learning rate for the rounds before --round [default: 0.5 ANN, 0.03 SNN].")
+@click.option("--fl-lr", default=None, type=FiniteFloat(min=0, min_open=True, max=1e3),
+              help="FedAvg client learning rate, in the rounds before --round and in the attacked update's local "
+                   "steps [default: 0.5 ANN, 0.03 SNN].")
+@click.option("--local-steps", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="Each victim's update: its FedAvg weight delta after this many local SGD steps (1: its FedSGD "
+                   "gradient).")
+@click.option("--minibatch", default=None, type=click.IntRange(1, 4096),
+              help="Samples per local step; it divides --batch-size and the steps cycle through the batch in order "
+                   "(--batch-size / --minibatch steps are one local epoch) [default: the whole batch every step].")
 @click.option("--encoding", type=click.Choice(["profile", "direct", "rate"]), default="profile", show_default=True,
               help="SNN input encoding of images: the profile's, direct current each step, or Bernoulli rate code.")
 @iterations_option
@@ -91,6 +98,8 @@ def evaluate(
     train_epochs: int,
     round_: int,
     fl_lr: float | None,
+    local_steps: int,
+    minibatch: int | None,
     encoding: str,
     iterations: int | None,
     seed: int,
@@ -130,6 +139,8 @@ def evaluate(
         train_epochs=train_epochs,
         round=round_,
         fl_lr=fl_lr,
+        local_steps=local_steps,
+        minibatch=minibatch,
         encoding=encoding,
         model=model,
         workers=workers,

@@ -41,12 +41,18 @@ from neurofl.commands.common import device_option, iterations_option, max_memory
               help="Repeatable: one more SNN row per value beside each chip profile's, only KEY changed: time_steps, "
                    "encoding (direct|rate|regular|events), surrogate_width, leak (on|off), upload (float32|intN); "
                    "per-axis tables and plots in study.md (docs/study.md).")
+@click.option("--round", "round_", type=click.IntRange(1, 100_000), default=1, show_default=True,
+              help="Attack the global model of this round: the rounds before it train with FedAvg on the local engine "
+                   "(fully connected models).")
+@click.option("--local-steps", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Each update: one local epoch over its batch in this many SGD steps of equal minibatches (it "
+                   "divides each batch size; 1: the FedSGD gradient). The attacks unroll the steps.")
 @click.option("--ray-address", default=None,
               help="Run the tasks on a running Ray cluster (HEAD:PORT, auto) instead; its nodes must see --out "
                    "and --data-dir at the same paths; --workers is then not used (docs/study.md).")
 def study(data_dir: Path | None, out: Path, profiles: str, datasets: str, batches: str, attack: str, victims: int,
           clients: int, seed: int, iterations: int | None, train_epochs: int, min_victims: int, device: str,
-          workers: int, ray_address: str | None, ablate: tuple[str, ...],
+          workers: int, ray_address: str | None, ablate: tuple[str, ...], round_: int = 1, local_steps: int = 1,
           max_memory: int | None = None) -> None:  # fmt: skip
     """Every available dataset x batch size: ANN vs SNN leakage against the strongest attacks, one verdict."""
     from neurofl.commands.fl import probe_ray_address
@@ -64,7 +70,8 @@ def study(data_dir: Path | None, out: Path, profiles: str, datasets: str, batche
     cfg = StudyConfig(out=out, data_dir=Path(data_dir) if data_dir else None, profiles=profiles, datasets=datasets,
                       batches=batches, attack=attack, victims=victims, clients=clients, seed=seed,
                       iterations=iterations, train_epochs=train_epochs, min_victims=min_victims, device=device,
-                      workers=workers, ray_address=ray_address, ablate=tuple(ablate))  # fmt: skip
+                      workers=workers, ray_address=ray_address, ablate=tuple(ablate), round=round_,
+                      local_steps=local_steps)  # fmt: skip
     result = run_study(cfg, lambda text: stderr.print(text, markup=False, highlight=False))
     stderr.print(f"wrote {out / 'study.json'}, {out / 'study.md'} and {out / 'study.png'}", markup=False)
     if result.study.get("ablations"):  # the per-axis tables and verdicts (plots: OUT/ablation_<key>.png)

@@ -111,9 +111,11 @@ def shared_updates(
     seed: int,
     local_steps: int = 1,
     local_lr: float = 0.1,
+    minibatch: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """What each victim uploads: its FedSGD gradient (``local_steps`` 1) or its FedAvg weight
-    delta after ``local_steps`` full-batch SGD steps of rate ``local_lr``, computed in the
+    delta after ``local_steps`` SGD steps of rate ``local_lr`` (each on ``minibatch`` of its
+    samples, None: all of them; :func:`neurofl.attacks.fedavg.local_update`), computed in the
     profile's arithmetic and quantized as ``profile.update`` says.
 
     The clients' private randomness (a rate code's spikes, stochastic rounding) is seeded from
@@ -128,7 +130,7 @@ def shared_updates(
     enc = torch.Generator().manual_seed(seed + 1000)  # the clients' private encoding randomness
     rnd = torch.Generator().manual_seed(seed + 2000)  # stochastic rounding
     if local_steps > 1:
-        grads = local_update(model, x, y, victims.batch, local_steps, local_lr, generator=enc)
+        grads = local_update(model, x, y, victims.batch, local_steps, local_lr, generator=enc, minibatch=minibatch)
     else:
         grads = per_sample_gradients(model, x, y, generator=enc, group=victims.batch)
     return {k: quantize_update(v.detach().cpu(), profile.update, rnd).to(dev) for k, v in grads.items()}

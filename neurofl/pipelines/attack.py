@@ -60,6 +60,7 @@ class AttackConfig:
     clients: int = 8
     local_steps: int = 1
     local_lr: float = 0.1
+    minibatch: int | None = None  # samples per local step (None: the whole batch every step)
     arch: str = "auto"  # mlp | conv | auto (neurofl.models.architecture_for)
     seed: int = 0
     iterations: int | None = None  # overrides every gradient-matching recipe's
@@ -87,6 +88,12 @@ def _validate(cfg: AttackConfig) -> None:
         raise UserError(f"--seed must be in 0..{SEED_MAX}, got {cfg.seed}")
     if cfg.iterations is not None and not (1 <= cfg.iterations <= 1_000_000):
         raise UserError(f"--iterations must be in 1..1000000, got {cfg.iterations}")
+    m = cfg.minibatch
+    if m is not None and (m < 1 or cfg.batch_size % m or cfg.local_steps * m < cfg.batch_size):
+        raise UserError(f"--minibatch {m}: must divide --batch-size {cfg.batch_size} and, over --local-steps "
+                        f"{cfg.local_steps}, use every sample of it (local steps x minibatch >= batch size)")
+    if m is not None and cfg.updates is not None:
+        raise UserError("--minibatch describes fresh updates; captured ones (--updates) record their own steps")
 
 
 def fresh_group(
@@ -103,9 +110,10 @@ def fresh_group(
         profile = load_profile(cfg.profile or "loihi2")
         model = build_model(cfg.model, architecture_for(ds.input_shape, ds.classes, cfg.arch), profile, seed=cfg.seed)
     model = model.to(device)
-    update = shared_updates(model, victims, profile, cfg.seed, cfg.local_steps, cfg.local_lr)
+    update = shared_updates(model, victims, profile, cfg.seed, cfg.local_steps, cfg.local_lr, cfg.minibatch)
     target = Target(model, update, cfg.batch_size, tuple(ds.input_shape), ds.classes, cfg.model,
-                    ds.kind == "events", profile, splits.auxiliary, cfg.local_steps, cfg.local_lr)  # fmt: skip
+                    ds.kind == "events", profile, splits.auxiliary, cfg.local_steps, cfg.local_lr,
+                    cfg.minibatch)  # fmt: skip
     return Group(keyed(f"{cfg.model}@{profile.name}", table_digest(profile)), target, victims)
 
 
@@ -236,10 +244,12 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
         groups = captured_groups(cfg, caps, ds, splits, dev)
     else:
         groups = [fresh_group(cfg, ds, splits, mf, dev)]
+    # minibatch None (the whole batch every step) is left out, as in run folders made before it
     fp = {
         "neurofl_version": __version__,
         **{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items()
-           if k not in ("recipe", "profile", "data_dir", "checkpoint", "device")},  # fmt: skip
+           if k not in ("recipe", "profile", "data_dir", "checkpoint", "device")
+           and not (k == "minibatch" and v is None)},  # fmt: skip
         **identity_entry(dev),
         **({"model_file": mf.identity()} if mf is not None else {}),
         "recipes": [config_identity(r) for r in recipes],
@@ -271,6 +281,7 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "batch_size": sizes[0] if len(sizes) == 1 else None,  # None: several, in batch_sizes
                 "batch_sizes": {str(s.batch): len(s.labels) for s, _ in by_size},  # samples per batch size
                 "local_steps": cfg.local_steps if cfg.updates is None else first.local_steps,
+                "minibatch": first.minibatch or sizes[0] if len(sizes) == 1 else None,
                 "updates": str(cfg.updates) if cfg.updates else None,
                 "model_file": {"path": str(cfg.checkpoint), **mf.identity()} if mf is not None else None,
                 "asr_kind": judge.name,

@@ -38,8 +38,10 @@ from neurofl.leakage.rows import ProgressFn, RowStore, attack_row, score_row
 from neurofl.leakage.scoring import judge_for, judge_rows
 from neurofl.leakage.victims import Victims, draw_victims, shared_updates
 from neurofl.models import Architecture, architecture_for, build_model
+from neurofl.models.ann import MLP
 from neurofl.models.arch import ModelKind
 from neurofl.models.model_file import ModelFile, check_arch_option, open_model_file
+from neurofl.models.snn import SpikingMLP
 from neurofl.profiles import HardwareProfile, load_profile
 from neurofl.report import markdown, profiles_png, reconstructions_png, write_json
 from neurofl.runs.device import describe, identity_entry, resolve_device
@@ -49,6 +51,7 @@ from neurofl.runs.runfolder import RunFolder
 
 MAX_VICTIMS = 100_000
 MAX_ITERATIONS = 1_000_000  # the recipes' own limit
+MAX_LOCAL_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ class EvaluateConfig:
     train_epochs: int = 15  # to report each row's test accuracy (0: skip)
     round: int = 1  # attack the updates of this federated round (1: the initial global model)
     encoding: str = "profile"  # SNN input encoding of static images: profile | direct | rate
-    fl_lr: float | None = None  # FedAvg client learning rate for rounds before `round` (None: per model)
+    fl_lr: float | None = None  # FedAvg client learning rate, before `round` and in it (None: per model)
+    # the attacked update: local_steps SGD steps, each on minibatch of the batch's samples (None: all)
+    local_steps: int = 1
+    minibatch: int | None = None
     model: Path | None = None  # a neurofl checkpoint whose weights the rows of its kind use
     workers: int | None = None  # rows computed side by side (None: one per row, at most one per CPU)
     device: str = "auto"  # auto | cpu | cuda[:N] (neurofl.runs.device); the run records the resolved kind
@@ -83,6 +89,8 @@ class EvaluateConfig:
         d = dataclasses.asdict(self)
         for k in ("out", "data_dir", "profiles", "attack", "model", "workers", "device", "ablations"):
             d.pop(k)
+        if self.local_steps == 1 and self.minibatch is None:  # FedSGD: as run folders made before FedAvg updates
+            del d["local_steps"], d["minibatch"]
         if self.ablations:
             d["ablations"] = [a.label for a in self.ablations]
         return json.loads(json.dumps(d, default=str))
@@ -202,6 +210,12 @@ def _validate(cfg: EvaluateConfig) -> None:
         raise UserError(f"--iterations must be in 1..{MAX_ITERATIONS}, got {cfg.iterations}")
     if cfg.train_epochs < 0:
         raise UserError(f"--train-epochs must be >= 0, got {cfg.train_epochs}")
+    if not 1 <= cfg.local_steps <= MAX_LOCAL_STEPS:
+        raise UserError(f"--local-steps must be in 1..{MAX_LOCAL_STEPS}, got {cfg.local_steps}")
+    m = cfg.minibatch
+    if m is not None and (m < 1 or cfg.batch_size % m or cfg.local_steps * m < cfg.batch_size):
+        raise UserError(f"--minibatch {m}: must divide --batch-size {cfg.batch_size} and, over --local-steps "
+                        f"{cfg.local_steps}, use every sample of it (local steps x minibatch >= batch size)")
 
 
 def fingerprint(
@@ -373,11 +387,17 @@ def plan_evaluation(cfg: EvaluateConfig) -> EvaluatePlan:
         skipped.update(not_applicable)
     if cfg.round > 1 and not isinstance(arch, Architecture) and any(r.source is None for r in rows):
         raise UserError("--round > 1 trains with the federated engine, which builds fully connected models only")
+    if cfg.local_steps > 1 and (not isinstance(arch, Architecture) or any(r.source is not None for r in rows)):
+        raise UserError("--local-steps > 1 unrolls a client's steps on the fully connected models neurofl builds; "
+                        f"this run's model is {type(arch).__name__}" + (" from --model" if mf else ""))
     for row in rows:  # refuse a profile the models cannot take before anything is written
         if row.source is not None:
             row.source.build(row.profile)
         else:
-            build_model(row.kind, row.arch if row.arch is not None else arch, row.profile, seed=cfg.seed)
+            built = build_model(row.kind, row.arch if row.arch is not None else arch, row.profile, seed=cfg.seed)
+            if cfg.local_steps > 1 and not isinstance(built, (MLP, SpikingMLP)):  # what attacks/fedavg.py unrolls
+                raise UserError(f"--local-steps > 1: profile '{row.label}' builds a {type(built).__name__}; a "
+                                "client's steps are unrolled for the SLAYER MLP and the float MLP only")
     return EvaluatePlan(cfg, attack, recipes, ds, splits, victims, rows, arch, mf, skipped, dev)
 
 
@@ -427,6 +447,8 @@ def run_evaluate(cfg: EvaluateConfig, on_progress: ProgressFn | None = None) -> 
             "batch_size": cfg.batch_size,
             "samples": cfg.victims * cfg.batch_size,
             "round": cfg.round,
+            "local_steps": cfg.local_steps,
+            "minibatch": cfg.minibatch or cfg.batch_size,
             **describe(dev),
             "model_file": {"path": str(cfg.model), **mf.identity()} if mf else None,
             "encodings": {r.label: r.profile.spikes.input_encoding for r in rows if r.kind == "snn"
@@ -480,8 +502,10 @@ def evaluate_row(
     target, phases = row_target(row, arch, ds, splits, victims, cfg, store)
     model, update = target.model, target.update
     t0 = time.perf_counter()
-    info = first_layer_informativeness(model, victims.x, victims.y, row.profile, cfg.batch_size, cfg.seed,
-                                       deeper=isinstance(arch, Architecture), uploaded=update)  # fmt: skip
+    info = None  # the measures read a FedSGD gradient (its exact value sets the upload's rank tolerance)
+    if cfg.local_steps == 1:
+        info = first_layer_informativeness(model, victims.x, victims.y, row.profile, cfg.batch_size, cfg.seed,
+                                           deeper=isinstance(arch, Architecture), uploaded=update)  # fmt: skip
     phases["informativeness"] = time.perf_counter() - t0
     label = f"{row.kind}@{row.label}"
     results = attack_row(target, recipes, store, cfg.seed, victims.y, label, on_progress)
@@ -493,6 +517,9 @@ def evaluate_row(
     util = utility_row(row, arch, splits, cfg, store.dir)
     phases["utility"] = time.perf_counter() - t0
     out = {"model": row.kind, "profile": row.label, **scored, **util, "informativeness": info}
+    if cfg.round > 1 and row.source is None:  # the attacked global model's test accuracy, from its FedAvg history
+        history = json.loads((store.dir / "fl" / "history.json").read_text())
+        out["global_accuracy"] = history["rounds"][-1]["accuracy"]
     if row.ablation is not None:
         out["ablation"] = {"key": row.ablation.key, "value": row.ablation.value, "base": row.label.split("[")[0],
                            "base_value": row.base_value}  # fmt: skip
@@ -532,8 +559,9 @@ def row_target(
         model.load_state_dict(global_model_at_round(row, arch, ds, cfg, store.dir / "fl").state_dict())
     phases["global_model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    update = shared_updates(model, victims, row.profile, cfg.seed)
+    lr = cfg.fl_lr or FL_LR[row.kind]
+    update = shared_updates(model, victims, row.profile, cfg.seed, cfg.local_steps, lr, cfg.minibatch)
     phases["victim_updates"] = time.perf_counter() - t0
     target = Target(model, update, cfg.batch_size, tuple(ds.input_shape), ds.classes, row.kind, ds.kind == "events",
-                    row.profile, splits.auxiliary)  # fmt: skip
+                    row.profile, splits.auxiliary, cfg.local_steps, lr, cfg.minibatch)  # fmt: skip
     return target, phases

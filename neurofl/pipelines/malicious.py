@@ -46,6 +46,9 @@ def run_malicious(cfg: Any) -> dict[str, Any]:
         raise UserError("--threat-model malicious runs on the CPU (a closed-form readout); use --device cpu or auto")
     if cfg.model is not None:
         raise UserError("--threat-model malicious builds the server's own imprint network; it takes no --model")
+    if cfg.local_steps > 1 or cfg.round > 1:
+        raise UserError("--threat-model malicious reads the one gradient of the imprint network the server ships; "
+                        "it takes no --local-steps or --round")
     recipe = load_recipe("imprint" if cfg.attack == "suite" else cfg.attack)
     if not isinstance(recipe, ImprintRecipe):
         raise UserError(

@@ -40,6 +40,8 @@ class StudyConfig:
     workers: int = 1  # 1: tasks in this process (no Ray); N > 1: a private local Ray instance of N CPUs
     ray_address: str | None = None  # an existing Ray cluster instead of a private instance
     ablate: tuple[str, ...] = ()  # --ablate KEY=V1,V2,... texts (neurofl.ablation): one SNN row per value
+    round: int = 1  # attack the global model of this round (earlier rounds: FedAvg with the local engine)
+    local_steps: int = 1  # each update: one local epoch over its batch in this many minibatches (1: FedSGD)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
 
     if not 1 <= cfg.workers <= MAX_WORKERS:
         raise UserError(f"--workers must be in 1..{MAX_WORKERS}, got {cfg.workers}")
+    if cfg.round < 1 or cfg.local_steps < 1:
+        raise UserError(f"--round and --local-steps must be >= 1, got {cfg.round} and {cfg.local_steps}")
     registry = available_datasets()
     names = [n.strip() for n in cfg.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in registry]
@@ -128,6 +132,8 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
                               "datasets": [], "skipped": [n for n in names if n not in todo]}  # fmt: skip
     if ablations:  # only then: a study.json without ablations keeps the keys it had before they existed
         header["ablate"] = [a.label for a in ablations]
+    if cfg.round != 1 or cfg.local_steps != 1:  # likewise: FedSGD on the initial model is the default threat
+        header.update(round=cfg.round, local_steps=cfg.local_steps)
     earlier = earlier_entries(cfg.out / "study.json", header)
     cells: list[Cell] = []
     entries: dict[str, dict[str, Any]] = {}
@@ -137,6 +143,10 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
         kept = [c for c in earlier.pop(name, {}).get("cells", []) if c["batch"] not in sizes]
         entries[name] = {"dataset": name, "kind": ds.kind, "cells": kept, "skipped_batches": []}
         for b in sizes:
+            if b % cfg.local_steps:
+                entries[name]["skipped_batches"].append(
+                    f"{b} (--local-steps {cfg.local_steps} walk a batch in equal minibatches; it must divide it)")
+                continue
             n = min(cfg.victims, victims_that_fit(clients_split, b, cfg.clients, cfg.seed))
             if n < cfg.min_victims:
                 why = f"{b} (only {n} victims of {b} private samples fit in {cfg.clients} clients)"
@@ -146,7 +156,8 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
                 profiles=tuple(cfg.profiles.split(",")), dataset=name, attack=cfg.attack, clients=cfg.clients,
                 victims=n, batch_size=b, seed=cfg.seed, out=cfg.out / name / f"batch{b}", data_dir=root,
                 iterations=cfg.iterations, train_epochs=cfg.train_epochs, device=str(dev), workers=1,
-                ablations=ablations,
+                ablations=ablations, round=cfg.round, local_steps=cfg.local_steps,
+                minibatch=b // cfg.local_steps if cfg.local_steps > 1 else None,
             )  # fmt: skip
             cells.append(Cell(name, b, ev))
     return StudyPlan(header, cells, entries, earlier)

@@ -63,6 +63,7 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
             "chance_worst_case": r.get("chance_worst_case"), "chance_worst_case_iip": r.get("chance_worst_case_iip"),
             "psnr": r.get("psnr"), "l2": r.get("l2"), "label_accuracy": r.get("label_accuracy"),
             "test_accuracy": r.get("test_accuracy"),
+            **({"global_accuracy": r["global_accuracy"]} if "global_accuracy" in r else {}),
             "per_attack": {n: {"asr": v["asr"], "asr_ci95": v["asr_ci95"], "iip": v.get("iip"),
                                "iip_ci95": v.get("iip_ci95", [None, None]), "works_on_ann": v.get("works_on_ann"),
                                "works_on_ann_label": v.get("works_on_ann_label"), "label_only": v.get("label_only")}
@@ -89,6 +90,8 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {
         **({"rows_not_applicable": report["profiles_skipped"]} if report.get("ablations") else {}),
         "batch": report["batch_size"], "victims": report["victims"], "samples": report["samples"],
+        **({"round": report["round"], "local_steps": report["local_steps"], "minibatch": report["minibatch"]}
+           if report.get("local_steps", 1) != 1 or report.get("round", 1) != 1 else {}),
         "measure": key, "chance": report["chance"], "chance_empirical": report["chance_empirical"],
         "identification": report.get("identification"),
         "oracle_accuracy": report["oracle_accuracy"], "asr_kind": report["asr_kind"], "rows": rows,
@@ -111,6 +114,8 @@ def earlier_entries(path: Path, study: dict[str, Any]) -> dict[str, dict[str, An
     if old.get("device", "cpu") != study.get("device", "cpu"):  # studies before --device ran on the CPU
         return {}
     if old.get("ablate") != study.get("ablate"):  # other ablated rows (absent: none)
+        return {}
+    if any(old.get(k, 1) != study.get(k, 1) for k in ("round", "local_steps")):  # another threat (absent: 1)
         return {}
     return {d["dataset"]: d for d in old.get("datasets", [])}
 
@@ -159,6 +164,11 @@ def study_markdown(study: dict[str, Any]) -> str:
              "reconstruction is nearer to the private sample than to any other image of its label in the dataset "
              "(sample-level identification, the verdict's measure); ASR: share the label judge recognizes. Worst "
              "case: any attack. Chance levels go through the same pairing and judges.", ""]  # fmt: skip
+    if study.get("round", 1) != 1 or study.get("local_steps", 1) != 1:
+        lines += [f"Threat: the global model of round {study.get('round', 1)}; each update "
+                  + (f"one local epoch of {study['local_steps']} SGD steps over its batch (a fresh minibatch of "
+                     "batch / steps samples per step), unrolled by the attacks" if study.get("local_steps", 1) > 1
+                     else "the FedSGD gradient of its batch") + ".", ""]  # fmt: skip
     for d in study["datasets"]:
         lines += [f"## {d['dataset']}", ""]
         for cell in d["cells"]:
