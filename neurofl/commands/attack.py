@@ -16,7 +16,9 @@ from neurofl.commands.common import (
     emit,
     iterations_option,
     json_option,
+    local_steps_option,
     max_memory_option,
+    minibatch_option,
     progress,
     seed_option,
     stderr,
@@ -39,13 +41,10 @@ from neurofl.commands.common import (
               help="Private samples per update (FedSGD).")
 @click.option("--clients", default=8, show_default=True, type=click.IntRange(1, 100_000),
               help="Clients whose IID shards the victims are drawn from (as evaluate does).")
-@click.option("--local-steps", default=1, show_default=True, type=click.IntRange(1, 1000),
-              help="Local SGD steps per update: 1 shares a FedSGD gradient, more a FedAvg weight delta.")
+@local_steps_option
 @click.option("--local-lr", default=0.1, show_default=True, type=FiniteFloat(min=0, min_open=True, max=1e3),
               help="Learning rate of the local SGD steps (with --local-steps > 1).")
-@click.option("--minibatch", default=None, type=click.IntRange(1, 4096),
-              help="Samples per local step; it divides --batch-size and the steps cycle through the batch in order "
-                   "(--batch-size / --minibatch steps are one local epoch) [default: the whole batch every step].")
+@minibatch_option
 @click.option("--arch", type=click.Choice(["auto", "mlp", "conv"]), default="auto", show_default=True,
               help="Model topology: auto = mlp for 8x8 images, conv otherwise.")
 @iterations_option

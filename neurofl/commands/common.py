@@ -160,6 +160,17 @@ iterations_option = click.option(
     help="Override every gradient-matching recipe's iterations (quick runs).",
 )
 
+local_steps_option = click.option(
+    "--local-steps", default=1, show_default=True, type=click.IntRange(1, 1000),
+    help="Each victim's update: its FedAvg weight delta after this many local SGD steps (1: its FedSGD gradient).",
+)
+
+minibatch_option = click.option(
+    "--minibatch", default=None, type=click.IntRange(1, 4096),
+    help="Samples per local step; it divides --batch-size and the steps cycle through the batch in order "
+         "(--batch-size / --minibatch steps are one local epoch) [default: the whole batch every step].",
+)
+
 
 @contextlib.contextmanager
 def input_checks() -> Iterator[None]:

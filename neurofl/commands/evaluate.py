@@ -15,7 +15,9 @@ from neurofl.commands.common import (
     emit,
     iterations_option,
     json_option,
+    local_steps_option,
     max_memory_option,
+    minibatch_option,
     progress,
     seed_option,
 )
@@ -55,12 +57,8 @@ from neurofl.commands.common import (
 @click.option("--fl-lr", default=None, type=FiniteFloat(min=0, min_open=True, max=1e3),
               help="FedAvg client learning rate, in the rounds before --round and in the attacked update's local "
                    "steps [default: 0.5 ANN, 0.03 SNN].")
-@click.option("--local-steps", default=1, show_default=True, type=click.IntRange(1, 1000),
-              help="Each victim's update: its FedAvg weight delta after this many local SGD steps (1: its FedSGD "
-                   "gradient).")
-@click.option("--minibatch", default=None, type=click.IntRange(1, 4096),
-              help="Samples per local step; it divides --batch-size and the steps cycle through the batch in order "
-                   "(--batch-size / --minibatch steps are one local epoch) [default: the whole batch every step].")
+@local_steps_option
+@minibatch_option
 @click.option("--encoding", type=click.Choice(["profile", "direct", "rate"]), default="profile", show_default=True,
               help="SNN input encoding of images: the profile's, direct current each step, or Bernoulli rate code.")
 @iterations_option
