@@ -1,4 +1,4 @@
-"""The fast subset of the red-team pass (tests/support/redteam.py runs all ~750 cases).
+"""The fast subset of the red-team pass (tests/support/redteam.py runs all ~780 cases).
 
 The subset's cases (``ci=True`` in tests/support/neurofl_testing/redteam_cases.py: a few of every
 category, among them each hostile file the issue reported) run one after the other in one child

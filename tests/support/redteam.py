@@ -1,4 +1,4 @@
-"""The red-team pass: ~750 hostile inputs and misuses through the real CLI; writes results/redteam.json.
+"""The red-team pass: ~780 hostile inputs and misuses through the real CLI; writes results/redteam.json.
 
     OMP_NUM_THREADS=1 nice .venv/bin/python tests/support/redteam.py [--jobs 2] [--mode batch|process]
         [--only CATEGORY[,CATEGORY]] [--work DIR] [--out results/redteam.json]

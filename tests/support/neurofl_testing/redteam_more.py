@@ -83,6 +83,7 @@ CI_NAMES = {
     "numpy.ndarray((5e6, 3072))", "attack --local-lr nan", "train --out /proc/self/cwd/m.pt",
     "evaluate --profile ',,'", "loihi2: weights.scale = 1e30", "idlg: lr = nan",
     "updates fl captured under speck: attack --updates",
+    "evaluate --minibatch 3 of a batch of 4", "train --max-memory 1K",
 }  # fmt: skip
 
 
@@ -97,6 +98,7 @@ def add(b: Any) -> None:
     _model_cases(b, models)
     _cifar_claims(b)
     _option_cases(b, models)
+    _threat_and_budget_cases(b, models)
     for case in b.cases[first:]:
         case.ci = case.name in CI_NAMES
 
@@ -434,3 +436,55 @@ def _option_cases(b: Any, m: dict[str, Path]) -> None:
     add("profiles show a NIR graph", lambda d: ["profiles", "show", str(m["nir"])], "snntorch.nir", out=None)
     add("datasets list --data-dir /proc/self/cwd", lambda d: ["datasets", "list", "--data-dir", "/proc/self/cwd"],
         None, "either", out=None)  # fmt: skip
+
+
+def _threat_and_budget_cases(b: Any, m: dict[str, Path]) -> None:
+    """FedAvg updates in fresh minibatches and later rounds (``--local-steps``, ``--minibatch``,
+    ``--round``) and the memory budget of ``train``, ``fl`` and ``verify`` (``--max-memory``)."""
+    real = str(b.shared / "real.pt")
+
+    def add(name: str, argv: Callable[[Path], list[str]], needle: str | None, expect: str = "refuse",
+            out: str | None = "out") -> None:  # fmt: skip
+        b.add("options", name, argv, expect, needle=needle, out=out)
+
+    def ev(*extra: str) -> Callable[[Path], list[str]]:
+        return lambda d: ["evaluate", *EVAL, *extra, "--out", str(d / "out")]
+
+    add("evaluate --minibatch 3 of a batch of 4", ev("--batch-size", "4", "--local-steps", "2", "--minibatch", "3"),
+        "--minibatch")  # fmt: skip
+    add("evaluate --minibatch 2, one local step", ev("--batch-size", "4", "--minibatch", "2"), "--minibatch")
+    add("evaluate --minibatch 0", ev("--minibatch", "0"), "--minibatch")
+    add("evaluate --local-steps 0", ev("--local-steps", "0"), "--local-steps")
+    add("evaluate --local-steps 10^6", ev("--local-steps", str(10**6)), "--local-steps")
+    add("evaluate --local-steps 2 on speck", ev("--local-steps", "2", "--profile", "speck"), "--local-steps")
+    add("evaluate --local-steps 2 on a conv model", ev("--local-steps", "2", "--arch", "conv"), "--local-steps")
+    add("evaluate --local-steps 2 --model FILE", ev("--local-steps", "2", "--model", real), "--local-steps")
+    add("evaluate --local-steps 2 --threat-model malicious", ev("--local-steps", "2", "--threat-model", "malicious"),
+        "--local-steps")  # fmt: skip
+    add("evaluate --round 2 --threat-model malicious", ev("--round", "2", "--threat-model", "malicious"), "--round")
+    add("evaluate one local epoch of 4 steps of 1 (valid)", ev("--batch-size", "4", "--local-steps", "4",
+        "--minibatch", "1", "--profile", "float32"), None, "ok")  # fmt: skip
+    add("attack --minibatch 3 of a batch of 4", lambda d: ["attack", *TINY, "--batch-size", "4", "--local-steps", "2",
+        "--minibatch", "3", "--out", str(d / "out")], "--minibatch")  # fmt: skip
+    add("attack --minibatch with --updates", lambda d: ["attack", "--updates", str(b.shared / "fl" / "updates"),
+        *TINY, "--minibatch", "1", "--out", str(d / "out")], "--minibatch")  # fmt: skip
+    add("study --round 0", lambda d: ["study", "--datasets", "digits", "--round", "0", "--out", str(d / "out")],
+        "--round")  # fmt: skip
+    add("study --local-steps 3 dividing no batch", lambda d: ["study", "--datasets", "digits", "--batches", "4",
+        "--local-steps", "3", "--victims", "1", "--min-victims", "1", "--iterations", "1", "--train-epochs", "0",
+        "--attack", "idlg", "--out", str(d / "out")], None, "either")  # fmt: skip
+    for size in ("1K", "0", "-1G", "nan", "9" * 40 + "G", "1Q"):
+        add(f"train --max-memory {size[:12]}", lambda d, s=size: ["train", "--epochs", "1", "--max-memory", s,
+            "--out", str(d / "out" / "m.pt")], "--max-memory")  # fmt: skip
+    add("train --max-memory 1M (a step does not fit)", lambda d: ["train", "--epochs", "1", "--max-memory", "1M",
+        "--out", str(d / "out" / "m.pt")], "--max-memory")  # fmt: skip
+    add("fl --max-memory 1M (a round does not fit)", lambda d: ["fl", "--clients", "3", "--rounds", "1",
+        "--max-memory", "1M", "--out", str(d / "out")], "--max-memory")  # fmt: skip
+    add("fl --max-memory 1K", lambda d: ["fl", "--clients", "3", "--rounds", "1", "--max-memory", "1K", "--out",
+        str(d / "out")], "--max-memory")  # fmt: skip
+    from neurofl_testing.redteam_cases import SHIPPED_NET
+
+    add("verify --max-memory 1K", lambda d: ["verify", str(SHIPPED_NET), "--samples", "2", "--max-memory", "1K"],
+        "--max-memory", out=None)  # fmt: skip
+    add("verify --max-memory 1M (one Lava run does not fit)", lambda d: ["verify", str(SHIPPED_NET), "--samples", "2",
+        "--max-memory", "1M"], "--max-memory", out=None)  # fmt: skip
