@@ -2,8 +2,8 @@
 
 The attacker simulates the victim's ``steps`` local SGD steps inside its objective (Geiping et
 al. 2020, section 5; with a fresh minibatch per step, as Dimitrov et al. 2022 simulate a client's
-local epoch over the reconstructed data). After the first step every victim has its own weights, so the model is run
-functionally with per-victim weight tensors (``torch.func.vmap`` cannot run through SLAYER's
+local epoch over the reconstructed data). After the first step every victim has its own weights, so
+the model is run functionally with per-victim weight tensors (``torch.func.vmap`` cannot run through SLAYER's
 neurons); victims never interact, so the gradient of the summed loss w.r.t. victim v's weights is
 victim v's own gradient.
 """
@@ -60,6 +60,19 @@ def _forward_hooks(module: torch.nn.Module, inp: torch.Tensor, out: torch.Tensor
         if result is not None:
             out = result
     return out
+
+
+def minibatch_problem(batch: int, steps: int, minibatch: int | None) -> str | None:
+    """Why ``steps`` local steps of ``minibatch`` samples cannot walk a batch of ``batch`` (None:
+    they can): a minibatch must divide the batch, and the steps must use every sample of it.
+
+    >>> minibatch_problem(40, 5, 8) is None, minibatch_problem(16, 1, 8)[:28]
+    (True, 'must divide --batch-size 16 ')
+    """
+    if minibatch is None or (minibatch >= 1 and batch % minibatch == 0 and steps * minibatch >= batch):
+        return None
+    return (f"must divide --batch-size {batch} and, over --local-steps {steps}, use every sample of it "
+            "(local steps x minibatch >= batch size)")
 
 
 def local_update(

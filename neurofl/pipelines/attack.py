@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from neurofl import __version__
+from neurofl.attacks.fedavg import minibatch_problem
 from neurofl.attacks.recipe import Recipe, check_auxiliary, load_attack
 from neurofl.attacks.target import Target
 from neurofl.data import load_dataset, split_dataset
@@ -88,11 +89,10 @@ def _validate(cfg: AttackConfig) -> None:
         raise UserError(f"--seed must be in 0..{SEED_MAX}, got {cfg.seed}")
     if cfg.iterations is not None and not (1 <= cfg.iterations <= 1_000_000):
         raise UserError(f"--iterations must be in 1..1000000, got {cfg.iterations}")
-    m = cfg.minibatch
-    if m is not None and (m < 1 or cfg.batch_size % m or cfg.local_steps * m < cfg.batch_size):
-        raise UserError(f"--minibatch {m}: must divide --batch-size {cfg.batch_size} and, over --local-steps "
-                        f"{cfg.local_steps}, use every sample of it (local steps x minibatch >= batch size)")
-    if m is not None and cfg.updates is not None:
+    why = minibatch_problem(cfg.batch_size, cfg.local_steps, cfg.minibatch)
+    if why is not None:
+        raise UserError(f"--minibatch {cfg.minibatch}: {why}")
+    if cfg.minibatch is not None and cfg.updates is not None:
         raise UserError("--minibatch describes fresh updates; captured ones (--updates) record their own steps")
 
 

@@ -28,6 +28,7 @@ import torch
 
 from neurofl import __version__
 from neurofl.ablation import Ablation, NotApplicable
+from neurofl.attacks.fedavg import minibatch_problem
 from neurofl.attacks.recipe import Recipe, check_auxiliary, load_attack
 from neurofl.attacks.target import Target
 from neurofl.data import Dataset, load_dataset, split_dataset
@@ -212,10 +213,9 @@ def _validate(cfg: EvaluateConfig) -> None:
         raise UserError(f"--train-epochs must be >= 0, got {cfg.train_epochs}")
     if not 1 <= cfg.local_steps <= MAX_LOCAL_STEPS:
         raise UserError(f"--local-steps must be in 1..{MAX_LOCAL_STEPS}, got {cfg.local_steps}")
-    m = cfg.minibatch
-    if m is not None and (m < 1 or cfg.batch_size % m or cfg.local_steps * m < cfg.batch_size):
-        raise UserError(f"--minibatch {m}: must divide --batch-size {cfg.batch_size} and, over --local-steps "
-                        f"{cfg.local_steps}, use every sample of it (local steps x minibatch >= batch size)")
+    why = minibatch_problem(cfg.batch_size, cfg.local_steps, cfg.minibatch)
+    if why is not None:
+        raise UserError(f"--minibatch {cfg.minibatch}: {why}")
 
 
 def fingerprint(

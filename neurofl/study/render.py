@@ -98,6 +98,25 @@ def cell_summary(report: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+VERDICT = {True: "leaks less", False: "not shown to leak less"}
+
+
+def chip_row(cell: dict[str, Any]) -> dict[str, Any]:
+    """The chip row a cell is summarized by: snn@loihi2 where it exists, else its last SNN row
+    (ablated rows left out)."""
+    snn = [r for r in cell["rows"] if r["model"] == "snn" and "ablation" not in r]
+    return next((r for r in snn if r["profile"] == "loihi2"), snn[-1])
+
+
+def verdict(row: dict[str, Any], label: bool = False) -> str:
+    """An SNN row's verdict in words, on samples identified (``label``: on the label judge)."""
+    if not label and row["strongest_effective_attack"] is None:
+        return "no attack works on the ANN"
+    if label and row.get("strongest_effective_attack_label") is None:
+        return "no attack beats the class prototype on the ANN"
+    return VERDICT[bool(row.get("leaks_less_than_ann_label" if label else "leaks_less_than_ann"))]
+
+
 SAME_STUDY = ("attack", "profiles", "seed", "victims", "clients", "iterations", "train_epochs")
 
 

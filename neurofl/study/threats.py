@@ -12,13 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from neurofl.report import fmt, fmt_ci
-
-_VERDICT = {True: "leaks less", False: "not shown to leak less"}
-
-
-def _snn(cell: dict[str, Any]) -> dict[str, Any]:
-    snn = [r for r in cell["rows"] if r["model"] == "snn" and "ablation" not in r]
-    return next((r for r in snn if r["profile"] == "loihi2"), snn[-1])
+from neurofl.study.render import chip_row, verdict
 
 
 def threat_rows(studies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -30,7 +24,7 @@ def threat_rows(studies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for study in studies:
         for entry in study["datasets"]:
             for cell in entry["cells"]:
-                ann, snn = cell["rows"][0], _snn(cell)
+                ann, snn = cell["rows"][0], chip_row(cell)
                 attack = snn["strongest_effective_attack"]
                 out.append({
                     "dataset": entry["dataset"], "round": study.get("round", 1),
@@ -41,8 +35,7 @@ def threat_rows(studies: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "attack": attack,
                     "ann_attack": ann["per_attack"][attack]["iip"] if attack else None,
                     "snn_attack": snn["per_attack"][attack]["iip"] if attack else None,
-                    "verdict": "no attack works on the ANN" if attack is None
-                    else _VERDICT[bool(snn["leaks_less_than_ann"])],
+                    "verdict": verdict(snn),
                 })  # fmt: skip
     return sorted(out, key=lambda r: (r["dataset"], r["round"], r["local_steps"], r["batch"]))
 
