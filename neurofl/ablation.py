@@ -18,16 +18,23 @@ The axes (``AXES``), where each takes effect:
                           events, which is the unablated row of an event dataset (so no extra row)
 ``surrogate_width=F``     the spike's surrogate gradient ``F`` times as wide, same area (SLAYER's
                           ``tau_grad`` times ``F``): shapes the victims' updates and training
+``surrogate_shape=S``     ``neuron.surrogate``: the surrogate gradient's shape, same width and
+                          area (``laplace``, SLAYER's; ``fast_sigmoid``, ``triangle``,
+                          ``gaussian``: :func:`neurofl.models.cuba.surrogate_derivative`)
 ``leak=on|off``           ``off``: no membrane leak (``voltage_decay = 0``; the synaptic current's
                           decay kept)
+``reset=zero|subtract``   ``neuron.reset``: at a spike the voltage is set to zero (SLAYER, Lava)
+                          or drops by the threshold
+``payload=binary|graded`` ``neuron.payload``: hidden spikes carry 1 or, graded (SLAYER's graded
+                          spike), the voltage at the crossing; only where the profile's spikes
+                          carry a graded payload (loihi2, float32; not loihi1)
 ``upload=U``              ``update``: ``float32``, or ``intN`` (N in 2..16, nearest rounding, one
                           scale per tensor)
 ========================  ===================================================================
 
-Refused (``REFUSED``), each with its reason: ``surrogate_shape`` (the fused neuron's backward and its
-hand-written second derivative are Laplace-shaped only), ``reset`` (SLAYER's and Lava's CUBA neuron
-reset to zero; a subtractive reset needs new scan code) and ``payload`` (neurofl's SLAYER neurons emit
-binary spikes under every profile; a graded payload only admits a direct input, the encoding axis).
+Rows with a subtractive reset or graded hidden spikes are study rows only: Lava's CUBA neuron resets
+to zero and the exports carry binary hidden spikes, so ``export`` refuses such a model
+(:meth:`~neurofl.models.arch.NeuronParams.lava_incompatibility`).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from typing import Any
 
 from neurofl.errors import UserError
 from neurofl.io.limits import MAX_TIME_STEPS
+from neurofl.models.arch import SURROGATES
 from neurofl.profiles import FLOAT_BITS, HardwareProfile, UpdateFormat
 
 MAX_UPLOAD_BITS = 16
@@ -80,6 +88,15 @@ def _leak(v: str) -> str:
     return v
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if v not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return v
+
+    return check
+
+
 def _upload(v: str) -> str:
     if v == "float32":
         return v
@@ -94,18 +111,14 @@ AXES: dict[str, tuple[str, Callable[[str], str]]] = {
     "time_steps": ("time steps T per sample", _time_steps),
     "encoding": ("input encoding", _encoding),
     "surrogate_width": ("surrogate gradient width (factor)", _width),
+    "surrogate_shape": ("surrogate gradient shape", _choice(*SURROGATES)),
     "leak": ("membrane leak", _leak),
+    "reset": ("reset at a spike", _choice("zero", "subtract")),
+    "payload": ("hidden spike payload", _choice("binary", "graded")),
     "upload": ("upload quantization", _upload),
 }
-
-REFUSED: dict[str, str] = {
-    "surrogate_shape": "neurofl's fused CUBA neuron (models/cuba.py) has SLAYER's Laplace-shaped surrogate only; "
-    "another shape needs a new backward with its hand-written second derivative (not implemented)",
-    "reset": "SLAYER's CUBA neuron and Lava's LIF reset the voltage to zero; a subtractive reset needs new scan code "
-    "in models/cuba.py (NumPy and torch) and breaks Lava parity (not implemented)",
-    "payload": "neurofl's SLAYER neurons emit binary spikes under every profile (a graded payload only admits a direct "
-    "input, which the encoding axis varies); graded hidden spikes need new neuron code (not implemented)",
-}
+# the axes that set one key of the SLAYER neuron (models/arch.NeuronParams)
+NEURON_KEYS = {"surrogate_shape": "surrogate", "reset": "reset", "payload": "payload"}
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,8 @@ class Ablation:
             return "1"
         if self.key == "leak":
             return "on" if arch.neuron.voltage_decay > 0 else "off"
+        if self.key in NEURON_KEYS:
+            return str(getattr(arch.neuron, NEURON_KEYS[self.key]))
         u = profile.update
         return "float32" if u.format == "float" else f"int{u.bits}"
 
@@ -146,8 +161,9 @@ class Ablation:
         Raises
         ------
         NotApplicable
-            The key does not apply to this data (event inputs and ``time_steps`` or any encoding: the
-            unablated row is the events' own; ``encoding=events`` on static images).
+            The key does not apply to this data or chip (event inputs and ``time_steps`` or any
+            encoding: the unablated row is the events' own; ``encoding=events`` on static images;
+            ``payload=graded`` on a chip whose spikes carry no payload).
         UserError
             The profile cannot take the value (e.g. a direct input on a binary-spike chip), or the
             profile's SNN is not a SLAYER network (neuron keys).
@@ -177,8 +193,13 @@ class Ablation:
             n = arch.neuron
             if self.key == "surrogate_width":
                 n = replace(n, tau_grad=n.tau_grad * float(self.value))
-            else:  # leak
+            elif self.key == "leak":
                 n = replace(n, voltage_decay=0.0 if self.value == "off" else n.voltage_decay)
+            else:
+                if self.key == "payload" and self.value == "graded" and profile.spikes.payload != "graded":
+                    raise NotApplicable(f"profile '{profile.name}' spikes carry no payload "
+                                        f"(spikes.payload = {profile.spikes.payload!r})")  # fmt: skip
+                n = replace(n, **{NEURON_KEYS[self.key]: self.value})
             return profile, replace(arch, neuron=n)
         except ValueError as e:  # the profile's own validation: one line naming the key
             raise UserError(f"--ablate {self.label} on profile '{profile.name}': {e}") from None
@@ -191,7 +212,7 @@ class Ablation:
 
 def parse_ablate(specs: Sequence[str]) -> tuple[Ablation, ...]:
     """``KEY=V1,V2,...`` texts (the repeatable ``--ablate``) as ablations, axis by axis in the order
-    given, each value once. Refuses an unknown or refused key, a missing ``=``, an empty or bad value
+    given, each value once. Refuses an unknown key, a missing ``=``, an empty or bad value
     with one line naming it.
 
     >>> [a.label for a in parse_ablate(["time_steps=4,1", "upload=int4"])]
@@ -201,10 +222,8 @@ def parse_ablate(specs: Sequence[str]) -> tuple[Ablation, ...]:
     for spec in specs:
         key, sep, values = spec.partition("=")
         key = key.strip()
-        if key in REFUSED:
-            raise UserError(f"--ablate {key}: not implemented: {REFUSED[key]}")
         if key not in AXES:
-            known = ", ".join([*AXES, *(f"{k} (refused)" for k in REFUSED)])
+            known = ", ".join(AXES)
             raise UserError(f"--ablate {spec!r}: unknown key {key!r} (known: {known})")
         texts = [v.strip() for v in values.split(",")]
         if not sep or not any(texts):

@@ -185,6 +185,9 @@ def export_netx(model: Any, path: Path, x_calib: torch.Tensor, meta: dict[str, A
         The model does not fit its chip, or the file would not pass the reader (one line naming
         ``path`` and what is wrong).
     """
+    why = model.arch.neuron.lava_incompatibility()
+    if why is not None:
+        raise UserError(f"{path}: cannot export this model to NetX: {why}")
     fit = check_fits(model, x_calib, seed)
     profile = model.profile
     header = {

@@ -8,22 +8,50 @@ the factory.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 ModelKind = Literal["snn", "ann"]
+# Shapes of the spike's surrogate gradient (models/cuba.py: :func:`~neurofl.models.cuba.surrogate`), all of
+# area ``scale_grad`` and width ``tau_grad``; ``laplace`` is SLAYER's.
+SURROGATES = ("laplace", "fast_sigmoid", "triangle", "gaussian")
+Surrogate = Literal["laplace", "fast_sigmoid", "triangle", "gaussian"]
+# the neuron keys an ablation varies beyond SLAYER's own (left out of identities at their defaults)
+VARIANT_KEYS = ("surrogate", "reset", "payload")
 
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """CUBA LIF parameters in SLAYER units (the values of lava-dl's NMNIST/PilotNet tutorials)."""
+    """CUBA LIF parameters in SLAYER units (the values of lava-dl's NMNIST/PilotNet tutorials).
+
+    The last three keys are the spiking ingredients the study's ablations vary (``neurofl study
+    --ablate``); their defaults are SLAYER's and Lava's CUBA neuron, the only variant that exports
+    to Lava (:meth:`lava_incompatibility`):
+
+    surrogate : the spike's surrogate-gradient shape (:data:`SURROGATES`), ``laplace`` = SLAYER's
+    reset : ``zero`` (SLAYER, Lava) or ``subtract`` (the voltage drops by the threshold at a spike)
+    payload : what a hidden spike carries: ``binary`` (1) or ``graded`` (SLAYER's graded spike: the
+        voltage at the crossing, as Loihi 2's graded spikes can carry)
+    """
 
     threshold: float = 1.25
     current_decay: float = 0.25
     voltage_decay: float = 0.03
     tau_grad: float = 0.03
     scale_grad: float = 3.0
+    surrogate: Surrogate = "laplace"
+    reset: Literal["zero", "subtract"] = "zero"
+    payload: Literal["binary", "graded"] = "binary"
+
+    def __post_init__(self) -> None:
+        if self.surrogate not in SURROGATES or self.reset not in ("zero", "subtract") or \
+                self.payload not in ("binary", "graded"):  # fmt: skip
+            raise ValueError(f"neuron: unknown surrogate, reset or payload in {self}")
+        if self.payload == "graded" and self.surrogate != "laplace":
+            raise ValueError("neuron: graded spikes have SLAYER's own (one-sided) surrogate; surrogate must be "
+                             f"'laplace', got {self.surrogate!r}")  # fmt: skip
 
     def as_slayer(self) -> dict[str, float | bool]:
         """The parameters as SLAYER's neuron dictionary (decays learned: no)."""
@@ -34,7 +62,29 @@ class NeuronParams:
             "tau_grad": self.tau_grad,
             "scale_grad": self.scale_grad,
             "requires_grad": False,
+            **({"graded_spike": True} if self.payload == "graded" else {}),
         }
+
+    def fused_options(self) -> dict[str, str]:
+        """The keys SLAYER's neuron does not take, for :func:`neurofl.models.cuba.fuse_neurons`."""
+        return {"surrogate": self.surrogate, "reset": self.reset}
+
+    def identity(self) -> dict[str, Any]:
+        """The parameters as data, without the ablation keys left at their defaults (so a neuron's
+        identity, in run fingerprints and model files, is what it was before those keys existed)."""
+        d = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in VARIANT_KEYS and d[f.name] == f.default:
+                del d[f.name]
+        return d
+
+    def lava_incompatibility(self) -> str | None:
+        """Why Lava's CUBA neuron (and NetX, NIR) cannot run this neuron, or None when it can."""
+        if self.reset != "zero":
+            return f"neuron.reset = {self.reset!r}: Lava's CUBA neuron resets to zero"
+        if self.payload != "binary":
+            return f"neuron.payload = {self.payload!r}: neurofl exports binary hidden spikes only"
+        return None
 
 
 @dataclass(frozen=True)

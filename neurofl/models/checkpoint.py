@@ -53,7 +53,9 @@ def versions() -> dict[str, str]:
 
 def arch_to_dict(arch: Any) -> dict[str, Any]:
     """An architecture as JSON-able data, with ``type`` = ``mlp`` or ``conv``."""
-    return {"type": "conv" if type(arch).__name__ == "ConvArchitecture" else "mlp", **dataclasses.asdict(arch)}
+    d = dataclasses.asdict(arch)
+    d["neuron"] = arch.neuron.identity()  # the ablation keys only where they differ from SLAYER's neuron
+    return {"type": "conv" if type(arch).__name__ == "ConvArchitecture" else "mlp", **d}
 
 
 # A file may claim any topology; models above this many weights are refused before being built.

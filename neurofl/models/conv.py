@@ -106,7 +106,7 @@ class ConvSNN(SlayerNetwork):
             slayer.block.cuba.Dense(arch.neuron.as_slayer(), arch.features, arch.classes, delay_shift=True, **common)
         )
         self.blocks = torch.nn.ModuleList(blocks)
-        fuse_neurons(self.blocks, arch.neuron.as_slayer())
+        fuse_neurons(self.blocks, arch.neuron.as_slayer(), **arch.neuron.fused_options())
         if not arch.is_events:  # event frames are binary spikes already
             self.floor_graded_input(profile)
 

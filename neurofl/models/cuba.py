@@ -35,6 +35,7 @@ on CUDA where there is one).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -105,6 +106,7 @@ def _keep(decay: torch.Tensor | int) -> float:
     return float((1 << DECAY_BITS) - _decay_int(decay)) / (1 << DECAY_BITS)
 
 
+Reset = Literal["zero", "subtract"]
 ScanBackend = Literal["auto", "numpy", "torch"]
 _SCAN_BACKEND: ContextVar[ScanBackend] = ContextVar("scan_backend", default="auto")
 
@@ -137,7 +139,7 @@ def _use_numpy(x: torch.Tensor) -> bool:
 
 
 def integrate(
-    x: torch.Tensor, decay: torch.Tensor | int, w_scale: int, threshold: float | None = None
+    x: torch.Tensor, decay: torch.Tensor | int, w_scale: int, threshold: float | None = None, reset: Reset = "zero"
 ) -> torch.Tensor:
     """SLAYER's leaky-integrator forward (``_li_dynamics_fwd``), from a zero state.
 
@@ -150,7 +152,9 @@ def integrate(
     w_scale : int
         SLAYER's state scale (integers per unit).
     threshold : float or None
-        Spike threshold in state units (reset to zero when reached); None integrates without reset.
+        Spike threshold in state units (reset when reached); None integrates without reset.
+    reset : {"zero", "subtract"}
+        At a spike the state is set to zero (SLAYER, Lava) or drops by the threshold.
 
     Returns
     -------
@@ -162,19 +166,20 @@ def integrate(
     with torch.no_grad():
         if _use_numpy(x):
             xn = x.detach().numpy()
-            states_np = _states_numpy(_drive_numpy(xn, w_scale), keep, th)
+            states_np = _states_numpy(_drive_numpy(xn, w_scale), keep, th, reset)
             return torch.from_numpy(_from_time_major(_state_units(states_np, w_scale, xn.dtype), x.shape))
         x = x.detach()
-        states = _states_torch(_drive_torch(x, w_scale), keep, th)
+        states = _states_torch(_drive_torch(x, w_scale), keep, th, reset)
         return _from_time_major_torch(_state_units_torch(states, w_scale, x.dtype), x.shape)
 
 
 def cuba_states(
-    x: torch.Tensor, current_decay: int, voltage_decay: int, w_scale: int, threshold: float
+    x: torch.Tensor, current_decay: int, voltage_decay: int, w_scale: int, threshold: float, reset: Reset = "zero"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SLAYER's CUBA dynamics: the current integrates ``x``, the voltage (with reset at
-    ``threshold``) integrates the current; both as :func:`integrate` computes them, from zero.
-    NumPy on the CPU, torch on the tensor's device otherwise (see :func:`scan_backend`).
+    ``threshold``: to zero, or by subtracting it with ``reset="subtract"``) integrates the current;
+    both as :func:`integrate` computes them, from zero. NumPy on the CPU, torch on the tensor's
+    device otherwise (see :func:`scan_backend`).
 
     x : (..., T) in SLAYER's state units; current_decay, voltage_decay : integer decays on the
     12-bit grid -> (current, voltage), each (..., T) of ``x``'s dtype and device
@@ -186,13 +191,13 @@ def cuba_states(
             current_states = _states_torch(_drive_torch(x, w_scale), _keep(current_decay), None)
             current = _state_units_torch(current_states, w_scale, x.dtype)
             drive = torch.trunc(current * w_scale).to(torch.float64)  # the voltage integrates it
-            voltage = _state_units_torch(_states_torch(drive, _keep(voltage_decay), th), w_scale, x.dtype)
+            voltage = _state_units_torch(_states_torch(drive, _keep(voltage_decay), th, reset), w_scale, x.dtype)
             return _from_time_major_torch(current, x.shape), _from_time_major_torch(voltage, x.shape)
         xn = x.detach().numpy()
         drive_np = _drive_numpy(xn, w_scale)
         current_np = _state_units(_states_numpy(drive_np, _keep(current_decay), None), w_scale, xn.dtype)
         drive_np = np.trunc(current_np * xn.dtype.type(w_scale)).astype(np.float64)  # the voltage integrates it
-        voltage_np = _state_units(_states_numpy(drive_np, _keep(voltage_decay), th), w_scale, xn.dtype)
+        voltage_np = _state_units(_states_numpy(drive_np, _keep(voltage_decay), th, reset), w_scale, xn.dtype)
         return (
             torch.from_numpy(_from_time_major(current_np, x.shape)),
             torch.from_numpy(_from_time_major(voltage_np, x.shape)),
@@ -216,12 +221,13 @@ def _drive_numpy(x: np.ndarray, w_scale: int) -> np.ndarray:
     return np.ascontiguousarray(drive.reshape(-1, x.shape[-1]).T, dtype=np.float64)
 
 
-def _states_numpy(drive: np.ndarray, keep: float, th: float | None) -> np.ndarray:
+def _states_numpy(drive: np.ndarray, keep: float, th: float | None, reset: Reset = "zero") -> np.ndarray:
     """Integer states (T, N) from ``drive`` (T, N), reset at ``th`` (integer state units) with
     SLAYER's float32 comparison; see :func:`_scan_numpy`."""
-    states = _scan_numpy(drive, keep, None if th is None else float(np.float32(th)), False)
+    sub = th if reset == "subtract" else None
+    states = _scan_numpy(drive, keep, None if th is None else float(np.float32(th)), False, sub)
     if th is not None and states.size and max(-states.min(), states.max()) >= STATE_EXACT_FLOAT32:
-        states = _scan_numpy(drive, keep, th, True)
+        states = _scan_numpy(drive, keep, th, True, sub)
     return states
 
 
@@ -246,7 +252,12 @@ def _from_time_major(a: np.ndarray, shape: torch.Size) -> np.ndarray:
 STATE_EXACT_FLOAT32 = float(1 << 24)
 
 
-def _scan_numpy(drive: np.ndarray, keep: float, th: float | None, compare_float32: bool) -> np.ndarray:
+def _scan_numpy(
+    drive: np.ndarray, keep: float, th: float | None, compare_float32: bool, subtract: float | None = None
+) -> np.ndarray:
+    """States (T, N) of ``state = trunc(state * keep) + drive[t]`` from zero; where a state reaches
+    ``th`` the next step starts from zero, or (``subtract``: the threshold in state units) from the
+    state minus it."""
     out = np.empty_like(drive)
     state = np.zeros_like(drive[0])
     th32 = None if th is None else np.float32(th)
@@ -258,6 +269,9 @@ def _scan_numpy(drive: np.ndarray, keep: float, th: float | None, compare_float3
         o += drive[t]
         if th is None:
             state = o
+        elif subtract is not None:
+            fired = o.astype(np.float32) >= th32 if compare_float32 else o >= th
+            state = o - subtract * fired
         elif compare_float32:
             state = o * (o.astype(np.float32) < th32)
         else:
@@ -293,9 +307,10 @@ def _from_time_major_torch(a: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return a.t().contiguous().reshape(shape)
 
 
-def _states_torch(drive: torch.Tensor, keep: float, th: float | None) -> torch.Tensor:
-    """Integer states (T, N) of ``state = trunc(state * keep) + drive[t]`` from zero, reset to 0
-    where ``float32(state) >= float32(th)``; float64 on ``drive``'s device (T, N) -> (T, N).
+def _states_torch(drive: torch.Tensor, keep: float, th: float | None, reset: Reset = "zero") -> torch.Tensor:
+    """Integer states (T, N) of ``state = trunc(state * keep) + drive[t]`` from zero, reset (to 0,
+    or by ``th`` with ``reset="subtract"``) where ``float32(state) >= float32(th)``; float64 on
+    ``drive``'s device (T, N) -> (T, N).
 
     Equal value for value to :func:`_states_numpy` (zeros may differ in sign). Without a
     threshold and with ``keep == 1`` (decay 0: no truncation) the scan is ``cumsum``, and with
@@ -308,12 +323,14 @@ def _states_torch(drive: torch.Tensor, keep: float, th: float | None) -> torch.T
     if keep == 1.0 and th is None:
         return torch.cumsum(drive, dim=0)
     th32 = 0.0 if th is None else float(np.float32(th))
-    return _scripted_scan()(drive, keep, th32, th is not None)
+    mode = 0 if th is None else (2 if reset == "subtract" else 1)
+    return _scripted_scan()(drive, keep, th32, mode, 0.0 if th is None else float(th))
 
 
-def _leaky_scan_loop(drive: torch.Tensor, keep: float, th32: float, reset: bool) -> torch.Tensor:
+def _leaky_scan_loop(drive: torch.Tensor, keep: float, th32: float, mode: int, th: float) -> torch.Tensor:
     """The loop of :func:`_states_torch` (compiled by :func:`_scripted_scan`): states (T, N) from
-    ``drive`` (T, N), float64; ``th32`` is the float32-rounded threshold (unused without ``reset``).
+    ``drive`` (T, N), float64; ``mode`` 0: no reset, 1: reset to zero, 2: subtract ``th`` (the
+    threshold in state units) where the state reached ``th32`` (the float32-rounded threshold).
     Each step's ops are out-of-place, so TorchScript's fuser may join them into one kernel on CUDA."""
     zero = torch.zeros_like(drive[0])
     state = zero
@@ -322,12 +339,17 @@ def _leaky_scan_loop(drive: torch.Tensor, keep: float, th32: float, reset: bool)
         # trunc(state * keep_int / 4096) is SLAYER's right_shift_to_zero(state * keep_int, 12)
         o = torch.trunc(state * keep) + drive[t]
         states.append(o)
-        state = torch.where(o.to(torch.float32) >= th32, zero, o) if reset else o
+        if mode == 1:
+            state = torch.where(o.to(torch.float32) >= th32, zero, o)
+        elif mode == 2:
+            state = torch.where(o.to(torch.float32) >= th32, o - th, o)
+        else:
+            state = o
     return torch.stack(states)
 
 
 @functools.cache
-def _scripted_scan() -> Callable[[torch.Tensor, float, float, bool], torch.Tensor]:
+def _scripted_scan() -> Callable[[torch.Tensor, float, float, int, float], torch.Tensor]:
     """:func:`_leaky_scan_loop` compiled by ``torch.jit.script`` (once, on first use)."""
     return torch.jit.script(_leaky_scan_loop)
 
@@ -338,12 +360,12 @@ class _CubaDynamics(torch.autograd.Function):
     current), the same products autograd chained for two separate integrators."""
 
     @staticmethod
-    def forward(ctx, x, current_decay, voltage_decay, w_scale, threshold):  # noqa: D102 (autograd API)
+    def forward(ctx, x, current_decay, voltage_decay, w_scale, threshold, reset="zero"):  # noqa: D102 (autograd API)
         steps = x.shape[-1]
         filters = tuple(decay_filter(d, steps, x.dtype, x.device) for d in (current_decay, voltage_decay))
         ctx.save_for_backward(*filters)
         ctx.set_materialize_grads(False)
-        return cuba_states(x, current_decay, voltage_decay, w_scale, threshold)
+        return cuba_states(x, current_decay, voltage_decay, w_scale, threshold, reset)
 
     @staticmethod
     def backward(ctx, g_current, g_voltage):  # noqa: D102
@@ -352,14 +374,18 @@ class _CubaDynamics(torch.autograd.Function):
         if g_voltage is not None:
             g_from_voltage = g_voltage @ f_voltage.to(g_voltage.dtype)
             g = g_from_voltage if g is None else g + g_from_voltage
-        return None if g is None else g @ f_current.to(g.dtype), None, None, None, None
+        return None if g is None else g @ f_current.to(g.dtype), None, None, None, None, None
 
 
 class FusedCubaNeuron(cuba.Neuron):
     """lava-dl's CUBA neuron (same parameters, state dict and export) with a fused ``dynamics``.
 
     Only the configuration neurofl builds is accepted: shared parameters, no learned decays, no
-    persistent state, no normalization, binary spikes.
+    persistent state, no normalization, no dropout. Beyond SLAYER's neuron (the ablations' ingredients,
+    :class:`~neurofl.models.arch.NeuronParams`): ``surrogate``, the surrogate gradient's shape
+    (:func:`surrogate_derivative`; SLAYER's is ``laplace``), and ``reset`` = ``subtract`` (the voltage
+    drops by the threshold at a spike instead of SLAYER's reset to zero). SLAYER's ``graded_spike``
+    (a spike carries the voltage at the crossing, with SLAYER's graded surrogate) is supported.
 
     >>> n = FusedCubaNeuron(threshold=1.25, current_decay=0.25, voltage_decay=0.03)
     >>> n(torch.full((1, 1, 4), 2.0)).tolist()
@@ -368,13 +394,19 @@ class FusedCubaNeuron(cuba.Neuron):
 
     shape: torch.Size | None  # SLAYER's: the neuron shape, set by the first input
 
-    def __init__(self, **params):
+    def __init__(self, surrogate: str = "laplace", reset: str = "zero", **params):
         _check_lava_dl()
         super().__init__(**params)
         if not self.shared_param or self.requires_grad or self.persistent_state or self.norm is not None:
             raise ValueError("FusedCubaNeuron needs shared, fixed decays, no persistent state and no norm")
-        if self.graded_spike or self.drop is not None:
-            raise ValueError("FusedCubaNeuron supports binary spikes without dropout only")
+        if self.drop is not None:
+            raise ValueError("FusedCubaNeuron supports neurons without dropout only")
+        if surrogate not in SURROGATE_SHAPES or reset not in ("zero", "subtract"):
+            raise ValueError(f"FusedCubaNeuron: unknown surrogate {surrogate!r} or reset {reset!r}")
+        if self.graded_spike and surrogate != "laplace":
+            raise ValueError("FusedCubaNeuron: graded spikes have SLAYER's graded surrogate only")
+        self.surrogate = "graded" if self.graded_spike else surrogate
+        self.reset: Reset = "subtract" if reset == "subtract" else "zero"
 
     def dynamics(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(current, voltage) responses to ``input`` (batch, *neurons, T), as SLAYER's ``dynamics``."""
@@ -391,11 +423,13 @@ class FusedCubaNeuron(cuba.Neuron):
             round(float(self.voltage_decay)),
             self.s_scale,
             self.threshold + self.threshold_eps,
+            self.reset,
         )
 
     def spike(self, voltage: torch.Tensor, delay: bool = False) -> torch.Tensor:
-        """Binary spikes where ``voltage`` reached the threshold, with SLAYER's surrogate gradient;
-        with ``delay``, delayed by one step as :func:`step_delay` does (in the same autograd node).
+        """Spikes where ``voltage`` reached the threshold (1, or the voltage for graded spikes), with
+        the neuron's surrogate gradient; with ``delay``, delayed by one step as :func:`step_delay`
+        does (in the same autograd node).
 
         voltage : (batch, *neurons, T) -> (batch, *neurons, T)
         """
@@ -405,6 +439,7 @@ class FusedCubaNeuron(cuba.Neuron):
             self.tau_rho * TAU_RHO_MULT,
             self.scale_rho * SCALE_RHO_MULT,
             delay,
+            self.surrogate,
         )
 
     def delayed_spikes(self, input: torch.Tensor) -> torch.Tensor:
@@ -440,34 +475,92 @@ def surrogate_width(width: float) -> Iterator[None]:
         _SURROGATE_WIDTH.reset(token)
 
 
+# The surrogate gradient's shapes: each a function of x = v - threshold with width tau and area scale,
+# and ``graded`` (SLAYER's graded spike, ``scale * exp(min(x, 0) / tau)``).
+SURROGATE_SHAPES = ("laplace", "fast_sigmoid", "triangle", "gaussian")
+
+
+def surrogate_derivative(offset: torch.Tensor, tau: float, scale: float, shape: str) -> torch.Tensor:
+    """The surrogate ``d spike / d v`` at ``offset = v - threshold`` (any shape, same shape out).
+
+    Every binary shape has width ``tau`` and area ``scale`` (its integral over the voltage; the fast
+    sigmoid's heavy tails put 20/21 of it within 20 widths of the threshold):
+
+    ================  ================================================================  ====================
+    ``laplace``       ``scale / (2 tau) * exp(-|x| / tau)``                              SLAYER (Shrestha and
+                                                                                         Orchard 2018)
+    ``fast_sigmoid``  ``scale / (2 tau) / (1 + |x| / tau)**2``                           SuperSpike (Zenke and
+                                                                                         Ganguli 2018)
+    ``triangle``      ``scale / tau * max(0, 1 - |x| / tau)``                            Esser et al. 2016,
+                                                                                         Bellec et al. 2018
+    ``gaussian``      ``scale / (sqrt(2 pi) tau) * exp(-x**2 / (2 tau**2))``             Wu et al. 2018
+    ``graded``        ``scale * exp(min(x, 0) / tau)``                                   SLAYER's graded spike
+    ================  ================================================================  ====================
+
+    >>> x = torch.linspace(-1, 1, 20001, dtype=torch.float64)
+    >>> [round(float(torch.trapezoid(surrogate_derivative(x, 0.05, 3.0, s), x)), 4) for s in SURROGATE_SHAPES]
+    [3.0, 2.8571, 3.0, 3.0]
+    """
+    if shape == "laplace":
+        return scale / 2 / tau * offset.abs().neg().div(tau).exp()
+    if shape == "fast_sigmoid":
+        return scale / 2 / tau / (1 + offset.abs() / tau) ** 2
+    if shape == "triangle":
+        return scale / tau * (1 - offset.abs() / tau).clamp(min=0)
+    if shape == "gaussian":
+        return scale / (math.sqrt(2 * math.pi) * tau) * torch.exp(-(offset**2) / (2 * tau**2))
+    if shape == "graded":
+        return scale * torch.exp(offset.clamp(max=0) / tau)
+    raise ValueError(f"unknown surrogate shape {shape!r}")
+
+
+def _surrogate_second(offset: torch.Tensor, rho: torch.Tensor, tau: float, scale: float, shape: str) -> torch.Tensor:
+    """``d rho / d offset`` of :func:`surrogate_derivative` (``rho`` its value at ``offset``), for
+    every shape but ``laplace`` (whose chain :class:`_SurrogateGrad` writes out op for op)."""
+    if shape == "fast_sigmoid":
+        return -2 * rho / (tau + offset.abs()) * offset.sgn()
+    if shape == "triangle":
+        return -scale / tau**2 * offset.sgn() * (offset.abs() < tau).to(offset.dtype)
+    if shape == "gaussian":
+        return -rho * offset / tau**2
+    if shape == "graded":  # clamp(max=0) passes the gradient where offset <= 0
+        return rho / tau * (offset <= 0).to(offset.dtype)
+    raise ValueError(f"no written second derivative for surrogate shape {shape!r}")
+
+
 class _Spike(torch.autograd.Function):
-    """SLAYER's ``Spike`` (binary): forward ``v >= threshold`` (then :func:`step_delay` when
-    ``delay``); backward the Laplace-shaped surrogate ``scale / (2 tau) * exp(-|v - threshold| / tau)``
-    times the incoming gradient, as :class:`_SurrogateGrad` (differentiable again w.r.t. ``v`` and
-    the incoming gradient: the attacks take its derivative)."""
+    """SLAYER's ``Spike``: forward ``v >= threshold`` (binary; ``(v >= threshold) * v`` for
+    ``shape = "graded"``), then :func:`step_delay` when ``delay``; backward the surrogate of
+    ``shape`` (:func:`surrogate_derivative`; SLAYER's Laplace-shaped ``scale / (2 tau) *
+    exp(-|v - threshold| / tau)`` by default) times the incoming gradient, as :class:`_SurrogateGrad`
+    (differentiable again w.r.t. ``v`` and the incoming gradient: the attacks take its derivative)."""
 
     @staticmethod
-    def forward(ctx, voltage, threshold, tau, scale, delay):  # noqa: D102 (torch.autograd.Function API)
+    def forward(ctx, voltage, threshold, tau, scale, delay, shape="laplace"):  # noqa: D102 (autograd API)
         ctx.save_for_backward(voltage)
-        ctx.constants = (threshold, tau, scale, delay)
+        ctx.constants = (threshold, tau, scale, delay, shape)
         spikes = _crossings(voltage, threshold)
+        if shape == "graded":
+            spikes = spikes * voltage.detach()
         return step_delay(spikes) if delay else spikes
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         (voltage,) = ctx.saved_tensors
-        threshold, tau, scale, delay = ctx.constants
+        threshold, tau, scale, delay, shape = ctx.constants
         tau = tau * _SURROGATE_WIDTH.get()
         if torch.is_grad_enabled():  # create_graph: the attack will differentiate this backward
-            g_voltage = _SurrogateGrad.apply(voltage, grad, threshold, tau, scale, delay)
+            g_voltage = _SurrogateGrad.apply(voltage, grad, threshold, tau, scale, delay, shape)
         else:
-            g_voltage, _ = _SurrogateGrad.evaluate(voltage, grad, threshold, tau, scale, delay)
-        return g_voltage, None, None, None, None
+            g_voltage, _ = _SurrogateGrad.evaluate(voltage, grad, threshold, tau, scale, delay, shape)
+        return g_voltage, None, None, None, None, None
 
 
 class _SurrogateGrad(torch.autograd.Function):
     """The spike's backward ``grad * scale / (2 tau) * exp(-|v - threshold| / tau)`` as one node
-    with its derivative written out, instead of autograd's chain of seven recorded operations.
+    with its derivative written out, instead of autograd's chain of seven recorded operations
+    (and likewise for the other shapes of :func:`surrogate_derivative`, their derivatives by
+    :func:`_surrogate_second`).
 
     With ``delay`` the spikes were delayed by one step, so ``grad`` (w.r.t. the delayed spikes) is
     first moved one step earlier (:func:`step_advance`, the adjoint of :func:`step_delay`).
@@ -480,21 +573,25 @@ class _SurrogateGrad(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, voltage, grad, threshold, tau, scale, delay):  # noqa: D102 (torch.autograd.Function API)
-        out, saved = _SurrogateGrad.evaluate(voltage, grad, threshold, tau, scale, delay)
+    def forward(ctx, voltage, grad, threshold, tau, scale, delay, kind="laplace"):  # noqa: D102 (autograd API)
+        out, saved = _SurrogateGrad.evaluate(voltage, grad, threshold, tau, scale, delay, kind)
         ctx.save_for_backward(*saved)
-        ctx.constants = (tau, scale / 2 / tau, delay)
+        ctx.constants = (tau, scale, delay, kind)
         return out
 
     @staticmethod
     def evaluate(
-        voltage: torch.Tensor, grad: torch.Tensor, threshold: float, tau: float, scale: float, delay: bool
+        voltage: torch.Tensor, grad: torch.Tensor, threshold: float, tau: float, scale: float, delay: bool,
+        kind: str = "laplace",
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The forward without autograd's bookkeeping (for a backward pass that records nothing):
         the result and the tensors the derivative needs (offset, moved grad, shape, rho)."""
         if delay:
             grad = step_advance(grad)
         offset = voltage - threshold
+        if kind != "laplace":
+            rho = surrogate_derivative(offset, tau, scale, kind)
+            return rho * grad, (offset, grad, rho, rho)
         shape = offset.abs().neg_().div_(tau).exp_()  # exp(-|v - threshold| / tau), op for op
         rho = scale / 2 / tau * shape
         return rho * grad, (offset, grad, shape, rho)
@@ -503,13 +600,15 @@ class _SurrogateGrad(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, gg):  # noqa: D102
         offset, grad, shape, rho = ctx.saved_tensors
-        tau, peak, delay = ctx.constants
+        tau, scale, delay, kind = ctx.constants
         g_voltage = g_grad = None
-        if ctx.needs_input_grad[0]:  # autograd's chain: Mul, Mul(scalar), Exp, Div, Neg, Abs, Sub
-            g_voltage = (gg * grad).mul_(peak).mul_(shape).div_(tau).neg_().mul_(offset.sgn())
+        if ctx.needs_input_grad[0] and kind != "laplace":
+            g_voltage = gg * grad * _surrogate_second(offset, rho, tau, scale, kind)
+        elif ctx.needs_input_grad[0]:  # autograd's chain: Mul, Mul(scalar), Exp, Div, Neg, Abs, Sub
+            g_voltage = (gg * grad).mul_(scale / 2 / tau).mul_(shape).div_(tau).neg_().mul_(offset.sgn())
         if ctx.needs_input_grad[1]:
             g_grad = step_delay(gg * rho) if delay else gg * rho
-        return g_voltage, g_grad, None, None, None, None
+        return g_voltage, g_grad, None, None, None, None, None
 
 
 def _crossings(voltage: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -565,16 +664,19 @@ class MatmulDense(slayer_synapse.Dense):
         return torch.matmul(weight.reshape(weight.shape[0], -1), input)
 
 
-def fuse_neurons(blocks: torch.nn.ModuleList, params: dict) -> None:
+def fuse_neurons(
+    blocks: torch.nn.ModuleList, params: dict, surrogate: str = "laplace", reset: str = "zero"
+) -> None:
     """Give every SLAYER CUBA block in ``blocks`` a :class:`FusedCubaNeuron` built from ``params``
-    (the neuron dictionary the blocks were built with), and every Dense synapse the matrix-product
-    forward of :class:`MatmulDense`."""
+    (the neuron dictionary the blocks were built with) and the options SLAYER's neuron does not
+    take (``surrogate``, ``reset``), and every Dense synapse the matrix-product forward of
+    :class:`MatmulDense`."""
     for block in blocks:
         old = getattr(block, "neuron", None)
         if old is None:
             continue
         if type(old) is not cuba.Neuron:
             raise TypeError(f"expected a SLAYER CUBA neuron, got {type(old).__name__}")
-        block.neuron = FusedCubaNeuron(**params)
+        block.neuron = FusedCubaNeuron(surrogate, reset, **params)
         if type(block.synapse) is slayer_synapse.Dense:
             block.synapse.__class__ = MatmulDense  # a subclass that only overrides forward

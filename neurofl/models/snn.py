@@ -132,7 +132,7 @@ class SpikingMLP(SlayerNetwork):
             )
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
-        fuse_neurons(self.blocks, arch.neuron.as_slayer())
+        fuse_neurons(self.blocks, arch.neuron.as_slayer(), **arch.neuron.fused_options())
         self.floor_graded_input(profile)
 
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

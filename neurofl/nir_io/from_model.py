@@ -46,6 +46,9 @@ def model_graph(model: torch.nn.Module, dt: float = DEFAULT_DT):  # noqa: ANN201
         raise UserError(f"NIR export takes fully connected SNNs; this model is a {type(model).__name__}")
     if not dt > 0:
         raise UserError(f"--dt must be positive, got {dt}")
+    why = model.arch.neuron.lava_incompatibility()
+    if why is not None:  # NIR's CubaLIF resets to zero and emits binary spikes
+        raise UserError(f"NIR export: {why} (NIR's CubaLIF resets to zero and emits binary spikes)")
     nodes: dict = {"input": nir.Input(input_type=np.array([model.arch.widths[0]]))}
     edges = []
     prev = "input"

@@ -191,7 +191,7 @@ def ablated_rows(rows: list[Row], ablations: tuple[Ablation, ...], arch: Any) ->
                 skipped[f"snn@{label}"] = str(e)
                 continue
             key = keyed(f"snn@{label}", table_digest(["snn", table_digest(prof), a.label,
-                                                       dataclasses.asdict(row_arch.neuron)]))  # fmt: skip
+                                                       row_arch.neuron.identity()]))  # fmt: skip
             own_arch = row_arch if row_arch != arch else None
             out.append(Row("snn", prof, row.spec, label, key, None, a, a.base_value(row.profile, arch), own_arch))
     return out, skipped
@@ -230,7 +230,7 @@ def fingerprint(
         "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile),
                   **({"model_file": r.source.identity()} if r.source else {}),
                   **({"ablation": r.ablation.label} if r.ablation else {}),
-                  **({"neuron": dataclasses.asdict(r.arch.neuron)} if r.arch is not None else {})}
+                  **({"neuron": r.arch.neuron.identity()} if r.arch is not None else {})}
                  for r in rows],  # fmt: skip
         "attack": attack,
         "recipes": [config_identity(r) for r in recipes],

@@ -34,7 +34,8 @@ def _config(model: torch.nn.Module, profile: Any, arch: Any) -> dict[str, Any]:
     neuron = model.blocks[0].neuron
     return {**_flat(profile, "profile."), **_flat(arch.neuron, "neuron."), "model.time_steps": model.time_steps,
             "model.encoding": model.encoding, "model.tau_rho": float(neuron.tau_rho),
-            "model.voltage_decay": float(neuron.voltage_decay)}  # fmt: skip
+            "model.voltage_decay": float(neuron.voltage_decay), "model.surrogate": neuron.surrogate,
+            "model.reset": neuron.reset, "model.graded_spike": bool(neuron.graded_spike)}  # fmt: skip
 
 
 # (ablation, the configuration keys it must change, the state_dict entries it must change)
@@ -45,6 +46,10 @@ AXES = [
     ("surrogate_width=2", {"neuron.tau_grad", "model.tau_rho"}, set()),
     ("leak=off", {"neuron.voltage_decay", "model.voltage_decay"},
      {"blocks.0.neuron.voltage_decay", "blocks.1.neuron.voltage_decay"}),
+    ("surrogate_shape=triangle", {"neuron.surrogate", "model.surrogate"}, set()),
+    ("surrogate_shape=fast_sigmoid", {"neuron.surrogate", "model.surrogate"}, set()),
+    ("reset=subtract", {"neuron.reset", "model.reset"}, set()),
+    ("payload=graded", {"neuron.payload", "model.graded_spike", "model.surrogate"}, set()),
     ("upload=int4", {"profile.update.bits"}, set()),
     ("upload=float32", {"profile.update.format", "profile.update.bits"}, set()),
 ]  # fmt: skip
@@ -92,6 +97,18 @@ def test_event_inputs_are_their_own_time_steps_and_encoding():
             a.apply(profile, arch)
 
 
+def test_graded_hidden_spikes_apply_only_where_the_chip_sends_a_payload():
+    from neurofl.ablation import NotApplicable, parse_ablate
+    from neurofl.models import architecture_for
+    from neurofl.profiles import load_profile
+
+    (graded,) = parse_ablate(["payload=graded"])
+    arch = architecture_for((1, 8, 8), 10)
+    with pytest.raises(NotApplicable, match="'loihi1' spikes carry no payload"):
+        graded.apply(load_profile("loihi1"), arch)
+    assert graded.apply(load_profile("float32"), arch)[1].neuron.payload == "graded"
+
+
 @pytest.mark.parametrize(("spec", "says"), [
     ("colour=red", "unknown key 'colour'"),
     ("time_steps=0", "time_steps='0'"),
@@ -102,9 +119,9 @@ def test_event_inputs_are_their_own_time_steps_and_encoding():
     ("upload=int1", "upload='int1'"),
     ("upload=float16", "upload='float16'"),
     ("time_steps", "expected time_steps=V1,V2"),
-    ("reset=subtract", "--ablate reset: not implemented"),
-    ("surrogate_shape=triangle", "--ablate surrogate_shape: not implemented"),
-    ("payload=graded", "--ablate payload: not implemented"),
+    ("reset=halfway", "reset='halfway'"),
+    ("surrogate_shape=boxcar", "surrogate_shape='boxcar'"),
+    ("payload=count", "payload='count'"),
 ])  # fmt: skip
 def test_parsing_refuses_unknown_keys_and_bad_values(spec, says):
     from neurofl.ablation import parse_ablate

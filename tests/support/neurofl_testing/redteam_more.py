@@ -326,6 +326,28 @@ def _model_cases(b: Any, m: dict[str, Path]) -> None:
                   "--recipe", "idlg", "--out", str(d / "out")], "either")  # fmt: skip
         header_edit(mut)(d)
 
+    def neuron(**keys: str) -> Callable[[dict], None]:
+        return lambda h: h["architecture"]["neuron"].update(keys)
+
+    # the ablations' neuron keys in a model file: read, validated, and refused by the exports Lava cannot run
+    for label, mut, argv, expect, needle in (
+        ("neuron.reset 'halfway': attack --model", neuron(reset="halfway"), "attack", "refuse", "neuron.reset"),
+        ("neuron.payload 'graded' with a gaussian surrogate: attack --model",
+         neuron(payload="graded", surrogate="gaussian"), "attack", "refuse", "graded spikes"),
+        ("neuron.surrogate 'triangle': attack --model", neuron(surrogate="triangle"), "attack", "ok", None),
+        ("neuron.reset 'subtract': export", neuron(reset="subtract"), "export", "refuse", "neuron.reset"),
+        ("neuron.payload 'graded': export --format nir", neuron(payload="graded"), "nir", "refuse", "neuron.payload"),
+    ):  # fmt: skip
+        def cmd(d: Path, kind: str = argv) -> list[str]:
+            if kind == "attack":
+                return ["attack", "--model", str(d / "c.pt"), *TINY, "--recipe", "idlg", "--out", str(d / "out")]
+            fmt = ["--format", "nir", "--out", str(d / "out" / "m.nir")] if kind == "nir" else \
+                ["--out", str(d / "out" / "m.net")]  # fmt: skip
+            return ["export", str(d / "c.pt"), *fmt]
+
+        d = b.add("models", f"header {label}", cmd, expect, needle=needle)
+        header_edit(mut)(d)
+
 
 # -- tiny pickles that claim huge arrays ----------------------------------------------------------------
 
@@ -470,6 +492,12 @@ def _threat_and_budget_cases(b: Any, m: dict[str, Path]) -> None:
         *TINY, "--minibatch", "1", "--out", str(d / "out")], "--minibatch")  # fmt: skip
     add("study --round 0", lambda d: ["study", "--datasets", "digits", "--round", "0", "--out", str(d / "out")],
         "--round")  # fmt: skip
+    add("study --ablate reset=halfway", lambda d: ["study", "--datasets", "digits", "--ablate", "reset=halfway",
+        "--out", str(d / "out")], "reset='halfway'")  # fmt: skip
+    add("study --ablate payload=count", lambda d: ["study", "--datasets", "digits", "--ablate", "payload=count",
+        "--out", str(d / "out")], "payload='count'")  # fmt: skip
+    add("study --ablate surrogate_shape=", lambda d: ["study", "--datasets", "digits", "--ablate", "surrogate_shape=",
+        "--out", str(d / "out")], "surrogate_shape=V1")  # fmt: skip
     add("study --local-steps 3 dividing no batch", lambda d: ["study", "--datasets", "digits", "--batches", "4",
         "--local-steps", "3", "--victims", "1", "--min-victims", "1", "--iterations", "1", "--train-epochs", "0",
         "--attack", "idlg", "--out", str(d / "out")], None, "either")  # fmt: skip
