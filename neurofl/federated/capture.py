@@ -22,7 +22,9 @@ from neurofl.federated.files import write_torch
 from neurofl.models import Architecture
 from neurofl.models.checkpoint import arch_from_dict, arch_to_dict, check_state_dict, load_tensors_file
 
-FORMAT = "neurofl.captured_update/2"
+FORMAT = "neurofl.captured_update/3"
+# Files of format 2 (before ``minibatch``) still load: every local step on the whole batch.
+OLD_FORMATS = ("neurofl.captured_update/2",)
 # Bounds on what a captured file may declare (an attack allocates dummies of ``batch`` samples and
 # unrolls ``local_steps`` steps per iteration): the fl settings' own ranges.
 MAX_ROUND = 1_000_000
@@ -55,9 +57,16 @@ class CapturedUpdate:
         profile's upload quantization
     kind : ``gradient`` (FedSGD: mean gradient of the batch) or ``delta`` (FedAvg: weights after
         ``local_steps`` SGD steps with rate ``lr`` minus the start)
-    batch, local_steps, lr : the client's training settings (secagg: batch = k * per-client batch)
-    true_inputs : (batch, *input_shape) the samples of the first local step, kept only to score
-        leakage; true_labels : (batch,) int64
+    batch, local_steps, lr : the samples the update was computed on and the client's local steps
+        and rate (secagg: batch = the sum of the k clients' batches)
+    true_inputs : (batch, *input_shape) those samples, in step order, kept only to score leakage;
+        true_labels : (batch,) int64. FedSGD, and FedAvg/FedProx without DP-SGD: every sample of the
+        steps (:func:`neurofl.federated.client.trained_batch`); DP-SGD: the first step's Poisson
+        sample (each step draws its own); secagg: each client's, concatenated in client order
+    minibatch : samples per local step when the steps walk ``true_inputs`` in consecutive
+        minibatches, step k on ``[(k mod (batch / minibatch)) minibatch, ...)``, as
+        :func:`neurofl.attacks.fedavg.local_update` unrolls them; None: every step on the whole
+        batch (FedSGD, one minibatch, DP-SGD, secagg aggregates, format-2 files)
     """
 
     round: int
@@ -78,6 +87,7 @@ class CapturedUpdate:
     profile_table: dict[str, Any] | None = None
     dataset_identity: dict[str, Any] | None = None
     run: str | None = None
+    minibatch: int | None = None
 
 
 def file_name(round_: int, client: int) -> str:
@@ -175,6 +185,22 @@ def _expected_shapes(kind: str, arch: Any, profile_json: str | None = None) -> d
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
+def _minibatch(d: dict, fields: dict[str, Any], path: Path) -> int | None:
+    """The file's ``minibatch``: None, or samples per step that walk the batch in equal minibatches
+    over the local steps (:func:`neurofl.attacks.fedavg.minibatch_problem`)."""
+    from neurofl.attacks.fedavg import minibatch_problem
+
+    v, batch, steps = d["minibatch"], fields["batch"], fields["local_steps"]
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= batch:
+        raise UserError(f"{path}: 'minibatch' must be None or an integer in 1..{batch}, got {v!r}"[:300])
+    if minibatch_problem(batch, steps, v) is not None:
+        raise UserError(f"{path}: 'minibatch' {v} must divide 'batch' {batch} and, over 'local_steps' {steps}, "
+                        "use every sample of it (local_steps x minibatch >= batch)")  # fmt: skip
+    return v
+
+
 def _check_item(d: dict, path: Path) -> CapturedUpdate:
     """Every field's type, range and shape, against the architecture the file declares."""
     from neurofl.io.limits import MAX_LOCAL_STEPS
@@ -213,6 +239,7 @@ def _check_item(d: dict, path: Path) -> CapturedUpdate:
     batch, x, y = fields["batch"], d["true_inputs"], d["true_labels"]
     if (x is None) != (y is None):
         raise UserError(f"{path}: 'true_inputs' and 'true_labels' must both be present or both None")
+    fields["minibatch"] = _minibatch(d, fields, path)
     if x is not None:
         check_state_dict({"true_inputs": x, "true_labels": y}, path, "data")
         if tuple(x.shape) != (batch, *arch.input_shape) or not x.is_floating_point():
@@ -234,16 +261,22 @@ def check_captured(d: Any, path: Path) -> CapturedUpdate:
 
     Checked: the format and fields; every field's type and range, the provenance, the state dict
     and update against the declared architecture, finite tensors, inputs and labels of the declared
-    batch (:func:`_check_item`). (The file's name is checked against its round and client by the
-    reader; the writer makes the name from them.)
+    batch, a minibatch that walks it (:func:`_check_item`). (The file's name is checked against its
+    round and client by the reader; the writer makes the name from them.) A file of an
+    :data:`OLD_FORMATS` format has no ``minibatch``: it reads as None.
 
     Raises
     ------
     UserError
         One line naming ``path`` and the field at fault.
     """
-    if not isinstance(d, dict) or d.get("format") != FORMAT or any(n not in d for n in _NAMES):
+    if isinstance(d, dict) and d.get("format") in OLD_FORMATS:
+        d = {**d, "minibatch": None}
+    if not isinstance(d, dict) or d.get("format") != FORMAT and d.get("format") not in OLD_FORMATS:
         raise UserError(f"{path}: not a neurofl captured update (expected format {FORMAT})")
+    if any(n not in d for n in _NAMES):
+        missing = next(n for n in _NAMES if n not in d)
+        raise UserError(f"{path}: not a neurofl captured update (format {d['format']} without '{missing}')")
     return _check_item(d, path)
 
 

@@ -37,14 +37,17 @@ class ClientData:
 @dataclass(frozen=True)
 class ClientResult:
     """A client's upload. update: name -> (1, *weight_shape) as the server receives it;
-    num_examples: samples the update was computed on (its aggregation weight);
-    inputs, labels: the samples of the first local step (kept only to score leakage)."""
+    num_examples: its aggregation weight (the batch; FedAvg: local steps x the batch of a step);
+    inputs, labels: the samples the update was computed on, in step order (:func:`trained_batch`;
+    kept only to score leakage); minibatch: samples per local step when the steps walk ``inputs``
+    in consecutive minibatches (None: every step on all of ``inputs``)."""
 
     client: int
     update: Update
     num_examples: int
     inputs: torch.Tensor
     labels: torch.Tensor
+    minibatch: int | None = None
 
 
 def weights_of(model: torch.nn.Module) -> Update:
@@ -66,23 +69,78 @@ def dp_sgd(cfg: FLConfig) -> bool:
     return cfg.defense == "dp" and cfg.dp_level == "sample"
 
 
-def _minibatches(data: ClientData, cfg: FLConfig, round_: int, steps: int) -> list[np.ndarray]:
-    """The sample indices of the client's first ``steps`` local steps: ``batch`` samples without
-    replacement each, or under DP-SGD a Poisson sample at rate ``batch / n`` each (what the
-    accountant assumes; it may be empty)."""
+def epoch_walk(n: int, cfg: FLConfig) -> tuple[int, int]:
+    """How a client of ``n`` samples takes its local steps outside DP-SGD: ``(m, j)``, ``j``
+    disjoint minibatches of ``m`` samples, step k on minibatch k mod j.
+
+    m = min(batch, n) (a client with fewer samples than a batch: one minibatch of all of them);
+    j = min(local_steps, n // m): one local epoch over K * batch samples when the client holds that
+    many, else the floor(n / batch) disjoint minibatches it holds, walked cyclically (the n mod
+    batch samples left over sit out the round; the draw changes every round). FedSGD: (m, 1).
+    """
+    m = min(cfg.batch, n)
+    return m, (min(cfg.local_steps, n // m) if m else 1)
+
+
+def _epoch(data: ClientData, cfg: FLConfig, round_: int) -> list[np.ndarray]:
+    """The distinct minibatches a client outside DP-SGD walks in ``round_``, in step order
+    (:func:`epoch_walk`): one draw of ``j * m`` of its samples without replacement, cut into ``j``
+    consecutive minibatches, each sorted. With one minibatch (FedSGD, one local step, or a client
+    holding fewer than two batches) this is the draw FedSGD has always made."""
     n = len(data.y)
     rng = numpy_rng(cfg.seed, "batch", round_, data.client)
+    m, j = epoch_walk(n, cfg)
+    idx = rng.choice(n, m * j, replace=False)
+    return [np.sort(idx[i * m : (i + 1) * m]) for i in range(j)]
+
+
+def _minibatches(data: ClientData, cfg: FLConfig, round_: int) -> list[np.ndarray]:
+    """The sample indices of each of the client's ``local_steps`` steps in ``round_``.
+
+    Outside DP-SGD, step k takes minibatch k mod j of :func:`_epoch` (the steps walk j disjoint
+    minibatches of ``batch`` samples, as :func:`neurofl.attacks.fedavg.local_update` unrolls them
+    with ``minibatch = batch``). Under DP-SGD each step is an independent Poisson sample at rate
+    ``batch / n`` (what the accountant assumes; it may be empty)."""
     if dp_sgd(cfg):
+        n = len(data.y)
+        rng = numpy_rng(cfg.seed, "batch", round_, data.client)
         q = min(1.0, cfg.batch / n)
-        return [np.flatnonzero(rng.random(n) < q) for _ in range(steps)]
-    b = min(cfg.batch, n)
-    return [np.sort(rng.choice(n, b, replace=False)) for _ in range(steps)]
+        return [np.flatnonzero(rng.random(n) < q) for _ in range(cfg.local_steps)]
+    parts = _epoch(data, cfg, round_)
+    return [parts[k % len(parts)] for k in range(cfg.local_steps)]
 
 
 def first_batch(data: ClientData, cfg: FLConfig, round_: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The samples of the client's first local step in ``round_``: (b, *input_shape), (b,)."""
-    idx = _minibatches(data, cfg, round_, 1)[0]
+    idx = _minibatches(data, cfg, round_)[0]
     return data.x[idx], data.y[idx]
+
+
+def _trained(data: ClientData, cfg: FLConfig, round_: int) -> np.ndarray:
+    """:func:`trained_batch`'s sample indices."""
+    return _minibatches(data, cfg, round_)[0] if dp_sgd(cfg) else np.concatenate(_epoch(data, cfg, round_))
+
+
+def step_minibatch(n: int, cfg: FLConfig) -> int | None:
+    """:func:`trained_batch`'s ``minibatch`` for a client of ``n`` samples (None: every step on
+    all of its trained samples)."""
+    if dp_sgd(cfg):
+        return None
+    m, j = epoch_walk(n, cfg)
+    return m if j > 1 else None
+
+
+def trained_batch(data: ClientData, cfg: FLConfig, round_: int) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """The samples the client's update of ``round_`` was computed on, to score an attack against:
+    ``(x, y, minibatch)``, x: (B, *input_shape), y: (B,).
+
+    Outside DP-SGD: the B = j * m distinct samples of its steps (:func:`epoch_walk`) in step order,
+    with ``minibatch`` m when j > 1 (step k on ``[(k mod j) m, (k mod j + 1) m)``, exactly
+    :func:`neurofl.attacks.fedavg.local_update` with ``minibatch=m``), else None (every step on all
+    B). Under DP-SGD: the first step's Poisson sample and None (the later steps' samples are other,
+    independent draws)."""
+    idx = _trained(data, cfg, round_)
+    return data.x[idx], data.y[idx], step_minibatch(len(data.y), cfg)
 
 
 def deterministic_forward(model: torch.nn.Module) -> bool:
@@ -95,7 +153,8 @@ def raw_updates(model: torch.nn.Module, clients: list[ClientData], cfg: FLConfig
 
     Returns one ``(update, num_examples, inputs, labels)`` per client, update: name -> (1, *shape):
     the mean batch gradient (FedSGD) or the weight delta after ``local_steps`` SGD steps (FedAvg,
-    FedProx). The model's weights are unchanged on return.
+    FedProx); inputs, labels: :func:`trained_batch`'s samples. The model's weights are unchanged on
+    return.
     """
     if cfg.vectorize and cfg.local_steps == 1 and deterministic_forward(model) and not dp_sgd(cfg):
         return _raw_vectorized(model, clients, cfg, round_)
@@ -106,8 +165,9 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
     dev = device_of(model)  # the client's data stays on the CPU; each batch is moved to the model
     enc = torch_gen(cfg.seed, "encode", round_, data.client)
     start = weights_of(model)
-    batches = _minibatches(data, cfg, round_, cfg.local_steps)
+    batches = _minibatches(data, cfg, round_)
     first = batches[0]
+    trained = _trained(data, cfg, round_)  # the first step's samples, or every step's (in step order)
     private = dp_sgd(cfg)
     noise = torch_gen(cfg.seed, "noise", round_, data.client) if private else None
     weight = min(cfg.batch, len(data.y)) if private else len(first)  # DP-SGD: the expected batch
@@ -129,7 +189,7 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
                 w[name] = w[name] - cfg.lr * grad
             set_weights(model, w)
         delta = {k: (w[k] - start[k]).unsqueeze(0) for k in w}
-        return delta, cfg.local_steps * weight, data.x[first], data.y[first]
+        return delta, cfg.local_steps * weight, data.x[trained], data.y[trained]
     finally:
         set_weights(model, start)
 
@@ -172,7 +232,7 @@ def private_gradient(
 def _raw_vectorized(
     model: torch.nn.Module, clients: list[ClientData], cfg: FLConfig, round_: int
 ) -> list[tuple]:
-    picks = [_minibatches(c, cfg, round_, 1)[0] for c in clients]
+    picks = [_minibatches(c, cfg, round_)[0] for c in clients]  # local_steps == 1: the one minibatch
     out: list[tuple | None] = [None] * len(clients)
     for b in sorted({len(p) for p in picks}):  # one batched pass per batch size
         members = [i for i, p in enumerate(picks) if len(p) == b]
@@ -218,6 +278,6 @@ def client_round(
     """Every listed client's upload for ``round_`` (the model holds the global weights)."""
     raws = raw_updates(model, clients, cfg, round_)
     return [
-        ClientResult(c.client, upload(u, c.client, cfg, profile, round_), n, xs, ys)
+        ClientResult(c.client, upload(u, c.client, cfg, profile, round_), n, xs, ys, step_minibatch(len(c.y), cfg))
         for c, (u, n, xs, ys) in zip(clients, raws, strict=True)
     ]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from neurofl.errors import UserError
-from neurofl.federated.client import ClientResult, client_round, first_batch, set_weights, weights_of
+from neurofl.federated.client import ClientResult, client_round, set_weights, trained_batch, weights_of
 from neurofl.federated.dispatch import fast_dispatch, fast_grid
 from neurofl.federated.engine import FLResult
 from neurofl.federated.recorder import Recorder
@@ -204,7 +204,7 @@ def _strategy_class(task: FLTask) -> type:
             uploads = [_to_update(arrays, self.names) for _, arrays, _ in per_client]
             if self.rec.captures(r):  # the victims' true samples, to score the attack later
                 captured = [
-                    ClientResult(cid, u, n, *first_batch(task.clients[cid], cfg, r))
+                    ClientResult(cid, u, n, *trained_batch(task.clients[cid], cfg, r))
                     for (cid, _, n), u in zip(per_client, uploads, strict=True)
                 ]
                 self.rec.capture(r, captured, self.global_state)  # under secagg each upload is the aggregate

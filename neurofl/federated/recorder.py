@@ -14,7 +14,7 @@ import torch
 from neurofl.errors import UserError
 from neurofl.federated import history
 from neurofl.federated.capture import CapturedUpdate, save_captured
-from neurofl.federated.client import ClientResult, Update, set_weights, weights_of
+from neurofl.federated.client import ClientResult, Update, dp_sgd, set_weights, weights_of
 from neurofl.federated.privacy import epsilon
 from neurofl.federated.server import evaluate
 from neurofl.federated.task import FLTask
@@ -52,6 +52,10 @@ def identity(task: FLTask) -> dict[str, Any]:
         "profile": config_identity(task.profile),
         **settings,
     }
+    if task.cfg.local_steps > 1 and task.cfg.strategy != "fedsgd" and not dp_sgd(task.cfg):
+        # local steps walk disjoint minibatches of one draw (client.epoch_walk); runs recorded when each
+        # step drew its own minibatch are other runs
+        ident["minibatches"] = "epoch"
     if task.initial_state is not None:  # a run from given weights (fl --model MODEL.pt)
         ident["initial_model"] = task.initial_identity
     from neurofl.runs.device import identity_entry
@@ -117,7 +121,15 @@ class Recorder:
     def capture(
         self, round_: int, results: list[ClientResult], global_state: dict[str, torch.Tensor]
     ) -> None:
-        """Record the chosen clients' uploads of ``round_`` (under secagg: only the aggregate)."""
+        """Record the chosen clients' uploads of ``round_`` (under secagg: only the aggregate).
+
+        Each capture holds the samples its update was computed on (``ClientResult.inputs``: a
+        FedAvg client's every local step, in step order, with its ``minibatch``). The secagg
+        aggregate holds every summed client's samples, concatenated in client order, as one batch
+        with ``minibatch`` None: the mean of k clients' deltas is not one client's local steps on
+        any ordering of their samples (each client steps from the global model on its own), so an
+        attack models it as k clients' samples in one batch, every step on all of them (exact for
+        one local step, an approximation for several)."""
         cfg, task = self.task.cfg, self.task
         if not self.captures(round_):
             return
@@ -151,6 +163,7 @@ class Recorder:
                 batch=sum(len(r.labels) for r in results),
                 true_inputs=torch.cat([r.inputs for r in results]),
                 true_labels=torch.cat([r.labels for r in results]),
+                minibatch=None,  # no one client's walk (above)
             )
             save_captured(folder, item)
             return
@@ -163,6 +176,7 @@ class Recorder:
                 batch=len(r.labels),
                 true_inputs=r.inputs,
                 true_labels=r.labels,
+                minibatch=r.minibatch,
             )
             save_captured(folder, item)
 

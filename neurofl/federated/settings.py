@@ -31,7 +31,9 @@ class FLConfig:
     fraction : share of clients sampled each round (at least one)
     strategy : ``fedsgd`` (a client uploads one batch gradient), ``fedavg`` (the weight delta after
         ``local_steps`` SGD steps) or ``fedprox`` (FedAvg with a proximal term ``mu``)
-    local_steps : SGD steps per round on the client (FedSGD always takes 1)
+    local_steps : SGD steps per round on the client (FedSGD always takes 1); outside DP-SGD they
+        walk one draw of ``local_steps * batch`` of its samples in consecutive minibatches
+        (:func:`neurofl.federated.client.epoch_walk`)
     batch : samples per client step (a client with fewer samples uses all of them)
     lr : learning rate of the client's SGD (FedSGD: the server's step on the mean gradient)
     mu : FedProx proximal weight

@@ -138,18 +138,23 @@ def captured_groups(
     cfg: AttackConfig, caps: list[Any], ds: Any, splits: Any, device: torch.device | str = "cpu"
 ) -> list[Group]:
     """Captured updates, one group per round and client setting (same global model, device profile,
-    batch, kind, steps and rate), each on the profile the device ran (from the capture's own table,
-    never a shipped file of the same name). A one-step ``delta`` is ``-lr * gradient``. Models and
-    updates are moved to ``device``; the private truth stays on the CPU (scoring runs there)."""
+    batch, kind, steps, rate and minibatch), each on the profile the device ran (from the capture's
+    own table, never a shipped file of the same name). A one-step ``delta`` is ``-lr * gradient``.
+    Each group's target carries the captures' ``minibatch`` (the attacker unrolls the steps over
+    consecutive minibatches of its candidates; a minibatch of the whole batch is None). Models and
+    updates are moved to ``device``; the private truth stays on the CPU (scoring runs there, and
+    only there)."""
     from neurofl.models.checkpoint import profile_from_dict
 
     groups: dict[tuple, list] = {}
     for c in caps:
         prof_key = table_digest(c.profile_table)
-        key = (c.round, prof_key, c.model_kind, c.kind, c.batch, c.local_steps, c.lr)
+        walk = c.minibatch if c.local_steps > 1 and c.minibatch is not None and c.minibatch < c.batch else None
+        key = (c.round, prof_key, c.model_kind, c.kind, c.batch, c.local_steps, c.lr, walk)
         groups.setdefault(key, []).append(c)
     out = []
-    for (round_, prof_key, kind, how, batch, steps, lr), group in sorted(groups.items(), key=lambda kv: kv[0][0]):
+    for key, group in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        round_, prof_key, kind, how, batch, steps, lr, walk = key
         first = group[0]
         prof = profile_from_dict(first.profile_table, f"{cfg.updates} profile_table")
         model = build_model(kind, first.arch, prof, seed=first.seed)
@@ -162,9 +167,11 @@ def captured_groups(
             update, how = {k: -v / lr for k, v in update.items()}, "gradient"
         steps = 1 if how == "gradient" else steps
         target = Target(model, update, batch, tuple(first.arch.input_shape), first.arch.classes, kind,
-                        ds.kind == "events", prof, splits.auxiliary, steps, lr)  # fmt: skip
+                        ds.kind == "events", prof, splits.auxiliary, steps, lr, walk)  # fmt: skip
         victims = Victims(x, y, np.array([c.client for c in group]), np.full(len(y), -1, dtype=np.int64), batch)
-        name = keyed(f"round{round_}-{kind}@{prof.name}", table_digest([how, batch, steps, lr, prof_key]))
+        # (minibatch None is left out of the key: chunks kept before minibatches were recorded resume)
+        setting = [how, batch, steps, lr, prof_key] + ([walk] if walk is not None else [])
+        name = keyed(f"round{round_}-{kind}@{prof.name}", table_digest(setting))
         out.append(Group(name, target, victims))
     return out
 
@@ -270,6 +277,11 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
             first = groups[0].target
             row = {"model": first.kind, "profile": first.profile.name, **row}
             sizes = [s.batch for s, _ in by_size]
+            per_step: dict[int, set[int]] = {}
+            for g in groups:
+                per_step.setdefault(g.target.batch, set()).add(g.target.minibatch or g.target.batch)
+            per_size = {str(b): next(iter(m)) if len(m) == 1 else None for b, m in sorted(per_step.items())}
+            walks = sorted(set().union(*per_step.values()))
             chances = judge_batches(judge, [s for s, _ in by_size], splits.auxiliary.private().x, cfg.seed, [row])
             report = {
                 "neurofl_version": __version__,
@@ -281,7 +293,10 @@ def run_attack(cfg: AttackConfig, out: Path | None = None, on_progress: Progress
                 "batch_size": sizes[0] if len(sizes) == 1 else None,  # None: several, in batch_sizes
                 "batch_sizes": {str(s.batch): len(s.labels) for s, _ in by_size},  # samples per batch size
                 "local_steps": cfg.local_steps if cfg.updates is None else first.local_steps,
-                "minibatch": first.minibatch or sizes[0] if len(sizes) == 1 else None,
+                # samples per local step (the batch where every step took all of it): one value,
+                # else None and per batch size in ``minibatches`` (None where a size mixes several)
+                "minibatch": walks[0] if len(walks) == 1 else None,
+                "minibatches": per_size,
                 "updates": str(cfg.updates) if cfg.updates else None,
                 "model_file": {"path": str(cfg.checkpoint), **mf.identity()} if mf is not None else None,
                 "asr_kind": judge.name,

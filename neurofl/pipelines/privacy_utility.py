@@ -202,8 +202,9 @@ def run_dp_grid(cfg: PrivacyUtilityConfig, on_row: RowFn | None = None) -> list[
             "scored": "neurofl attack --updates (evaluation core): sample-level identification and the oracle "
                       "judge, best assignment within a batch, worst case per sample over the attacks that apply, "
                       "the core's chance levels and floors",
-            "ground_truth": "the samples of each captured client's first local step "
-                            f"(its update holds {base.local_steps})",
+            "ground_truth": "the samples each captured update was computed on: every local step's, in step "
+                            f"order (its update holds {base.local_steps}), or under DP-SGD the first step's Poisson "
+                            "sample; a secure aggregate's: its clients' together",
         },  # fmt: skip
     }
     stem = cfg.out / f"privacy_utility_dp{cfg.tag}"

@@ -198,3 +198,57 @@ def test_captures_of_mixed_batch_sizes_merge_to_each_size_attacked_alone(tmp_pat
                                    + 2 * r2["identification"]["chance"]["exact"]) / 4, abs=1e-12)  # fmt: skip
     # one attack ran: the worst case's floor is the highest single-guess level
     assert row["chance_worst_case"] == max(v for v in rep["chance_empirical"].values() if v is not None)
+
+
+def test_captured_fedavg_epochs_are_attacked_with_their_minibatch(tmp_path, capsys, monkeypatch):
+    """`neurofl fl` FedAvg captures (2 local steps of 2 fresh samples each) are attacked by the
+    minibatch-aware attacker: the target carries the captures' minibatch, the report records it."""
+    import neurofl.pipelines.attack as pipeline
+    from neurofl.data import load_dataset
+    from neurofl.federated import fl_config
+    from neurofl.federated.engine import run_local
+    from neurofl.federated.task import make_task
+
+    cfg = fl_config({"clients": 8, "rounds": 1, "strategy": "fedavg", "local_steps": 2, "batch": 2, "lr": 0.1,
+                     "capture_rounds": [1], "capture_clients": 2, "seed": 1})  # fmt: skip
+    run_local(make_task(load_dataset("digits"), "ann", load_profile("float32"), cfg), tmp_path / "fl")
+    seen = []
+    real = pipeline.attack_row
+
+    def spy(target, *args, **kwargs):
+        seen.append((target.batch, target.local_steps, target.minibatch))
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "attack_row", spy)
+    code, out, err = _run(capsys, "attack", "--updates", str(tmp_path / "fl" / "updates"), "--recipe",
+                          "inverting_gradients", "--iterations", "3", "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert seen == [(4, 2, 2)]  # one group: both clients' 4 samples, walked 2 per step
+    assert report["batch_size"] == 4 and report["local_steps"] == 2
+    assert report["minibatch"] == 2 and report["minibatches"] == {"4": 2}
+    assert report["results"][0]["victims"] == 2 and report["results"][0]["samples"] == 8
+
+
+@pytest.mark.parametrize("value", [3, 1, "2"])
+def test_a_capture_with_a_bad_minibatch_exits_2_naming_it(tmp_path, capsys, value):
+    """A minibatch that does not divide the batch (3 of 4), cannot walk it in the local steps (two
+    steps of 1 of 4 samples) or is no integer: exit 2, one line naming the file and the key."""
+    import torch
+
+    from neurofl.data import load_dataset
+    from neurofl.federated import fl_config
+    from neurofl.federated.engine import run_local
+    from neurofl.federated.task import make_task
+
+    cfg = fl_config({"clients": 8, "rounds": 1, "strategy": "fedavg", "local_steps": 2, "batch": 2,
+                     "capture_rounds": [1], "capture_clients": 1})  # fmt: skip
+    run_local(make_task(load_dataset("digits"), "ann", load_profile("float32"), cfg), tmp_path / "fl")
+    (path,) = (tmp_path / "fl" / "updates").glob("*.pt")
+    payload = torch.load(path, weights_only=True)
+    assert payload["batch"] == 4 and payload["minibatch"] == 2
+    torch.save({**payload, "minibatch": value}, path)
+    code, out, err = _run(capsys, "attack", "--updates", str(path.parent), "--iterations", "1", "--json")
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert str(path) in lines[0] and "'minibatch'" in lines[0] and "Traceback" not in err

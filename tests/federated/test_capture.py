@@ -172,3 +172,119 @@ def test_an_empty_dp_sgd_batch_is_not_recorded(tiny, tmp_path) -> None:
     expected = [k for k, n in enumerate(sizes) if n][:4]
     assert [c.client for c in items] == expected
     assert [c.batch for c in items] == [sizes[k] for k in expected]
+
+
+def _close(update: dict, ref: dict) -> bool:
+    return all(torch.allclose(update[name], ref[name], rtol=1e-4, atol=1e-6) for name in update)
+
+
+@pytest.mark.parametrize("kind", ["ann", "snn"])
+def test_captured_fedavg_delta_is_the_unrolled_local_epoch(tiny, tmp_path, kind: str) -> None:
+    """FedAvg without DP-SGD: the K steps walk K disjoint minibatches of one draw, and the capture
+    holds all their samples in step order with the minibatch, so the delta is exactly
+    ``attacks/fedavg.local_update(minibatch=batch)`` on them, recomputed from the capture's global
+    model; K steps on the whole batch (the capture ignoring its minibatch) are not it."""
+    from neurofl.attacks.fedavg import local_update
+
+    task = task_for(tiny, kind, "float32", clients=5, rounds=2, strategy="fedavg", local_steps=3, batch=4, lr=0.3,
+                    capture_rounds=[1, 2], capture_clients=2)  # fmt: skip
+    assert all(len(c.y) >= 12 for c in task.clients)  # every client holds an epoch of 3 batches
+    run_local(task, tmp_path)
+    items = load_captured(tmp_path / "updates")
+    assert [(c.round, c.client) for c in items] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    for item in items:
+        assert item.kind == "delta" and item.local_steps == 3 and item.batch == 12 and item.minibatch == 4
+        assert len(torch.unique(item.true_inputs.flatten(1), dim=0)) == 12  # 12 distinct samples
+        model = _rebuild(item)
+        ref = local_update(model, item.true_inputs, item.true_labels, item.batch, item.local_steps, item.lr,
+                           minibatch=item.minibatch)  # fmt: skip
+        for name, d in item.update.items():
+            assert d.shape == ref[name].shape
+            torch.testing.assert_close(d, ref[name].detach(), rtol=1e-4, atol=1e-6)
+        whole = local_update(model, item.true_inputs, item.true_labels, item.batch, item.local_steps, item.lr)
+        assert not _close(item.update, {k: v.detach() for k, v in whole.items()})
+
+
+@pytest.mark.parametrize("n,trained,minibatch", [(3, 3, None), (4, 4, None), (10, 8, 4), (13, 12, 4), (40, 12, 4)])
+def test_a_client_walks_the_minibatches_it_holds(tiny, n: int, trained: int, minibatch: int | None) -> None:
+    """batch 4, 3 local steps: a client of n < 4 samples takes every step on all of them; of
+    n < 12 the floor(n / 4) disjoint batches it holds, cyclically; else one epoch of 3 batches.
+    The first step's samples are ``first_batch``'s; the update is ``local_update`` on the samples
+    in step order."""
+    from neurofl.attacks.fedavg import local_update
+    from neurofl.federated.client import ClientData, client_round, first_batch, trained_batch
+
+    task = task_for(tiny, "ann", "float32", clients=2, rounds=1, strategy="fedavg", local_steps=3, batch=4, lr=0.3)
+    model = task.new_model()
+    data = ClientData(1, torch.from_numpy(tiny.x[:n]), torch.from_numpy(tiny.y[:n]))
+    (r,) = client_round(model, [data], task.cfg, task.profile, 1)
+    x, y, m = trained_batch(data, task.cfg, 1)
+    assert len(r.labels) == trained and r.minibatch == m == minibatch
+    assert torch.equal(r.inputs, x) and torch.equal(r.labels, y)
+    assert len(torch.unique(x.flatten(1), dim=0)) == trained
+    assert torch.equal(first_batch(data, task.cfg, 1)[0], x[: minibatch or trained])
+    assert r.num_examples == 3 * min(4, n)  # the aggregation weight: steps x the batch of a step
+    ref = local_update(model, x, y, trained, 3, 0.3, minibatch=minibatch)
+    for name, d in r.update.items():
+        torch.testing.assert_close(d, ref[name].detach(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["fedsgd", "fedavg"])
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_one_step_captures_draw_the_samples_they_always_drew(tiny, tmp_path, strategy: str, vectorize: bool) -> None:
+    """One local step (FedSGD, or FedAvg with K = 1): the client's batch is the draw made before
+    local epochs, ``rng.choice(n, b, replace=False)`` sorted, on either path, and its capture has
+    no minibatch."""
+    import numpy as np
+
+    from neurofl.federated.rng import numpy_rng
+
+    task = task_for(tiny, "ann", "float32", clients=5, rounds=2, batch=4, strategy=strategy, vectorize=vectorize,
+                    capture_rounds=[1, 2], capture_clients=3)  # fmt: skip
+    run_local(task, tmp_path)
+    items = load_captured(tmp_path / "updates")
+    assert len(items) == 6
+    for item in items:
+        data = task.clients[item.client]
+        idx = np.sort(numpy_rng(task.cfg.seed, "batch", item.round, data.client).choice(len(data.y), 4, replace=False))
+        assert item.minibatch is None and item.batch == 4
+        assert torch.equal(item.true_inputs, data.x[idx]) and torch.equal(item.true_labels, data.y[idx])
+
+
+def _one_capture(tiny, tmp_path, **settings):
+    run_local(task_for(tiny, "ann", "float32", clients=4, rounds=1, capture_rounds=[1], capture_clients=1,
+                       **settings), tmp_path / "run")  # fmt: skip
+    (real,) = (tmp_path / "run" / "updates").glob("*.pt")
+    return real, torch.load(real, weights_only=True)
+
+
+def test_a_format_2_capture_loads_with_no_minibatch(tiny, tmp_path) -> None:
+    real, payload = _one_capture(tiny, tmp_path)
+    assert payload["format"] == "neurofl.captured_update/3" and payload["minibatch"] is None
+    old = {k: v for k, v in payload.items() if k != "minibatch"}
+    folder = tmp_path / "old"
+    folder.mkdir()
+    torch.save({**old, "format": "neurofl.captured_update/2"}, folder / real.name)
+    (item,) = load_captured(folder)
+    assert item.minibatch is None and item.batch == payload["batch"]
+    torch.save(old, folder / real.name)  # format 3 without the field
+    with pytest.raises(UserError, match="without 'minibatch'"):
+        load_captured(folder)
+
+
+def test_a_bad_minibatch_is_refused_naming_file_and_key(tiny, tmp_path) -> None:
+    real, payload = _one_capture(tiny, tmp_path, strategy="fedavg", local_steps=3, batch=2)
+    assert payload["batch"] == 6 and payload["minibatch"] == 2
+    for value in (0, 4, 1, 7, "2", 2.0, True, -1):  # 1: three steps of one sample cannot walk 6 samples
+        folder = tmp_path / f"bad-{value!r}"
+        folder.mkdir()
+        torch.save({**payload, "minibatch": value}, folder / real.name)
+        with pytest.raises(UserError, match="'minibatch'") as e:
+            load_captured(folder)
+        assert str(folder / real.name) in str(e.value) and "\n" not in str(e.value)
+    for value in (None, 3, 6):  # every step on all 6; steps on halves (3 x 3 >= 6); minibatch = batch
+        folder = tmp_path / f"good-{value!r}"
+        folder.mkdir()
+        torch.save({**payload, "minibatch": value}, folder / real.name)
+        (item,) = load_captured(folder)
+        assert item.minibatch == value

@@ -91,7 +91,8 @@ def test_dp_grid_rows_are_the_cores_reports_of_their_captures(grid):
     clients = [r for r in rows if r["defense"] != "secagg k=4"]
     assert all(r["updates_attacked"] == 2 for r in clients)
     agg = rows[-1]
-    assert agg["updates_attacked"] == 1 and agg["samples"] == 4 * 4 and agg["clients_per_round"] == 4
+    # the aggregate's truth: every summed client's samples, 2 local steps of 4 fresh samples each
+    assert agg["updates_attacked"] == 1 and agg["samples"] == 4 * 2 * 4 and agg["clients_per_round"] == 4
     md = (root / "a" / "privacy_utility_dp.md").read_text()
     assert "worst-case ASR [95% CI]" in md and md.count("\n| ann |") == 4 and "(worst case)" in md
     assert (root / "a" / "privacy_utility_dp.png").stat().st_size > 0
@@ -186,7 +187,7 @@ def test_same_uploads_share_one_attack_and_profiles_and_large_secagg(tmp_path):
         unit = {"dp sample": "sample", "dp local": "client"}[level]
         assert "attack_reused_from" not in r and r["epsilon"] <= 8.0 and r["dp_unit"] == unit
     agg = by[("secagg k=8", None, "loihi2")]
-    assert agg["clients_per_round"] == 8 and agg["samples"] == 8 * 4 and agg["updates_attacked"] == 1
+    assert agg["clients_per_round"] == 8 and agg["samples"] == 8 * 2 * 4 and agg["updates_attacked"] == 1
     ref = by[("none", None, "float32")]
     assert "unquantized" in ref["attacked"] and "attack_reused_from" not in ref
     md = (tmp_path / "g" / "privacy_utility_dp.md").read_text()

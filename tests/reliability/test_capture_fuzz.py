@@ -36,7 +36,7 @@ def _real_capture() -> bytes:
 REAL = _real_capture()
 PAYLOAD = torch.load(__import__("io").BytesIO(REAL), weights_only=True)
 SCALARS = ["round", "client", "profile", "dataset", "model_kind", "kind", "batch", "local_steps", "lr", "format",
-           "seed", "run", "profile_table", "dataset_identity"]  # fmt: skip
+           "seed", "run", "profile_table", "dataset_identity", "minibatch"]  # fmt: skip
 HOSTILE = [None, -2, 0, 10**12, "", "x", 1.5, float("nan"), float("inf"), True, [], {}]
 TENSORS = [
     torch.tensor(float("nan")),

@@ -496,7 +496,8 @@ def _capture_cases(b: Builder, updates: Path, other: Path) -> None:
                        ("run", "0" * 63), ("run", None), ("profile_table", {}), ("profile_table", [1]),
                        ("dataset_identity", {"name": "digits"}), ("dataset", 3), ("true_labels", torch.full((2,), 99)),
                        ("true_inputs", torch.zeros(3, 3)), ("update", {}), ("state_dict", {"x": torch.zeros(2)}),
-                       ("arch", {"input_shape": [10**6, 10**6], "classes": 10}), ("arch", None)):  # fmt: skip
+                       ("arch", {"input_shape": [10**6, 10**6], "classes": 10}), ("arch", None),
+                       ("minibatch", 1), ("minibatch", 3), ("minibatch", "2")):  # fmt: skip
         case(f"{key} = {str(value)[:40]}", with_field(key, value), ci=(key, value) in (("local_steps", 10**9),))
     for seed in SEEDS:
         case(f"seed = {seed!r}", with_field("seed", seed), ci=seed == 2**70)
