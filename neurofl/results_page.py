@@ -121,6 +121,19 @@ def _headline(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def cost_table(data: dict[str, Any]) -> list[str]:
+    """``scripts/bench_study_cost.py``'s recorded attack seconds by attack, dataset and batch size,
+    each with its share of the total, and the default study's cells no folder held."""
+    out = ["| by | what | attack seconds | share |", "|---|---|---|---|"]
+    for by in ("attack", "dataset", "batch"):
+        for name, v in data.get(f"by_{by}", {}).items():
+            out.append(f"| {by} | {name} | {fmt(v['seconds'], 0)} | {fmt(v['share'], 2)} |")
+    default = data.get("default_study", {})
+    missing = ", ".join(default.get("missing", [])) or "none"
+    return [*out, "", f"Default study: {fmt(default.get('hours'), 2)} h of recorded attacks in the cells found "
+            f"(missing: {missing})."]  # fmt: skip
+
+
 def scale_table(data: dict[str, Any]) -> list[str]:
     """``scripts/bench_scale.py``'s per-attack costs as a table: seconds per iteration per victim
     and peak vs estimated working memory (MiB) at the largest measured chunk, the largest chunk of
@@ -195,7 +208,9 @@ def render(results: Path) -> str:
         lines += ["## Benchmarks", ""]
         for path in benches:
             data = _load(path)
-            table = scale_table(data) if data.get("benchmark") == "bench_scale" else []
+            kind = data.get("benchmark")
+            table = scale_table(data) if kind == "bench_scale" else cost_table(data) if kind == "bench_study_cost" \
+                else []  # fmt: skip
             lines += [f"### `{path.name}`", "", *_headline(data), "", *table, ""]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"
