@@ -66,12 +66,6 @@ def _time_steps(v: str) -> str:
     return str(int(v))
 
 
-def _encoding(v: str) -> str:
-    if v not in ENCODINGS:
-        raise ValueError(f"expected one of {', '.join(ENCODINGS)}")
-    return v
-
-
 def _width(v: str) -> str:
     try:
         f = float(v)
@@ -82,13 +76,9 @@ def _width(v: str) -> str:
     return f"{f:g}"
 
 
-def _leak(v: str) -> str:
-    if v not in ("on", "off"):
-        raise ValueError("expected on or off")
-    return v
-
-
 def _choice(*allowed: str) -> Callable[[str], str]:
+    """A value check accepting exactly ``allowed``."""
+
     def check(v: str) -> str:
         if v not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}")
@@ -109,10 +99,10 @@ def _upload(v: str) -> str:
 # key -> (what the axis is, the value's check returning its canonical text)
 AXES: dict[str, tuple[str, Callable[[str], str]]] = {
     "time_steps": ("time steps T per sample", _time_steps),
-    "encoding": ("input encoding", _encoding),
+    "encoding": ("input encoding", _choice(*ENCODINGS)),
     "surrogate_width": ("surrogate gradient width (factor)", _width),
     "surrogate_shape": ("surrogate gradient shape", _choice(*SURROGATES)),
-    "leak": ("membrane leak", _leak),
+    "leak": ("membrane leak", _choice("on", "off")),
     "reset": ("reset at a spike", _choice("zero", "subtract")),
     "payload": ("hidden spike payload", _choice("binary", "graded")),
     "upload": ("upload quantization", _upload),
