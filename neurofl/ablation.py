@@ -47,7 +47,7 @@ from typing import Any
 
 from neurofl.errors import UserError
 from neurofl.io.limits import MAX_TIME_STEPS
-from neurofl.models.arch import SURROGATES
+from neurofl.models.arch import PAYLOADS, RESETS, SURROGATES
 from neurofl.profiles import FLOAT_BITS, HardwareProfile, UpdateFormat
 
 MAX_UPLOAD_BITS = 16
@@ -103,8 +103,8 @@ AXES: dict[str, tuple[str, Callable[[str], str]]] = {
     "surrogate_width": ("surrogate gradient width (factor)", _width),
     "surrogate_shape": ("surrogate gradient shape", _choice(*SURROGATES)),
     "leak": ("membrane leak", _choice("on", "off")),
-    "reset": ("reset at a spike", _choice("zero", "subtract")),
-    "payload": ("hidden spike payload", _choice("binary", "graded")),
+    "reset": ("reset at a spike", _choice(*RESETS)),
+    "payload": ("hidden spike payload", _choice(*PAYLOADS)),
     "upload": ("upload quantization", _upload),
 }
 # the axes that set one key of the SLAYER neuron (models/arch.NeuronParams)

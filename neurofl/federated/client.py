@@ -116,9 +116,11 @@ def first_batch(data: ClientData, cfg: FLConfig, round_: int) -> tuple[torch.Ten
     return data.x[idx], data.y[idx]
 
 
-def _trained(data: ClientData, cfg: FLConfig, round_: int) -> np.ndarray:
-    """:func:`trained_batch`'s sample indices."""
-    return _minibatches(data, cfg, round_)[0] if dp_sgd(cfg) else np.concatenate(_epoch(data, cfg, round_))
+def _trained(steps: list[np.ndarray], n: int, cfg: FLConfig) -> np.ndarray:
+    """:func:`trained_batch`'s sample indices, from the ``steps`` of :func:`_minibatches` of a
+    client of ``n`` samples: the first step's under DP-SGD, else the distinct minibatches the steps
+    walk (the first j of them, :func:`epoch_walk`), in step order."""
+    return steps[0] if dp_sgd(cfg) else np.concatenate(steps[: epoch_walk(n, cfg)[1]])
 
 
 def step_minibatch(n: int, cfg: FLConfig) -> int | None:
@@ -139,7 +141,7 @@ def trained_batch(data: ClientData, cfg: FLConfig, round_: int) -> tuple[torch.T
     :func:`neurofl.attacks.fedavg.local_update` with ``minibatch=m``), else None (every step on all
     B). Under DP-SGD: the first step's Poisson sample and None (the later steps' samples are other,
     independent draws)."""
-    idx = _trained(data, cfg, round_)
+    idx = _trained(_minibatches(data, cfg, round_), len(data.y), cfg)
     return data.x[idx], data.y[idx], step_minibatch(len(data.y), cfg)
 
 
@@ -167,7 +169,7 @@ def _raw_one(model: torch.nn.Module, data: ClientData, cfg: FLConfig, round_: in
     start = weights_of(model)
     batches = _minibatches(data, cfg, round_)
     first = batches[0]
-    trained = _trained(data, cfg, round_)  # the first step's samples, or every step's (in step order)
+    trained = _trained(batches, len(data.y), cfg)  # the first step's samples, or every step's (in step order)
     private = dp_sgd(cfg)
     noise = torch_gen(cfg.seed, "noise", round_, data.client) if private else None
     weight = min(cfg.batch, len(data.y)) if private else len(first)  # DP-SGD: the expected batch

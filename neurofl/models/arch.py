@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ModelKind = Literal["snn", "ann"]
-# Shapes of the spike's surrogate gradient (models/cuba.py: :func:`~neurofl.models.cuba.surrogate`), all of
+# Shapes of the spike's surrogate gradient (:func:`neurofl.models.cuba.surrogate_derivative`), all of
 # area ``scale_grad`` and width ``tau_grad``; ``laplace`` is SLAYER's.
 SURROGATES = ("laplace", "fast_sigmoid", "triangle", "gaussian")
+RESETS = ("zero", "subtract")  # at a spike: SLAYER's and Lava's reset to zero, or subtract the threshold
+PAYLOADS = ("binary", "graded")  # what a hidden spike carries
 Surrogate = Literal["laplace", "fast_sigmoid", "triangle", "gaussian"]
 # the neuron keys an ablation varies beyond SLAYER's own (left out of identities at their defaults)
 VARIANT_KEYS = ("surrogate", "reset", "payload")
@@ -46,8 +48,7 @@ class NeuronParams:
     payload: Literal["binary", "graded"] = "binary"
 
     def __post_init__(self) -> None:
-        if self.surrogate not in SURROGATES or self.reset not in ("zero", "subtract") or \
-                self.payload not in ("binary", "graded"):  # fmt: skip
+        if self.surrogate not in SURROGATES or self.reset not in RESETS or self.payload not in PAYLOADS:
             raise ValueError(f"neuron: unknown surrogate, reset or payload in {self}")
         if self.payload == "graded" and self.surrogate != "laplace":
             raise ValueError("neuron: graded spikes have SLAYER's own (one-sided) surrogate; surrogate must be "

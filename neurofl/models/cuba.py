@@ -48,6 +48,8 @@ from lava.lib.dl.slayer.neuron import cuba
 from lava.lib.dl.slayer.neuron.cuba import SCALE_RHO_MULT, TAU_RHO_MULT
 from lava.lib.dl.slayer.synapse import layer as slayer_synapse
 
+from neurofl.models.arch import RESETS, SURROGATES
+
 # The class below overrides SLAYER's ``dynamics`` and relies on its state layout; it was written
 # against this release and is checked against it by the tests. Another release fails loudly.
 LAVA_DL_VERSION = "0.6.0"
@@ -401,7 +403,7 @@ class FusedCubaNeuron(cuba.Neuron):
             raise ValueError("FusedCubaNeuron needs shared, fixed decays, no persistent state and no norm")
         if self.drop is not None:
             raise ValueError("FusedCubaNeuron supports neurons without dropout only")
-        if surrogate not in SURROGATE_SHAPES or reset not in ("zero", "subtract"):
+        if surrogate not in SURROGATES or reset not in RESETS:
             raise ValueError(f"FusedCubaNeuron: unknown surrogate {surrogate!r} or reset {reset!r}")
         if self.graded_spike and surrogate != "laplace":
             raise ValueError("FusedCubaNeuron: graded spikes have SLAYER's graded surrogate only")
@@ -475,11 +477,6 @@ def surrogate_width(width: float) -> Iterator[None]:
         _SURROGATE_WIDTH.reset(token)
 
 
-# The surrogate gradient's shapes: each a function of x = v - threshold with width tau and area scale,
-# and ``graded`` (SLAYER's graded spike, ``scale * exp(min(x, 0) / tau)``).
-SURROGATE_SHAPES = ("laplace", "fast_sigmoid", "triangle", "gaussian")
-
-
 def surrogate_derivative(offset: torch.Tensor, tau: float, scale: float, shape: str) -> torch.Tensor:
     """The surrogate ``d spike / d v`` at ``offset = v - threshold`` (any shape, same shape out).
 
@@ -498,7 +495,7 @@ def surrogate_derivative(offset: torch.Tensor, tau: float, scale: float, shape: 
     ================  ================================================================  ====================
 
     >>> x = torch.linspace(-1, 1, 20001, dtype=torch.float64)
-    >>> [round(float(torch.trapezoid(surrogate_derivative(x, 0.05, 3.0, s), x)), 4) for s in SURROGATE_SHAPES]
+    >>> [round(float(torch.trapezoid(surrogate_derivative(x, 0.05, 3.0, s), x)), 4) for s in SURROGATES]
     [3.0, 2.8571, 3.0, 3.0]
     """
     if shape == "laplace":

@@ -12,8 +12,8 @@ from lava.lib.dl.slayer.neuron import cuba
 
 from neurofl.errors import UserError
 from neurofl.models import Architecture, NeuronParams, build_model
+from neurofl.models.arch import SURROGATES
 from neurofl.models.cuba import (
-    SURROGATE_SHAPES,
     FusedCubaNeuron,
     _SurrogateGrad,
     scan_backend,
@@ -46,7 +46,7 @@ def test_graded_spikes_equal_slayers_graded_neuron_with_first_and_second_order_g
     torch.testing.assert_close(gg_fused, gg_ref, rtol=1e-5, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", SURROGATE_SHAPES)
+@pytest.mark.parametrize("shape", SURROGATES)
 def test_every_surrogate_has_the_same_area_and_peaks_at_the_threshold(shape: str) -> None:
     tau, scale, reach = 0.05, 3.0, 1.0
     x = torch.linspace(-reach, reach, 400_001, dtype=torch.float64)
@@ -57,7 +57,7 @@ def test_every_surrogate_has_the_same_area_and_peaks_at_the_threshold(shape: str
     assert int(rho.argmax()) == len(x) // 2 and bool((rho >= 0).all())
 
 
-@pytest.mark.parametrize("shape", [*SURROGATE_SHAPES[1:], "graded"])
+@pytest.mark.parametrize("shape", [*SURROGATES[1:], "graded"])
 @pytest.mark.parametrize("delay", [False, True])
 def test_written_second_derivatives_equal_autograds_chain(shape: str, delay: bool) -> None:
     """The spike's backward and the attack's derivative of it, per shape: the written-out node equals
