@@ -4,7 +4,9 @@
 ``setup_context``), so, as Opacus' hooks do, each layer's per-sample weight gradient is built
 from the layer's input ``a`` and the gradient of the loss w.r.t. its output ``z``:
 ``dW_i = sum_t dz_i(t) a_i(t)^T``. Samples never interact in the forward pass, so
-``d(sum_i loss_i)/dz_i = d loss_i / dz_i``.
+``d(sum_i loss_i)/dz_i = d loss_i / dz_i``. A client's update, the mean over its ``group``
+samples, is ``(1/group) sum_i sum_t dz_i(t) a_i(t)^T``: one contraction over samples and time
+(for a convolution, its own weight backward with the clients as channel groups).
 """
 
 from __future__ import annotations
@@ -66,22 +68,31 @@ def per_sample_gradients(
     for (name, module), (a, z), g in zip(layers, captured, dz, strict=True):
         if g is None:
             g = torch.zeros_like(z)
+        # each group's weight gradient is summed over its samples inside one contraction, so no
+        # (n, out, in) per-sample tensor is built (scripts/bench_gradients.py)
         if a.dim() == 2:  # Linear: (n, in), (n, out)
-            w = torch.einsum("no,ni->noi", g, a)
+            w = torch.bmm(_groups(g[:, None], group).transpose(1, 2), _groups(a[:, None], group))
         elif a.dim() == 3:  # SLAYER Dense synapse over time: (n, in, T), (n, out, T)
-            w = torch.bmm(g, a.transpose(1, 2))  # sum_t g[n, o, t] a[n, i, t]: one bmm, not einsum's permutes
+            gt = _groups(g.transpose(1, 2), group)  # (G, group * T, out)
+            w = torch.bmm(gt.transpose(1, 2), _groups(a.transpose(1, 2), group))  # sum over samples and t
         elif a.dim() == 4 and isinstance(module, torch.nn.Conv2d):  # (n, C, H, W), (n, O, H', W')
-            w = _conv_weight_grad(module, a, g)
+            w = _conv_weight_grad(module, a, g, group)
         elif a.dim() == 5 and isinstance(module, torch.nn.Conv3d):  # SLAYER Conv synapse: (n, C, H, W, T)
-            w = _slayer_conv_weight_grad(module, a, g)
+            w = _slayer_conv_weight_grad(module, a, g, group)
         else:
             kind = type(module).__name__
             raise NotImplementedError(f"per-sample gradients for {kind} inputs of shape {tuple(a.shape)}")
-        grads[name] = _group_mean(w.reshape((w.shape[0], *module.weight.shape)), group)
+        w = w / group if group > 1 else w
+        grads[name] = w.reshape((w.shape[0], *module.weight.shape))
         if getattr(module, "bias", None) is not None:  # per-sample bias gradient: dz summed over all but channels
             gb = g.reshape(g.shape[0], g.shape[1], -1).sum(-1)
             grads[name.rsplit(".", 1)[0] + ".bias"] = _group_mean(gb.reshape((gb.shape[0], *module.bias.shape)), group)
     return grads
+
+
+def _groups(t: torch.Tensor, group: int) -> torch.Tensor:
+    """(n, A, B) -> (n // group, group * A, B): each group's samples stacked along the first axis."""
+    return t.reshape(t.shape[0] // group, group * t.shape[1], *t.shape[2:])
 
 
 def _group_mean(w: torch.Tensor, group: int) -> torch.Tensor:
@@ -91,22 +102,42 @@ def _group_mean(w: torch.Tensor, group: int) -> torch.Tensor:
     return w.reshape(w.shape[0] // group, group, *w.shape[1:]).mean(1)
 
 
-def _conv_weight_grad(module: torch.nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Per-sample Conv2d weight gradient: unfold the input into patches, correlate with ``g``.
+def _grouped_weight_grad(module: torch.nn.Module, a: torch.Tensor, g: torch.Tensor, group: int) -> torch.Tensor:
+    """A convolution's weight gradient summed over each group of ``group`` samples, as the
+    convolution's own backward computes it: the groups become the channel groups of one grouped
+    convolution (a copy of ``a`` and ``g``, no unfolded patches), differentiable again through
+    ``aten.convolution_backward``'s own backward.
 
-    a: (n, C, H, W), g: (n, O, H', W') -> (n, O, C * kh * kw)
+    a: (n, C, *spatial), g: (n, O, *spatial') -> (n // group, O, C * prod(kernel))
+    """
+    n, c = a.shape[:2]
+    o = g.shape[1]
+    clients = n // group
+    aa = a.reshape(clients, group, c, *a.shape[2:]).transpose(0, 1).reshape(group, clients * c, *a.shape[2:])
+    gg = g.reshape(clients, group, o, *g.shape[2:]).transpose(0, 1).reshape(group, clients * o, *g.shape[2:])
+    weight = torch.zeros((clients * o, c, *module.kernel_size), dtype=a.dtype, device=a.device)  # shape only
+    _, dw, _ = torch.ops.aten.convolution_backward(
+        gg, aa, weight, None, list(module.stride), list(module.padding), list(module.dilation),
+        False, [0] * len(module.kernel_size), clients, [False, True, False],
+    )  # fmt: skip
+    return dw.reshape(clients, o, -1)
+
+
+def _conv_weight_grad(module: torch.nn.Conv2d, a: torch.Tensor, g: torch.Tensor, group: int = 1) -> torch.Tensor:
+    """Conv2d weight gradient summed over each group of ``group`` samples.
+
+    a: (n, C, H, W), g: (n, O, H', W') -> (n // group, O, C * kh * kw)
     """
     if module.groups != 1 or isinstance(module.padding, str):
         raise NotImplementedError("per-sample conv gradients need groups=1 and numeric padding")
-    cols = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)  # (n, C*k*k, L)
-    return torch.einsum("nol,nkl->nok", g.flatten(2), cols)
+    return _grouped_weight_grad(module, a, g, group)
 
 
-def _slayer_conv_weight_grad(module: torch.nn.Conv3d, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Per-sample weight gradient of SLAYER's Conv synapse, a Conv3d with a (kh, kw, 1) kernel
-    applied to (n, C, H, W, T): a 2-D convolution per time step, summed over time.
+def _slayer_conv_weight_grad(module: torch.nn.Conv3d, a: torch.Tensor, g: torch.Tensor, group: int = 1) -> torch.Tensor:
+    """Weight gradient of SLAYER's Conv synapse, a Conv3d with a (kh, kw, 1) kernel applied to
+    (n, C, H, W, T) (a 2-D convolution per time step), summed over time and each group's samples.
 
-    a: (n, C, H, W, T), g: (n, O, H', W', T) -> (n, O, C * kh * kw)
+    a: (n, C, H, W, T), g: (n, O, H', W', T) -> (n // group, O, C * kh * kw)
     """
     padding = module.padding  # a string ("same", "valid") is refused as before: its [2] is not 0 either
     one_step = module.kernel_size[2] == 1 and module.stride[2] == 1 and module.dilation[2] == 1
@@ -114,12 +145,7 @@ def _slayer_conv_weight_grad(module: torch.nn.Conv3d, a: torch.Tensor, g: torch.
         raise NotImplementedError("per-sample SLAYER conv gradients need a kernel of one time step")
     if module.groups != 1:
         raise NotImplementedError("per-sample SLAYER conv gradients need groups=1")
-    n, c, h, w, t = a.shape
-    frames = a.permute(0, 4, 1, 2, 3).reshape(n * t, c, h, w)
-    cols = F.unfold(frames, module.kernel_size[:2], module.dilation[:2], padding[:2], module.stride[:2])
-    cols = cols.reshape(n, t, cols.shape[1], cols.shape[2])  # (n, T, C*k*k, L)
-    gt = g.permute(0, 4, 1, 2, 3).reshape(n, t, g.shape[1], -1)  # (n, T, O, L)
-    return torch.einsum("ntol,ntkl->nok", gt, cols)
+    return _grouped_weight_grad(module, a, g, group)
 
 
 def flatten(grads: dict[str, torch.Tensor]) -> torch.Tensor:
