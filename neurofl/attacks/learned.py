@@ -8,15 +8,17 @@ own randomness), and fits an MLP from update features to inputs. It takes no der
 the attacked model at attack time, so it works the same for any architecture, encoding, profile or
 defense the server can simulate; it is the attack-independent check of "obscurity vs security".
 
-Features: the flattened update through a fixed seeded Gaussian projection (or the first tensor
-alone), scaled to unit norm, plus its log norm. The network: a trunk of ReLU layers to B latent
-codes, one shared decoder from a code to an input (sigmoid) and its label. For B > 1 the loss pairs
-the B outputs with the B inputs by best assignment (a batch update does not order its samples).
+Features: the flattened update through a fixed seeded Gaussian projection (a count sketch where
+the Gaussian matrix would be too large; or the first tensor alone), scaled to unit norm, plus its
+log norm. The network: a trunk of ReLU layers to B latent codes, one shared decoder from a code to
+an input (sigmoid) and its label. For B > 1 the loss pairs the B outputs with the B inputs by best
+assignment (a batch update does not order its samples).
 
 Readout residual (``readout = "residual"``): where the first layer is fully connected over the raw
 input, its update already holds the input (a batch-1 weight gradient is ``dz x^T``; a batch's rows
 span its inputs), so the first-layer readout (:func:`neurofl.attacks.analytic.first_layer_readout`)
-gives a start ``x0`` per output slot. The trunk then sees ``[features, x0]``, each slot's decoder
+gives a start ``x0`` per output slot. The trunk then sees ``[features, x0]`` (x0 sketched where all
+B readouts would make too wide a trunk: :func:`readout_width`), each slot's decoder
 its own ``x0_i`` too, and the image head (zero-initialized) predicts a correction: the output is
 ``clamp(x0 + correction, 0, 1)``, exactly the readout before training. Without a readout (a
 convolutional first layer, a pooled input) the plain inverter runs.
@@ -35,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from neurofl.attacks.analytic import first_layer_readout, readable
 from neurofl.attacks.inverting import Inversion
-from neurofl.attacks.recipe import LearnedInversionRecipe
+from neurofl.attacks.recipe import DENSE_PROJECTION, TRUNK_READOUTS, LearnedInversionRecipe
 from neurofl.attacks.target import Target
 from neurofl.io.atomic import atomic_write_bytes
 from neurofl.leakage.gradients import flatten
@@ -45,6 +47,34 @@ LATENT = 256  # per-sample code width between the trunk and the shared decoder
 SIMULATE_CHUNK = 512  # samples per simulated-update call (bounds memory)
 
 
+class CountSketch:
+    """A seeded count sketch (Charikar, Chen and Farach-Colton 2002), (n, size) -> (n, dim):
+    coordinate ``i`` adds ``sign_i * u_i`` to bucket ``h(i)``, so inner products are kept in
+    expectation at O(size) work and memory, where a dense Gaussian projection needs size * dim.
+
+    >>> CountSketch(5, 3, seed=0)(torch.eye(5)).abs().sum(1)
+    tensor([1., 1., 1., 1., 1.])
+    """
+
+    def __init__(self, size: int, dim: int, seed: int):
+        gen = torch.Generator().manual_seed(seed)
+        self.bucket = torch.randint(0, dim, (size,), generator=gen)
+        self.sign = torch.randint(0, 2, (size,), generator=gen).float().mul_(2).sub_(1)
+        self.dim = dim
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        out = u.new_zeros(u.shape[0], self.dim)
+        return out.index_add_(1, self.bucket.to(u.device), u * self.sign.to(u.device, u.dtype))
+
+
+def readout_width(batch: int, size: int, recipe: LearnedInversionRecipe) -> int:
+    """What the residual trunk sees of the B readouts: all ``batch * size`` values, or, where that
+    makes more than ``TRUNK_READOUTS`` trunk weights, a count sketch of ``projection_dim`` (each
+    slot's decoder still gets its own readout in full)."""
+    full = batch * size
+    return full if full * recipe.hidden <= TRUNK_READOUTS else recipe.projection_dim
+
+
 class Inverter(torch.nn.Module):
     """features (n, F) -> images (n, batch, D) in (0, 1) and label logits (n, batch, classes).
 
@@ -52,11 +82,13 @@ class Inverter(torch.nn.Module):
     (unclamped; the correction head starts at zero, so the untrained output is the readout)."""
 
     def __init__(
-        self, features: int, batch: int, size: int, classes: int, hidden: int, layers: int, residual: bool = False
-    ):
+        self, features: int, batch: int, size: int, classes: int, hidden: int, layers: int, residual: bool = False,
+        sketch: CountSketch | None = None,
+    ):  # fmt: skip
         super().__init__()
         extra = size if residual else 0
-        dims = [features + batch * extra] + [hidden] * layers
+        self.sketch = sketch  # the readouts as the trunk sees them (None: all of them)
+        dims = [features + (sketch.dim if sketch is not None else batch * extra)] + [hidden] * layers
         trunk: list[torch.nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
             trunk += [torch.nn.Linear(a, b), torch.nn.ReLU()]
@@ -77,7 +109,8 @@ class Inverter(torch.nn.Module):
             h = self.decoder(self.trunk(f).reshape(f.shape[0], self.batch, LATENT))
             return torch.sigmoid(self.image(h)), self.label(h)
         assert x0 is not None, "a residual inverter needs the readout"
-        code = self.trunk(torch.cat([f, x0.flatten(1)], 1)).reshape(f.shape[0], self.batch, LATENT)
+        seen = x0.flatten(1) if self.sketch is None else self.sketch(x0.flatten(1))
+        code = self.trunk(torch.cat([f, seen], 1)).reshape(f.shape[0], self.batch, LATENT)
         h = self.decoder(torch.cat([code, x0], -1))  # the decoder's leading ReLU leaves x0 >= 0 as it is
         return x0 + self.image(h), self.label(h)
 
@@ -131,23 +164,28 @@ def readout(update: dict[str, torch.Tensor], batch: int, input_size: int) -> tor
 
 class Features:
     """Update -> features: a fixed projection of the flattened update (seeded), unit-normed, plus
-    its log norm."""
+    its log norm. The projection is Gaussian where it has at most ``DENSE_PROJECTION`` entries,
+    a :class:`CountSketch` of the same width beyond (a 1.6M-weight update would need 13 GB)."""
 
     def __init__(self, target: Target, recipe: LearnedInversionRecipe, seed: int):
         sizes = [t[0].numel() for t in target.update.values()]
         self.first_only = recipe.features == "first_layer"
         total = sizes[0] if self.first_only else sum(sizes)
-        self.proj = None
-        if total > recipe.projection_dim:
+        self.proj: torch.Tensor | CountSketch | None = None
+        if total * recipe.projection_dim > DENSE_PROJECTION:
+            self.proj = CountSketch(total, recipe.projection_dim, seed)
+        elif total > recipe.projection_dim:
             gen = torch.Generator().manual_seed(seed)
-            # scaled in place: one (total, dim) array at a time, not two (4 GB each for a 0.5M-weight model)
+            # scaled in place: one (total, dim) array at a time, not two
             self.proj = torch.randn(total, recipe.projection_dim, generator=gen).div_(recipe.projection_dim**0.5)
         self.dim = (recipe.projection_dim if self.proj is not None else total) + 1
 
     def __call__(self, update: dict[str, torch.Tensor]) -> torch.Tensor:
         u = next(iter(update.values())).flatten(1) if self.first_only else flatten(update)
         u = torch.nan_to_num(u.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
-        if self.proj is not None:
+        if isinstance(self.proj, CountSketch):
+            u = self.proj(u)
+        elif self.proj is not None:
             u = u @ self.proj.to(u.device)  # drawn on the CPU: the same projection on any device
         norm = u.norm(dim=1, keepdim=True)
         return torch.cat([u / norm.clamp_min(1e-30), torch.log(norm.clamp_min(1e-30))], 1)
@@ -204,8 +242,12 @@ def simulate(
 def _matched_loss(img: torch.Tensor, logit: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error (plus label cross-entropy) under the best pairing of outputs and inputs."""
     if img.shape[1] > 1:
-        cost = ((img.detach()[:, :, None, :] - x[:, None, :, :]) ** 2).mean(-1).cpu().numpy()  # (n, out, in)
-        perm = np.stack([linear_sum_assignment(c)[1] for c in cost])
+        a = img.detach()
+        # |a - x|^2 = |a|^2 + |x|^2 - 2 a.x: one (n, out, in) product, not an (n, out, in, D) difference
+        # (at batch 16 on events that difference was 1.7 GB per step); the sum's order changes the cost
+        # only by rounding, so a pairing changes only where two of its costs tie to rounding
+        cost = (a * a).sum(-1)[:, :, None] + (x * x).sum(-1)[:, None, :] - 2 * torch.bmm(a, x.transpose(1, 2))
+        perm = np.stack([linear_sum_assignment(c)[1] for c in cost.cpu().numpy()])
         order = torch.from_numpy(perm).to(x.device)
         x = torch.gather(x, 1, order[..., None].expand_as(x))
         y = torch.gather(y, 1, order)
@@ -225,7 +267,7 @@ def train_inverter(
     r = None if r is None else r.to(dev)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = _inverter(target, recipe, feats)
+        net = _inverter(target, recipe, feats, seed)
     net = net.to(dev)
     # foreach: the same arithmetic as the per-tensor loop, in fewer passes (its steps were 40% of training)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, foreach=True)
@@ -247,9 +289,13 @@ def train_inverter(
     return net, feats
 
 
-def _inverter(target: Target, recipe: LearnedInversionRecipe, feats: Features) -> Inverter:
+def _inverter(target: Target, recipe: LearnedInversionRecipe, feats: Features, seed: int) -> Inverter:
+    residual = uses_readout(target, recipe)
+    full = target.batch * target.input_size
+    width = readout_width(target.batch, target.input_size, recipe)
+    sketch = CountSketch(full, width, seed + 3) if residual and width < full else None
     return Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers,
-                    residual=uses_readout(target, recipe))  # fmt: skip
+                    residual=residual, sketch=sketch)  # fmt: skip
 
 
 def _load(cache: Path, target: Target, recipe: LearnedInversionRecipe) -> tuple[Inverter, Features, Readout]:
@@ -257,7 +303,7 @@ def _load(cache: Path, target: Target, recipe: LearnedInversionRecipe) -> tuple[
     feats = Features(target, recipe, int(state["seed"]))
     reader = Readout(target, recipe, int(state["seed"]))
     with torch.random.fork_rng(devices=[]):  # the layers' initialization is overwritten below
-        net = _inverter(target, recipe, feats)
+        net = _inverter(target, recipe, feats, int(state["seed"]))
     net.load_state_dict(state["net"])
     net.eval()
     return net.to(device_of(target.model)), feats, reader

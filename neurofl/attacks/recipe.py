@@ -138,6 +138,12 @@ class CocktailPartyRecipe:
         return self.ica_iterations * self.restarts
 
 
+#: Learned inversion's dense limits: entries of a Gaussian feature projection (1 GiB; a larger one is a
+#: count sketch), and trunk weights over all B readouts (128 MiB; more: the trunk sees them sketched).
+DENSE_PROJECTION = 2**28
+TRUNK_READOUTS = 2**25
+
+
 @dataclass(frozen=True)
 class LearnedInversionRecipe:
     """Learned inversion (Wu et al., UAI 2023, "Learning to Invert"): the server trains an MLP that
@@ -145,7 +151,8 @@ class LearnedInversionRecipe:
     same model, device arithmetic and upload quantizer (and any public defense).
 
     features: ``projection`` (the whole update through a fixed seeded Gaussian projection to
-    ``projection_dim``; small updates pass whole) or ``first_layer`` (the first tensor only).
+    ``projection_dim``, a count sketch past ``DENSE_PROJECTION`` entries; small updates pass
+    whole) or ``first_layer`` (the first tensor only).
     ``training_updates`` simulated updates per epoch (drawn afresh each epoch from the auxiliary
     data with ``augment`` shifts and contrast changes), ``epochs``, Adam ``lr``, ``batch_size``;
     the MLP has ``layers`` hidden layers of ``hidden`` units. For a batch the loss pairs outputs

@@ -108,7 +108,8 @@ def footprint(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Footprint
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
-        with torch.no_grad():
+        # a rate code draws its spikes from the global generator when given none: leave it as it was
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             model(torch.zeros(1, *input_shape, device=device_of(model)))
     finally:
         for h in handles:
@@ -181,6 +182,8 @@ def estimate(target: Target, recipe: Recipe, fp: Footprint | None = None) -> Est
         ``fixed`` and ``per_victim``, bytes; conservative (above the measured peaks).
     """
     from neurofl.attacks.recipe import (
+        DENSE_PROJECTION,
+        TRUNK_READOUTS,
         AttackRecipe,
         CocktailPartyRecipe,
         DisaggregationRecipe,
@@ -207,13 +210,19 @@ def estimate(target: Target, recipe: Recipe, fp: Footprint | None = None) -> Est
         update = fp.first_layer[0] * fp.first_layer[1] if recipe.features == "first_layer" else fp.params
         dim = min(update, recipe.projection_dim) + 1
         # learned.SIMULATE_CHUNK = 512 samples per simulated-update call: 512 // b updates of the model's
-        # size (counted as 512: the estimate stays monotone in the batch) and 512 samples' activations
-        calls = min(512, recipe.training_updates)
+        # size (each group's update is summed in one contraction, no per-sample copy) and 512 samples'
+        # activations
+        calls = min(max(1, 512 // b), recipe.training_updates)
         samples = min(512, recipe.training_updates * b)
         simulate = (calls * f["par"] * fp.params + samples * f["act"] * fp.activations) * FLOAT
-        projection = (update * recipe.projection_dim if update > recipe.projection_dim else 0) * FLOAT
+        # past its dense limit a projection is a count sketch (two arrays of the update's size), and the
+        # trunk sees the readouts through one
+        dense = update * recipe.projection_dim
+        projection = 2 * update if dense > DENSE_PROJECTION else dense if update > recipe.projection_dim else 0
+        projection *= FLOAT
         data = recipe.training_updates * (dim + 3 * b * fp.input_size + b) * FLOAT
-        width = dim + b * fp.input_size
+        readouts = b * fp.input_size
+        width = dim + (readouts if readouts * recipe.hidden <= TRUNK_READOUTS else recipe.projection_dim)
         net = recipe.hidden * (width + recipe.hidden * recipe.layers + 256 * b) + 256 * (fp.input_size + target.classes)
         training = 4 * net * FLOAT + 4 * recipe.batch_size * (recipe.hidden + b * (256 + fp.input_size)) * FLOAT
         fixed = int(FACTORS["learned"]["scale"] * (projection + data + max(simulate, training)))

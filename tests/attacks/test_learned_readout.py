@@ -178,3 +178,59 @@ def test_bad_readout_keys_are_refused_in_one_line(tmp_path, changes, needle):
         load_attack(_write(tmp_path, **changes))
     msg = str(e.value)
     assert needle in msg and "\n" not in msg and "r.toml" in msg
+
+
+def test_the_matched_loss_pairs_outputs_with_the_inputs_they_equal():
+    """The best pairing of B outputs with a shuffled copy of them is the shuffle itself: the loss is
+    the label term of the matching labels, where the order as given is far off."""
+    from torch.nn.functional import cross_entropy
+
+    from neurofl.attacks.learned import _matched_loss
+
+    gen = torch.Generator().manual_seed(0)
+    img, logit = torch.rand(5, 16, 300, generator=gen), torch.randn(5, 16, 10, generator=gen)
+    y = torch.randint(0, 10, (5, 16), generator=gen)
+    order = torch.stack([torch.randperm(16, generator=gen) for _ in range(5)])
+    x_shuffled = torch.gather(img, 1, order[..., None].expand_as(img))
+    y_shuffled = torch.gather(y, 1, order)
+    labels_only = 0.01 * cross_entropy(logit.flatten(0, 1), y.flatten())
+    torch.testing.assert_close(_matched_loss(img, logit, x_shuffled, y_shuffled), labels_only)
+    assert torch.nn.functional.mse_loss(img, x_shuffled) > 0.1
+
+
+def test_the_count_sketch_keeps_inner_products_in_expectation():
+    """E[<Su, Sv>] = <u, v> for a count sketch S (Charikar et al. 2002): the mean over 400 seeds
+    lies within four standard errors of the exact inner product."""
+    from neurofl.attacks.learned import CountSketch
+
+    gen = torch.Generator().manual_seed(5)
+    u = torch.randn(1, 400, generator=gen, dtype=torch.float64)
+    v = u + torch.randn(1, 400, generator=gen, dtype=torch.float64)  # correlated, so the inner product is far from 0
+    dots = torch.stack([(CountSketch(400, 32, s)(u) * CountSketch(400, 32, s)(v)).sum() for s in range(400)])
+    exact = (u * v).sum()
+    assert abs(dots.mean() - exact) < 4 * dots.std() / 400**0.5
+    assert exact > 8 * dots.std() / 400**0.5  # the test could tell a biased sketch from a fair one
+
+
+def test_an_update_past_the_dense_limit_is_sketched_and_its_estimate_is_small():
+    """A 1.6M-weight MLP over 12,800 inputs at batch 16: the features and the trunk's view of the 16
+    readouts are count sketches: the whole estimate is below what a dense projection alone needs."""
+    from neurofl.attacks.learned import CountSketch, _inverter
+    from neurofl.attacks.recipe import DENSE_PROJECTION
+    from neurofl.models.arch import Architecture
+    from neurofl.runs import memory
+
+    shape = (12800,)
+    prof = load_profile("float32")
+    model = build_model("ann", Architecture(shape, 10), prof, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    update = {k: torch.randn(2, *p.shape, generator=gen) for k, p in model.named_parameters()}
+    target = Target(model, update, 16, shape, 10, "ann", False, prof)
+    recipe = dataclasses.replace(load_recipe("learned_inversion"), training_updates=2048, epochs=12)
+    assert sum(p.numel() for p in model.parameters()) * recipe.projection_dim > DENSE_PROJECTION
+    feats = Features(target, recipe, 0)
+    assert isinstance(feats.proj, CountSketch) and feats(update).shape == (2, recipe.projection_dim + 1)
+    net = _inverter(target, recipe, feats, 0)
+    assert net.trunk[0].in_features == feats.dim + recipe.projection_dim
+    dense_projection = sum(p.numel() for p in model.parameters()) * recipe.projection_dim * 4
+    assert memory.estimate(target, recipe).bytes(4) < dense_projection

@@ -234,3 +234,14 @@ def test_label_recovery_above_the_budget_is_refused_before_any_attack(tmp_path):
     with pytest.raises(UserError, match="recovering the labels of a batch of 2"):
         attack_row(t, r, RowStore(tmp_path), 0, v.y, max_memory=need - 1)
     assert not list(tmp_path.rglob("*.npz"))
+
+
+def test_the_footprint_leaves_the_global_generator_as_it_was():
+    """A rate-coded model's zero-input pass draws spikes; the global generator's state is restored."""
+    ds = load_dataset("digits")
+    prof = load_profile("loihi1")  # rate encoding
+    model = build_model("snn", architecture_for(ds.input_shape, ds.classes), prof, seed=0)
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    memory.footprint(model, tuple(ds.input_shape))
+    assert torch.equal(torch.get_rng_state(), before)
