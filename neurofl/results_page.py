@@ -134,6 +134,23 @@ def cost_table(data: dict[str, Any]) -> list[str]:
             f"(missing: {missing})."]  # fmt: skip
 
 
+def scaling_table(data: dict[str, Any]) -> list[str]:
+    """``scripts/bench_study.py``'s settings: each one's median wall time, its tasks, its speedup
+    over the baseline and whether its study.json equals the baseline's apart from timings."""
+    cfg = data.get("settings", {})
+    what = ", ".join(f"{k} {v}" for k, v in cfg.items() if v is not None)
+    out = [f"Study: {what}.", "", "| setting | runs | median wall min | tasks computed / total | speedup | "
+           "same study.json as the baseline |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, runs in data.get("runs", {}).items():
+        wall = data.get("median_wall_seconds", {}).get(name)
+        tasks = runs[0].get("tasks", {}) if runs else {}
+        same = data.get("identical_to_baseline_apart_from_timings", {}).get(name)
+        out.append(f"| {name} | {len(runs)} | {fmt(None if wall is None else wall / 60, 1)} | "
+                   f"{tasks.get('computed', '–')} / {tasks.get('total', '–')} | "
+                   f"{fmt(data.get('speedup_of_medians', {}).get(name), 2)} | {'–' if same is None else same} |")
+    return out
+
+
 def scale_table(data: dict[str, Any]) -> list[str]:
     """``scripts/bench_scale.py``'s per-attack costs as a table: seconds per iteration per victim
     and peak vs estimated working memory (MiB) at the largest measured chunk, the largest chunk of
@@ -209,8 +226,8 @@ def render(results: Path) -> str:
         for path in benches:
             data = _load(path)
             kind = data.get("benchmark")
-            table = scale_table(data) if kind == "bench_scale" else cost_table(data) if kind == "bench_study_cost" \
-                else []  # fmt: skip
+            tables = {"bench_scale": scale_table, "bench_study_cost": cost_table, "bench_study": scaling_table}
+            table = tables[kind](data) if kind in tables else []
             lines += [f"### `{path.name}`", "", *_headline(data), "", *table, ""]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"

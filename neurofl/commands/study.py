@@ -39,8 +39,9 @@ from neurofl.commands.common import device_option, iterations_option, max_memory
               help="1: tasks one after another in this process (no Ray); N: a private local Ray instance of N CPUs.")
 @click.option("--ablate", "ablate", multiple=True, metavar="KEY=V1,V2,...",
               help="Repeatable: one more SNN row per value beside each chip profile's, only KEY changed: time_steps, "
-                   "encoding (direct|rate|regular|events), surrogate_width, leak (on|off), upload (float32|intN); "
-                   "per-axis tables and plots in study.md (docs/study.md).")
+                   "encoding (direct|rate|regular|events), surrogate_width, surrogate_shape "
+                   "(laplace|fast_sigmoid|triangle|gaussian), leak (on|off), reset (zero|subtract), payload "
+                   "(binary|graded), upload (float32|intN); per-axis tables and plots in study.md (docs/study.md).")
 @click.option("--round", "round_", type=click.IntRange(1, 100_000), default=1, show_default=True,
               help="Attack the global model of this round: the rounds before it train with FedAvg on the local engine "
                    "(fully connected models).")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -150,7 +151,7 @@ def _open_cells(cells: list[Cell], on_event: EventFn) -> tuple[list[Task], list[
     A refused folder abandons the folders this call created."""
     from neurofl.study.tasks import open_cell
 
-    todo: list[Task] = []
+    todo: list[tuple[int, list[Task]]] = []
     states: list[_CellState] = []
     counts = dict.fromkeys(OUTCOMES, 0)
     claimed = []
@@ -161,7 +162,7 @@ def _open_cells(cells: list[Cell], on_event: EventFn) -> tuple[list[Task], list[
             tasks = cell_tasks(cell, plan)
             work = [t for t in tasks[:-1] if not task_done(t, plan, run)]
             counts["cached"] += len(tasks) - 1 - len(work)
-            todo += work
+            todo.append((cell.batch * math.prod(plan.ds.input_shape), work))
             states.append(_CellState(cell, len(work), tasks[-1]))
             on_event(f"{cell.name}: {cell.cfg.victims} victims, {len(plan.rows)} rows x {len(plan.recipes)} recipes; "
                      f"{len(work)} of {len(tasks) - 1} tasks to run")  # fmt: skip
@@ -169,15 +170,18 @@ def _open_cells(cells: list[Cell], on_event: EventFn) -> tuple[list[Task], list[
         for run in claimed:
             run.abandon()
         raise
-    return todo, states, counts
+    # the largest cells first (samples per update x values per sample, a proxy for a task's cost): on N
+    # workers the short cells fill in at the end instead of one long cell running alone (the order of
+    # the tasks does not change their results)
+    return [t for _, work in sorted(todo, key=lambda c: -c[0]) for t in work], states, counts
 
 
 def _schedule(
     executor: Any, todo: list[Task], states: list[_CellState], on_done: Callable[[Task, dict[str, Any] | str], None]
 ) -> None:
-    """Run ``todo``, then each cell's report task once its other tasks are done (reports first, so
-    cells finish in order); at most twice the executor's slots in flight (a report waits for no
-    long queue)."""
+    """Run ``todo``, then each cell's report task once its other tasks are done (a ready report goes
+    before any queued task, so a cell is reported as soon as it can be); at most twice the
+    executor's slots in flight (a report waits for no long queue)."""
     by_cell = {s.cell: s for s in states}
     reports = [s.report for s in states if s.tasks == 0]
     queue = list(todo)

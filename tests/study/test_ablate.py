@@ -224,3 +224,18 @@ def test_an_axis_moves_leakage_only_where_two_intervals_are_disjoint():
     dead = {**e("1", 0.0, 0.0, 0.1), "learns": False}  # a network that ignores its input uploads nothing to leak
     moved, line = cell_verdict("time_steps", [dead, e("4", 0.9, 0.8, 1.0), e("16", 0.85, 0.7, 0.95, True)])
     assert moved is False and line.endswith("not compared, does not learn: time_steps=1")
+
+
+def test_the_help_names_every_axis_and_value(capsys):
+    """`neurofl study --help` lists every --ablate axis and every value of each choice axis."""
+    from neurofl.ablation import AXES
+    from neurofl.models.arch import PAYLOADS, RESETS, SURROGATES
+    from neurofl_testing.cli import run_captured
+
+    code, out, _ = run_captured(capsys, "study", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    for key in AXES:
+        assert key in text, key
+    for values in (SURROGATES, RESETS, PAYLOADS):
+        assert "|".join(values) in text.replace("| ", "|").replace(" |", "|")
