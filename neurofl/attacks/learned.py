@@ -18,7 +18,7 @@ Readout residual (``readout = "residual"``): where the first layer is fully conn
 input, its update already holds the input (a batch-1 weight gradient is ``dz x^T``; a batch's rows
 span its inputs), so the first-layer readout (:func:`neurofl.attacks.analytic.first_layer_readout`)
 gives a start ``x0`` per output slot. The trunk then sees ``[features, x0]`` (x0 sketched where all
-B readouts would make too wide a trunk: :func:`readout_width`), each slot's decoder
+B readouts would make too wide a trunk: :func:`neurofl.attacks.recipe.readout_width`), each slot's decoder
 its own ``x0_i`` too, and the image head (zero-initialized) predicts a correction: the output is
 ``clamp(x0 + correction, 0, 1)``, exactly the readout before training. Without a readout (a
 convolutional first layer, a pooled input) the plain inverter runs.
@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from neurofl.attacks.analytic import first_layer_readout, readable
 from neurofl.attacks.inverting import Inversion
-from neurofl.attacks.recipe import DENSE_PROJECTION, TRUNK_READOUTS, LearnedInversionRecipe
+from neurofl.attacks.recipe import LearnedInversionRecipe, feature_projection, readout_width
 from neurofl.attacks.target import Target
 from neurofl.io.atomic import atomic_write_bytes
 from neurofl.leakage.gradients import flatten
@@ -65,14 +65,6 @@ class CountSketch:
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         out = u.new_zeros(u.shape[0], self.dim)
         return out.index_add_(1, self.bucket.to(u.device), u * self.sign.to(u.device, u.dtype))
-
-
-def readout_width(batch: int, size: int, recipe: LearnedInversionRecipe) -> int:
-    """What the residual trunk sees of the B readouts: all ``batch * size`` values, or, where that
-    makes more than ``TRUNK_READOUTS`` trunk weights, a count sketch of ``projection_dim`` (each
-    slot's decoder still gets its own readout in full)."""
-    full = batch * size
-    return full if full * recipe.hidden <= TRUNK_READOUTS else recipe.projection_dim
 
 
 class Inverter(torch.nn.Module):
@@ -164,17 +156,18 @@ def readout(update: dict[str, torch.Tensor], batch: int, input_size: int) -> tor
 
 class Features:
     """Update -> features: a fixed projection of the flattened update (seeded), unit-normed, plus
-    its log norm. The projection is Gaussian where it has at most ``DENSE_PROJECTION`` entries,
-    a :class:`CountSketch` of the same width beyond (a 1.6M-weight update would need 13 GB)."""
+    its log norm. The projection is Gaussian where it has at most ``recipe.DENSE_PROJECTION``
+    entries, a :class:`CountSketch` of the same width beyond (a 1.6M-weight update would need 13 GB)."""
 
     def __init__(self, target: Target, recipe: LearnedInversionRecipe, seed: int):
         sizes = [t[0].numel() for t in target.update.values()]
         self.first_only = recipe.features == "first_layer"
         total = sizes[0] if self.first_only else sum(sizes)
         self.proj: torch.Tensor | CountSketch | None = None
-        if total * recipe.projection_dim > DENSE_PROJECTION:
+        kind = feature_projection(total, recipe.projection_dim)
+        if kind == "sketch":
             self.proj = CountSketch(total, recipe.projection_dim, seed)
-        elif total > recipe.projection_dim:
+        elif kind == "gaussian":
             gen = torch.Generator().manual_seed(seed)
             # scaled in place: one (total, dim) array at a time, not two
             self.proj = torch.randn(total, recipe.projection_dim, generator=gen).div_(recipe.projection_dim**0.5)
@@ -292,7 +285,7 @@ def train_inverter(
 def _inverter(target: Target, recipe: LearnedInversionRecipe, feats: Features, seed: int) -> Inverter:
     residual = uses_readout(target, recipe)
     full = target.batch * target.input_size
-    width = readout_width(target.batch, target.input_size, recipe)
+    width = readout_width(target.batch, target.input_size, recipe.hidden, recipe.projection_dim)
     sketch = CountSketch(full, width, seed + 3) if residual and width < full else None
     return Inverter(feats.dim, target.batch, target.input_size, target.classes, recipe.hidden, recipe.layers,
                     residual=residual, sketch=sketch)  # fmt: skip

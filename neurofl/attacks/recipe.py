@@ -144,6 +144,20 @@ DENSE_PROJECTION = 2**28
 TRUNK_READOUTS = 2**25
 
 
+def feature_projection(total: int, dim: int) -> Literal["none", "gaussian", "sketch"]:
+    """How learned inversion projects an update of ``total`` values to ``dim`` features: not at
+    all (it fits), by a dense Gaussian matrix, or by a count sketch past ``DENSE_PROJECTION``."""
+    if total * dim > DENSE_PROJECTION:
+        return "sketch"
+    return "gaussian" if total > dim else "none"
+
+
+def readout_width(batch: int, size: int, hidden: int, dim: int) -> int:
+    """What learned inversion's residual trunk sees of the B readouts: all ``batch * size`` values,
+    or, where that makes more than ``TRUNK_READOUTS`` trunk weights, a count sketch of ``dim``."""
+    return batch * size if batch * size * hidden <= TRUNK_READOUTS else dim
+
+
 @dataclass(frozen=True)
 class LearnedInversionRecipe:
     """Learned inversion (Wu et al., UAI 2023, "Learning to Invert"): the server trains an MLP that

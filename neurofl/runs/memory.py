@@ -182,14 +182,14 @@ def estimate(target: Target, recipe: Recipe, fp: Footprint | None = None) -> Est
         ``fixed`` and ``per_victim``, bytes; conservative (above the measured peaks).
     """
     from neurofl.attacks.recipe import (
-        DENSE_PROJECTION,
-        TRUNK_READOUTS,
         AttackRecipe,
         CocktailPartyRecipe,
         DisaggregationRecipe,
         LearnedInversionRecipe,
         RgapRecipe,
+        feature_projection,
         load_recipe,
+        readout_width,
     )
 
     fp = footprint(target.model, target.input_shape) if fp is None else fp
@@ -217,12 +217,10 @@ def estimate(target: Target, recipe: Recipe, fp: Footprint | None = None) -> Est
         simulate = (calls * f["par"] * fp.params + samples * f["act"] * fp.activations) * FLOAT
         # past its dense limit a projection is a count sketch (two arrays of the update's size), and the
         # trunk sees the readouts through one
-        dense = update * recipe.projection_dim
-        projection = 2 * update if dense > DENSE_PROJECTION else dense if update > recipe.projection_dim else 0
-        projection *= FLOAT
+        kind = feature_projection(update, recipe.projection_dim)
+        projection = {"sketch": 2 * update, "gaussian": update * recipe.projection_dim, "none": 0}[kind] * FLOAT
         data = recipe.training_updates * (dim + 3 * b * fp.input_size + b) * FLOAT
-        readouts = b * fp.input_size
-        width = dim + (readouts if readouts * recipe.hidden <= TRUNK_READOUTS else recipe.projection_dim)
+        width = dim + readout_width(b, fp.input_size, recipe.hidden, recipe.projection_dim)
         net = recipe.hidden * (width + recipe.hidden * recipe.layers + 256 * b) + 256 * (fp.input_size + target.classes)
         training = 4 * net * FLOAT + 4 * recipe.batch_size * (recipe.hidden + b * (256 + fp.input_size)) * FLOAT
         fixed = int(FACTORS["learned"]["scale"] * (projection + data + max(simulate, training)))
