@@ -59,14 +59,9 @@ def per_sample_weight(module: torch.nn.Module, a: torch.Tensor, g: torch.Tensor,
 
 
 def grouped_weight(module: torch.nn.Module, a: torch.Tensor, g: torch.Tensor, group: int) -> torch.Tensor:
-    """neurofl's build, through the library (its private helpers, as ``per_sample_gradients`` calls them)."""
-    if a.dim() == 3:
-        gt = gradients._groups(g.transpose(1, 2), group)
-        w = torch.bmm(gt.transpose(1, 2), gradients._groups(a.transpose(1, 2), group))
-    else:
-        w = gradients._slayer_conv_weight_grad(module, a, g, group)
-    w = w.reshape(w.shape[0], -1)
-    return w / group
+    """neurofl's build: :func:`neurofl.leakage.gradients.client_weight_grad`, flattened per client."""
+    w = gradients.client_weight_grad(module, a, g, group)
+    return w.reshape(w.shape[0], -1)
 
 
 def captured(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, graph: bool) -> list[tuple]:

@@ -68,26 +68,34 @@ def per_sample_gradients(
     for (name, module), (a, z), g in zip(layers, captured, dz, strict=True):
         if g is None:
             g = torch.zeros_like(z)
-        # each group's weight gradient is summed over its samples inside one contraction, so no
-        # (n, out, in) per-sample tensor is built (scripts/bench_gradients.py)
-        if a.dim() == 2:  # Linear: (n, in), (n, out)
-            w = torch.bmm(_groups(g[:, None], group).transpose(1, 2), _groups(a[:, None], group))
-        elif a.dim() == 3:  # SLAYER Dense synapse over time: (n, in, T), (n, out, T)
-            gt = _groups(g.transpose(1, 2), group)  # (G, group * T, out)
-            w = torch.bmm(gt.transpose(1, 2), _groups(a.transpose(1, 2), group))  # sum over samples and t
-        elif a.dim() == 4 and isinstance(module, torch.nn.Conv2d):  # (n, C, H, W), (n, O, H', W')
-            w = _conv_weight_grad(module, a, g, group)
-        elif a.dim() == 5 and isinstance(module, torch.nn.Conv3d):  # SLAYER Conv synapse: (n, C, H, W, T)
-            w = _slayer_conv_weight_grad(module, a, g, group)
-        else:
-            kind = type(module).__name__
-            raise NotImplementedError(f"per-sample gradients for {kind} inputs of shape {tuple(a.shape)}")
-        w = w / group if group > 1 else w
-        grads[name] = w.reshape((w.shape[0], *module.weight.shape))
+        grads[name] = client_weight_grad(module, a, g, group)
         if getattr(module, "bias", None) is not None:  # per-sample bias gradient: dz summed over all but channels
             gb = g.reshape(g.shape[0], g.shape[1], -1).sum(-1)
             grads[name.rsplit(".", 1)[0] + ".bias"] = _group_mean(gb.reshape((gb.shape[0], *module.bias.shape)), group)
     return grads
+
+
+def client_weight_grad(module: torch.nn.Module, a: torch.Tensor, g: torch.Tensor, group: int) -> torch.Tensor:
+    """One layer's weight gradient per client: the mean over each client's ``group`` samples of
+    ``sum_t g_i(t) a_i(t)^T``, summed inside one contraction, so no (n, out, in) per-sample tensor
+    is built (``scripts/bench_gradients.py`` times it against that build).
+
+    a : the layer's input, g : the loss gradient w.r.t. its output (n, ...) -> (n // group, *weight_shape)
+    """
+    if a.dim() == 2:  # Linear: (n, in), (n, out)
+        w = torch.bmm(_groups(g[:, None], group).transpose(1, 2), _groups(a[:, None], group))
+    elif a.dim() == 3:  # SLAYER Dense synapse over time: (n, in, T), (n, out, T)
+        gt = _groups(g.transpose(1, 2), group)  # (G, group * T, out)
+        w = torch.bmm(gt.transpose(1, 2), _groups(a.transpose(1, 2), group))  # sum over samples and t
+    elif a.dim() == 4 and isinstance(module, torch.nn.Conv2d):  # (n, C, H, W), (n, O, H', W')
+        w = _conv_weight_grad(module, a, g, group)
+    elif a.dim() == 5 and isinstance(module, torch.nn.Conv3d):  # SLAYER Conv synapse: (n, C, H, W, T)
+        w = _slayer_conv_weight_grad(module, a, g, group)
+    else:
+        kind = type(module).__name__
+        raise NotImplementedError(f"per-sample gradients for {kind} inputs of shape {tuple(a.shape)}")
+    w = w / group if group > 1 else w
+    return w.reshape((w.shape[0], *module.weight.shape))
 
 
 def _groups(t: torch.Tensor, group: int) -> torch.Tensor:
