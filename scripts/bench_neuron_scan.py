@@ -1,5 +1,5 @@
-"""The fused CUBA neuron's integer scan: NumPy (the CPU path) against torch (the CUDA path), on a
-digits-sized and a conv-sized input.
+"""The fused CUBA neuron's integer scan: NumPy (the reference), the compiled loop (the CPU path)
+and torch (the CUDA path), on a digits-sized and a conv-sized input.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_neuron_scan.py [--device cpu|cuda|auto]
         [--repeats 40] [--batch 16] [--out results/bench_neuron_scan.json]
@@ -7,8 +7,10 @@ digits-sized and a conv-sized input.
 Paths (each timed on ``cuba_states``, both integrators, and on the neuron's forward + first-order
 backward, ``delayed_spikes`` then ``autograd.grad``):
 
-* ``numpy``: the NumPy scan (the CPU default). On CUDA: the input copied to the host, scanned
+* ``numpy``: the NumPy scan (the reference). On CUDA: the input copied to the host, scanned
   there and the states copied back, the round trip the torch scan replaces;
+* ``compiled``: both integrators in one numba loop (:mod:`neurofl.models.cuba_kernel`, the CPU
+  default; on CUDA the same round trip);
 * ``torch_script``: the torch scan as neurofl runs it on CUDA, each integrator's loop over time
   steps in one TorchScript call (``scan_backend("torch")`` forces it on CPU tensors);
 * ``torch_eager``: the same loop run by Python, one dispatch per op and step (what the CUDA path
@@ -57,7 +59,7 @@ WARMUP = 20
 def _path(name: str, device: torch.device) -> Iterator[None]:
     """Run the scans on path ``name`` (see the module docstring)."""
     states, scripted = cuba.cuba_states, cuba._scripted_scan
-    if name == "numpy" and device.type != "cpu":
+    if name in ("numpy", "compiled") and device.type != "cpu":
 
         def round_trip(x: torch.Tensor, *args: object) -> tuple[torch.Tensor, torch.Tensor]:
             current, voltage = states(x.cpu(), *args)  # type: ignore[arg-type]
@@ -69,7 +71,7 @@ def _path(name: str, device: torch.device) -> Iterator[None]:
     if name == "torch_compile":
         cuba._scripted_scan = _compiled
     try:
-        with cuba.scan_backend("auto" if name == "numpy" else "torch"):
+        with cuba.scan_backend({"numpy": "numpy", "compiled": "auto"}.get(name, "torch")):
             yield
     finally:
         cuba.cuba_states, cuba._scripted_scan = states, scripted
@@ -135,7 +137,7 @@ def measure(device: torch.device, batch: int, repeats: int, compile_: bool) -> d
         shape = (batch, *neurons)
         g = torch.Generator().manual_seed(0)
         x = (torch.randn(shape, generator=g) * 2.0).to(device)
-        candidates = ["numpy", "torch_script", "torch_eager"] + (["torch_compile"] if compile_ else [])
+        candidates = ["numpy", "compiled", "torch_script", "torch_eager"] + (["torch_compile"] if compile_ else [])
         equal, failed = _equal_to_numpy(x, device, candidates)
         paths = [p for p in candidates if p not in failed]
         cases.append((shape_name, shape, _calls(x, device), paths, equal, failed))

@@ -271,8 +271,9 @@ def train_inverter(
         order = order.to(dev)
         for start in range(0, n, recipe.batch_size):
             i = order[start : start + recipe.batch_size]
-            img, logit = net(f[i], None if r is None else r[i])
-            loss = _matched_loss(img, logit, x[i], y[i])
+            with _precision(recipe, dev):
+                img, logit = net(f[i], None if r is None else r[i])
+            loss = _matched_loss(img.float(), logit.float(), x[i], y[i])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -280,6 +281,12 @@ def train_inverter(
             on_step(epoch + 1)
     net.eval()
     return net, feats
+
+
+def _precision(recipe: LearnedInversionRecipe, dev: torch.device) -> torch.autocast:
+    """The inverter's arithmetic: ``recipe.precision = "bfloat16"`` runs its linear layers under
+    autocast (float32 weights, bfloat16 products); float32 leaves everything as it is."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=recipe.precision == "bfloat16")
 
 
 def _inverter(target: Target, recipe: LearnedInversionRecipe, feats: Features, seed: int) -> Inverter:
@@ -325,8 +332,9 @@ def learned_inversion(target: Target, recipe: LearnedInversionRecipe, cache: Pat
     net, feats, reader = _load(Path(cache), target, recipe)
     finite = torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in target.update.values()]).all(0)
     x0 = reader(target.update) if net.residual else None
-    with torch.no_grad():
+    with torch.no_grad(), _precision(recipe, device_of(target.model)):
         img, logit = net(feats(target.update), x0)
+    img, logit = img.float(), logit.float()
     images = (img.clamp(0, 1) if net.residual else img).reshape(-1, *target.input_shape)
     per_sample = finite.repeat_interleave(target.batch)
     images = torch.where(per_sample.reshape(-1, *([1] * len(target.input_shape))), images, torch.nan)

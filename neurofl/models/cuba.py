@@ -12,11 +12,13 @@ both loops is recorded and replayed: on the digits MLP this made one SNN attack 
   scaled input, float32 threshold comparison, reset to zero) on float64 states, which hold the
   integers exactly (states < 2**24, decays < 2**12, products < 2**53), with no autograd
   recording; the outputs are built by the same expression as SLAYER's (``int64 / w_scale``). On the
-  CPU both integrators (current, then voltage) run in one NumPy pass over a time-major copy; on
+  CPU both integrators (current, then voltage) run in one compiled loop over blocks of neurons
+  (:mod:`neurofl.models.cuba_kernel`, numba; the NumPy scan over a time-major copy is the
+  reference it is held equal to); on
   any other device (CUDA) the same arithmetic runs in torch on the tensor's device, each
   integrator's loop over time steps in one TorchScript function (:func:`_leaky_scan_loop`: no
   Python dispatch per step, no copy to the host), or as one ``cumsum`` / no loop at all where the
-  decay makes that exact; :func:`scan_backend` forces either path (the tests run both on the CPU);
+  decay makes that exact; :func:`scan_backend` forces a path (the tests run each on the CPU);
 - backward: SLAYER's reverse recursion ``g_in[t] = (1 - d) g_in[t+1] + g_out[t]`` written as one
   product with the matrix ``F[t', t] = (1 - d)**(t' - t)`` (t' >= t), which is linear in the
   incoming gradient and so supports double backward with no recorded loop; both integrators are
@@ -117,9 +119,10 @@ _SCAN_BACKEND: ContextVar[ScanBackend] = ContextVar("scan_backend", default="aut
 def scan_backend(backend: ScanBackend) -> Iterator[None]:
     """Within this block, the integer scans (:func:`cuba_states`, :func:`integrate`) run on
     ``backend``: ``"torch"`` (the path CUDA tensors take, forced also for CPU tensors: the tests
-    and ``scripts/bench_neuron_scan.py`` compare it with NumPy), ``"numpy"`` (CPU float32/float64
-    tensors only; others still take torch), or ``"auto"`` (the default: NumPy for CPU
-    float32/float64 tensors, torch for everything else).
+    and ``scripts/bench_neuron_scan.py`` compare it with NumPy), ``"numpy"`` (the NumPy reference
+    scan; CPU float32/float64 tensors only, others still take torch), or ``"auto"`` (the default:
+    for CPU float32/float64 tensors :func:`cuba_states` runs the compiled
+    :func:`~neurofl.models.cuba_kernel.cuba_scan` and :func:`integrate` NumPy; torch for everything else).
 
     >>> with scan_backend("torch"):
     ...     integrate(torch.tensor([[0.5, 0.5]]), 1024, 64).tolist()
@@ -180,8 +183,9 @@ def cuba_states(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SLAYER's CUBA dynamics: the current integrates ``x``, the voltage (with reset at
     ``threshold``: to zero, or by subtracting it with ``reset="subtract"``) integrates the current;
-    both as :func:`integrate` computes them, from zero. NumPy on the CPU, torch on the tensor's
-    device otherwise (see :func:`scan_backend`).
+    both as :func:`integrate` computes them, from zero. On the CPU one compiled loop
+    (:func:`neurofl.models.cuba_kernel.cuba_scan`; ``scan_backend("numpy")``: the NumPy scan it is
+    held equal to), torch on the tensor's device otherwise (see :func:`scan_backend`).
 
     x : (..., T) in SLAYER's state units; current_decay, voltage_decay : integer decays on the
     12-bit grid -> (current, voltage), each (..., T) of ``x``'s dtype and device
@@ -195,6 +199,12 @@ def cuba_states(
             drive = torch.trunc(current * w_scale).to(torch.float64)  # the voltage integrates it
             voltage = _state_units_torch(_states_torch(drive, _keep(voltage_decay), th, reset), w_scale, x.dtype)
             return _from_time_major_torch(current, x.shape), _from_time_major_torch(voltage, x.shape)
+        if _SCAN_BACKEND.get() == "auto":  # the compiled scan; "numpy" keeps the reference below
+            from neurofl.models.cuba_kernel import cuba_scan
+
+            flat = x.detach().reshape(-1, x.shape[-1]).numpy()
+            cur, vol = cuba_scan(flat, w_scale, _keep(current_decay), _keep(voltage_decay), th, reset)
+            return torch.from_numpy(cur).reshape(x.shape), torch.from_numpy(vol).reshape(x.shape)
         xn = x.detach().numpy()
         drive_np = _drive_numpy(xn, w_scale)
         current_np = _state_units(_states_numpy(drive_np, _keep(current_decay), None), w_scale, xn.dtype)
