@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
-from neurofl.io.atomic import atomic_write
 from neurofl.data import load_dataset, split_dataset
 from neurofl.deploy.export import export_netx
 from neurofl.deploy.netx import read_netx
 from neurofl.deploy.parity import reference_model, verify_netx
 from neurofl.deploy.resources import estimate_resources
+from neurofl.io.atomic import atomic_write
 from neurofl.models import architecture_for
 from neurofl.profiles import load_profile
 from neurofl.train import TrainConfig, train_model

@@ -82,6 +82,7 @@ def main() -> None:
         "load_average_after": list(os.getloadavg()),
         "results": results,
     }
+    out.update({f"ratio {name}, float32 / bfloat16": r["float32_over_bfloat16"] for name, r in results.items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
