@@ -185,8 +185,9 @@ class LearnedInversionRecipe:
     precision: the inverter's matrix products, ``float32`` or ``bfloat16`` (mixed precision: torch
     autocast runs the linear layers in bfloat16 with float32 accumulation; weights, Adam's state,
     the loss and the pairing stay float32; Kalamkar et al. 2019, arXiv:1905.12322). bfloat16 trains
-    about 2x faster on CPUs with AVX512-BF16 (``scripts/bench_learned_precision.py``) and on GPUs;
-    its numbers differ from float32's by rounding."""
+    about 2x faster on CPUs with AVX512-BF16 (``scripts/bench_learned_precision.py``) and on GPUs
+    (a CPU without bfloat16 instructions emulates it; not measured); its numbers
+    differ from float32's by rounding."""
 
     name: str
     attack: Literal["learned_inversion"]
