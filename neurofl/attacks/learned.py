@@ -271,16 +271,26 @@ def train_inverter(
         order = order.to(dev)
         for start in range(0, n, recipe.batch_size):
             i = order[start : start + recipe.batch_size]
-            with _precision(recipe, dev):
-                img, logit = net(f[i], None if r is None else r[i])
-            loss = _matched_loss(img.float(), logit.float(), x[i], y[i])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            train_step(net, opt, recipe, f[i], None if r is None else r[i], x[i], y[i])
         if on_step is not None:
             on_step(epoch + 1)
     net.eval()
     return net, feats
+
+
+def train_step(
+    net: Inverter, opt: torch.optim.Optimizer, recipe: LearnedInversionRecipe, f: torch.Tensor,
+    x0: torch.Tensor | None, x: torch.Tensor, y: torch.Tensor,
+) -> None:  # fmt: skip
+    """One optimizer step of the inverter on a minibatch: features f (m, F), readouts x0 (m, B, D)
+    or None, inputs x (m, B, D), labels y (m, B); its products in ``recipe.precision``, the matched
+    loss in float32."""
+    with _precision(recipe, f.device):
+        img, logit = net(f, x0)
+    loss = _matched_loss(img.float(), logit.float(), x, y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
 
 
 def _precision(recipe: LearnedInversionRecipe, dev: torch.device) -> torch.autocast:
