@@ -546,9 +546,9 @@ class _Spike(torch.autograd.Function):
     def forward(ctx, voltage, threshold, tau, scale, delay, shape="laplace"):  # noqa: D102 (autograd API)
         ctx.save_for_backward(voltage)
         ctx.constants = (threshold, tau, scale, delay, shape)
-        spikes = _crossings(voltage, threshold)
-        if shape == "graded":
-            spikes = spikes * voltage.detach()
+        if shape != "graded":
+            return _crossings(voltage, threshold, delay)
+        spikes = _crossings(voltage, threshold) * voltage.detach()
         return step_delay(spikes) if delay else spikes
 
     @staticmethod
@@ -618,26 +618,61 @@ class _SurrogateGrad(torch.autograd.Function):
         return g_voltage, g_grad, None, None, None, None, None
 
 
-def _crossings(voltage: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``(voltage >= threshold).to(voltage.dtype)``, compared in ``voltage``'s dtype as torch does;
-    in NumPy on the CPU, where torch's boolean kernels cost several times more at these sizes.
+def _crossings(voltage: torch.Tensor, threshold: float, delay: bool = False) -> torch.Tensor:
+    """``(voltage >= threshold).to(voltage.dtype)``, compared in ``voltage``'s dtype as torch does,
+    then :func:`step_delay` when ``delay``; in NumPy on the CPU, where torch's boolean kernels cost
+    several times more at these sizes, with the delay written straight into the output (one pass,
+    no zero-filled copy).
 
-    voltage : any shape -> same shape
+    voltage : (..., T) -> same shape
     """
-    if not _numpy_ok(voltage):
-        return (voltage >= threshold).to(voltage.dtype)
+    if not _numpy_ok(voltage) or voltage.shape[-1] == 0:
+        spikes = (voltage >= threshold).to(voltage.dtype)
+        return step_delay(spikes) if delay else spikes
     v = voltage.detach().numpy()
-    return torch.from_numpy((v >= v.dtype.type(threshold)).astype(v.dtype))
+    th = v.dtype.type(threshold)
+    if not delay:
+        return torch.from_numpy((v >= th).astype(v.dtype))
+    out = np.empty(v.shape, v.dtype)
+    out[..., 0] = 0
+    np.greater_equal(v[..., :-1], th, out=out[..., 1:], casting="unsafe")  # True -> 1.0, False -> 0.0
+    return torch.from_numpy(out)
+
+
+def _padded_shift(x: torch.Tensor, later: bool) -> torch.Tensor:
+    """:func:`_shift` by ``F.pad`` (the reference, and the path autograd records)."""
+    return torch.nn.functional.pad(x[..., :-1], (1, 0)) if later else torch.nn.functional.pad(x[..., 1:], (0, 1))
+
+
+def _shift(x: torch.Tensor, later: bool) -> torch.Tensor:
+    """``x`` (..., T) moved one step later (``later``) or earlier along T, the vacated step 0.
+
+    ``F.pad`` zero-fills its whole output before copying into it; outside a recorded graph this
+    writes the zeros into the one vacated step only (the same values, in a contiguous result as
+    ``F.pad``'s). A tensor autograd records, a non-contiguous one or an empty T takes
+    :func:`_padded_shift`.
+    """
+    steps = x.shape[-1]
+    if steps == 0 or not x.is_contiguous() or (x.requires_grad and torch.is_grad_enabled()):
+        return _padded_shift(x, later)
+    out = torch.empty_like(x)
+    if later:
+        out[..., 0] = 0
+        out[..., 1:] = x[..., :-1]
+    else:
+        out[..., -1] = 0
+        out[..., :-1] = x[..., 1:]
+    return out
 
 
 def step_delay(spikes: torch.Tensor) -> torch.Tensor:
     """Delay spike trains (..., T) by one step (SLAYER's ``delay_shift``; the first step is 0)."""
-    return torch.nn.functional.pad(spikes[..., :-1], (1, 0))
+    return _shift(spikes, later=True)
 
 
 def step_advance(grad: torch.Tensor) -> torch.Tensor:
     """Move (..., T) one step earlier, the last step 0: the adjoint of :func:`step_delay`."""
-    return torch.nn.functional.pad(grad[..., 1:], (0, 1))
+    return _shift(grad, later=False)
 
 
 def run_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from lava.lib.dl.slayer.synapse import layer as slayer_synapse
 
 from neurofl.models import Architecture, NeuronParams, build_model
 from neurofl.models.conv import ConvArchitecture
-from neurofl.models.cuba import FusedCubaNeuron, MatmulDense, step_delay
+from neurofl.models.cuba import FusedCubaNeuron, MatmulDense, _crossings, _padded_shift, step_advance, step_delay
 from neurofl.profiles import load_profile
 
 PARAMS = [
@@ -74,6 +74,37 @@ def test_input_gradients_first_and_second_order_equal_slayer(params: dict) -> No
 def test_step_delay_equals_slayer() -> None:
     x = _input((2, 5, 9), 1.0, torch.float32, 1)
     assert torch.equal(step_delay(x), slayer_step_delay(torch.nn.Module(), x))
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 7), (2, 3, 4, 5, 16), (5, 1)], ids=["dense", "conv", "T1"])
+def test_shifts_equal_pad_and_are_adjoint(shape: tuple[int, ...]) -> None:
+    """step_delay / step_advance (no zero fill outside a recorded graph) equal F.pad's shifts on
+    contiguous, non-contiguous, non-finite and graph-recorded inputs, and are each other's adjoint."""
+    x = _input(shape, 2.0, torch.float64, 5)
+    x.view(-1)[0], x.view(-1)[-1] = float("nan"), float("inf")
+    for later, shift in ((True, step_delay), (False, step_advance)):
+        for xi in (x, x.transpose(0, 1).contiguous().transpose(0, 1)):
+            got, ref = shift(xi), _padded_shift(xi, later)
+            assert got.shape == ref.shape and got.is_contiguous()
+            assert torch.equal(got.nan_to_num(7.0), ref.nan_to_num(7.0))
+        leaf = x.nan_to_num(0.0).requires_grad_(True)
+        (g,) = torch.autograd.grad((shift(leaf) * torch.ones_like(leaf)).sum(), leaf)
+        assert torch.equal(g, _padded_shift(torch.ones_like(leaf), not later))
+    y = _input(shape, 1.0, torch.float64, 6)
+    xf = x.nan_to_num(0.0, 0.0, 0.0)
+    assert torch.allclose((step_delay(xf) * y).sum(), (xf * step_advance(y)).sum())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_delayed_crossings_equal_delayed_spikes(dtype: torch.dtype) -> None:
+    """The spike comparison with the delay written into its output equals the comparison then the
+    delay, NaN and infinite voltages included."""
+    v = _input((3, 70, 16), 1.5, dtype, 8)
+    v[0, 0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype)
+    for th in (1.25, 0.0, -1.0):
+        got = _crossings(v, th, delay=True)
+        assert got.dtype == dtype and torch.equal(got, step_delay((v >= th).to(dtype)))
+        assert torch.equal(_crossings(v, th), (v >= th).to(dtype))
 
 
 def _slayer_reference(model: torch.nn.Module) -> torch.nn.Module:
@@ -212,3 +243,32 @@ def test_surrogate_gradient_equals_its_plain_ops_bit_for_bit(dtype: torch.dtype,
     assert out[0][3].abs().max() > 0 and out[0][4].abs().max() > 0
     for a, b in zip(*out, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_attack_gradients_equal_with_padded_shifts(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attacks' second-order step through whole SNNs is bit for bit the same with the
+    fill-free shifts as with ``F.pad``'s (they move the same values)."""
+    from neurofl.leakage.gradients import flatten, per_sample_gradients
+    from neurofl.models import cuba as fused_cuba
+
+    a = Architecture((1, 8, 8), 10) if arch == "mlp" else ConvArchitecture((1, 12, 12), 4, channels=4, strides=(2, 1))
+    model = build_model("snn", a, load_profile("loihi2"), seed=0)
+    x0 = torch.rand((6, *a.input_shape), generator=torch.Generator().manual_seed(0))
+    y = torch.arange(6) % a.classes
+    target = flatten(per_sample_gradients(model, x0, y, group=3)).detach()
+
+    def attack_step() -> tuple[torch.Tensor, torch.Tensor]:
+        x = (x0 * 0.9 + 0.05).requires_grad_(True)
+        g = flatten(per_sample_gradients(model, x, y, create_graph=True, group=3))
+        (dx,) = torch.autograd.grad((g - target).pow(2).sum(), x)
+        return g.detach(), dx
+
+    fast = attack_step()
+    crossings = fused_cuba._crossings
+    monkeypatch.setattr(fused_cuba, "_shift", _padded_shift)
+    monkeypatch.setattr(fused_cuba, "_crossings", lambda v, th, delay=False: (
+        _padded_shift(crossings(v, th), True) if delay else crossings(v, th)))
+    padded = attack_step()
+    assert fast[1].abs().sum() > 0
+    assert torch.equal(fast[0], padded[0]) and torch.equal(fast[1], padded[1])
