@@ -148,6 +148,13 @@ def scaling_table(data: dict[str, Any]) -> list[str]:
         out.append(f"| {name} | {len(runs)} | {fmt(None if wall is None else wall / 60, 1)} | "
                    f"{tasks.get('computed', '–')} / {tasks.get('total', '–')} | "
                    f"{fmt(data.get('speedup_of_medians', {}).get(name), 2)} | {'–' if same is None else same} |")
+    earlier = data.get("compared_with")
+    if earlier:
+        ex = earlier.get("execution") or {}
+        wall = ex.get("wall_seconds")
+        same = ", ".join(f"{name} {v}" for name, v in earlier.get("identical_apart_from_timings", {}).items())
+        out += ["", f"Compared with `{earlier.get('study')}` ({ex.get('where', 'unknown execution')}, "
+                f"{fmt(None if wall is None else wall / 60, 1)} min): same study.json apart from timings: {same}."]
     return out
 
 

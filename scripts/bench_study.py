@@ -3,7 +3,7 @@ a local Ray cluster of two nodes of 1 CPU each (docs/study.md), on the same sett
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_study.py [--out results/study_scaling.json]
         [--settings workers1,workers2,cluster2] [--datasets digits] [--batches 1,4] [--victims 4]
-        [--iterations N] [--train-epochs 0] [--attack suite_study] [--repeats 1]
+        [--iterations N] [--train-epochs 0] [--attack suite_study] [--repeats 1] [--compare STUDY_JSON]
 
 Each setting is a fresh `neurofl study` process writing to a fresh folder (nothing resumed). The
 two-node cluster is started here (`ray start --head --num-cpus 1` and `ray start --address ...
@@ -11,7 +11,9 @@ two-node cluster is started here (`ray start --head --num-cpus 1` and `ray start
 stopped by signalling those two process groups, never with `ray stop` (which would stop every Ray
 process of the user on the machine). Writes one JSON object: each setting's wall seconds, its
 tasks and the Ray nodes that ran them, the machine's thread settings and load average before and
-after each run, and whether each setting's study.json equals the in-process one apart from timings.
+after each run, and whether each setting's study.json equals the in-process one apart from timings
+(the first setting's), and, with ``--compare``, an earlier run's study.json of the same settings (for
+example the default study on one node against the same study on the two-node cluster).
 """
 
 from __future__ import annotations
@@ -129,11 +131,15 @@ def main() -> None:
     ap.add_argument("--profiles", default="loihi2,loihi1")
     ap.add_argument("--work", type=Path, default=None, help="Folder for the studies (default: a temporary one).")
     ap.add_argument("--repeats", type=int, default=1, help="Runs of each setting, interleaved.")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="An earlier run's study.json: record whether every run equals it apart from timings.")
     args = ap.parse_args()
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = set(settings) - {"workers1", "workers2", "cluster2"}
     if unknown:
         ap.error(f"unknown setting {sorted(unknown)[0]}")
+    if args.compare is not None and not args.compare.is_file():
+        ap.error(f"--compare {args.compare}: no such file")
     runs: dict[str, list[dict]] = {name: [] for name in settings}
     studies: dict[str, list[dict]] = {name: [] for name in settings}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -185,6 +191,14 @@ def write(args: argparse.Namespace, settings: list[str], runs: dict[str, list[di
         "load_average_note": "the machine is shared: each run records the 1, 5 and 15 min load averages "
                              "before and after it (2 CPUs; a load above 2 means other work competed)",
     }
+    if args.compare is not None:
+        earlier = json.loads(args.compare.read_text())
+        result["compared_with"] = {
+            "study": os.path.relpath(args.compare),
+            "execution": earlier.get("execution"),
+            "identical_apart_from_timings": {name: all(s == without_timing(earlier) for s in studies[name])
+                                             for name in done},  # fmt: skip
+        }
     if args.out is None:
         print(json.dumps(result, indent=2))
     else:

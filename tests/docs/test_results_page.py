@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from neurofl.cli import main
-from neurofl.results_page import BEGIN, END, findings_table, render, with_findings
+from neurofl.results_page import BEGIN, END, findings_table, render, scaling_table, with_findings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +43,19 @@ def test_findings_read_each_cell_on_its_own_measure_and_prefer_identification(tm
     table = findings_table(tmp_path)
     assert table.count("| digits | 4 |") == 1  # one line per cell: the identification one
     assert "| identified | 1.00 [0.90, 1.00] | 0.20 [0.10, 0.30] | 0.005 | leaks less | not shown to leak less" in table
+
+
+def test_the_scaling_table_says_whether_a_run_equals_an_earlier_one():
+    run = {"tasks": {"computed": 3, "total": 5}}
+    data = {"runs": {"cluster2": [run]}, "median_wall_seconds": {"cluster2": 120.0},
+            "identical_to_baseline_apart_from_timings": {"cluster2": True}, "speedup_of_medians": {"cluster2": 1.0}}
+    assert not any("Compared with" in line for line in scaling_table(data))
+    data["compared_with"] = {"study": "results/study/study.json", "identical_apart_from_timings": {"cluster2": False},
+                             "execution": {"where": "a local Ray instance of 2 CPUs", "wall_seconds": 180.0}}
+    lines = scaling_table(data)
+    assert "| cluster2 | 1 | 2.0 | 3 / 5 | 1.00 | True |" in lines
+    assert lines[-1] == ("Compared with `results/study/study.json` (a local Ray instance of 2 CPUs, 3.0 min): "
+                         "same study.json apart from timings: cluster2 False.")
 
 
 def test_the_command_checks_and_refuses_in_one_line(tmp_path, capsys):
