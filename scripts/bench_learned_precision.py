@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -77,8 +76,9 @@ def main() -> None:
         "results": results,
     }
     out.update({f"ratio {name}, float32 / bfloat16": r["float32_over_bfloat16"] for name, r in results.items()})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    from neurofl.report import write_json
+
+    write_json(args.out, out)
     print(f"wrote {args.out}")
 
 

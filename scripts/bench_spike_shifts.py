@@ -13,8 +13,8 @@ Cases, at the default study's batch 16 under loihi2:
 * ``mlp_signal``: the backward signal at the digits MLP's first layer (1x8x8, 128 hidden) of
   ``--victims`` x 16 x 32 candidates, one generation of the disaggregation search (first order).
 
-``fill_free`` is the library as shipped; ``padded`` patches the shifts and the delayed spike
-comparison back to ``F.pad`` (:func:`neurofl.models.cuba._padded_shift`). Both results are first
+``fill_free`` is the library as shipped; ``padded`` runs the shifts and the delayed spike
+comparison on ``F.pad`` (:func:`neurofl.models.cuba.padded_shifts`). Both results are first
 checked equal bit for bit (``equal``). Each figure is the median over ``--repeats`` calls after one
 untimed call, the variants interleaved; the JSON records CPU and wall seconds, their ratio from
 this run, the thread settings and the load.
@@ -28,8 +28,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -42,18 +42,9 @@ from neurofl.profiles import load_profile
 BATCH, POPULATION = 16, 32
 
 
-@contextmanager
-def _variant(name: str) -> Iterator[None]:
+def _variant(name: str) -> AbstractContextManager[None]:
     """The shifts of variant ``name`` (see the module docstring)."""
-    shift, crossings = cuba._shift, cuba._crossings
-    if name == "padded":
-        cuba._shift = cuba._padded_shift  # type: ignore[assignment]
-        cuba._crossings = lambda v, th, delay=False: (  # type: ignore[assignment]
-            cuba._padded_shift(crossings(v, th), True) if delay else crossings(v, th))
-    try:
-        yield
-    finally:
-        cuba._shift, cuba._crossings = shift, crossings  # type: ignore[assignment]
+    return cuba.padded_shifts() if name == "padded" else nullcontext()
 
 
 def _conv_matching_step(victims: int) -> Callable[[], torch.Tensor]:

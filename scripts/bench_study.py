@@ -193,11 +193,11 @@ def write(args: argparse.Namespace, settings: list[str], runs: dict[str, list[di
     }
     if args.compare is not None:
         earlier = json.loads(args.compare.read_text())
+        earlier_study = without_timing(earlier)
         result["compared_with"] = {
             "study": os.path.relpath(args.compare),
             "execution": earlier.get("execution"),
-            "identical_apart_from_timings": {name: all(s == without_timing(earlier) for s in studies[name])
-                                             for name in done},  # fmt: skip
+            "identical_apart_from_timings": {name: all(s == earlier_study for s in studies[name]) for name in done},
         }
     if args.out is None:
         print(json.dumps(result, indent=2))

@@ -622,21 +622,43 @@ def _crossings(voltage: torch.Tensor, threshold: float, delay: bool = False) -> 
     """``(voltage >= threshold).to(voltage.dtype)``, compared in ``voltage``'s dtype as torch does,
     then :func:`step_delay` when ``delay``; in NumPy on the CPU, where torch's boolean kernels cost
     several times more at these sizes, with the delay written straight into the output (one pass,
-    no zero-filled copy).
+    no zero-filled copy; not under :func:`padded_shifts`).
 
     voltage : (..., T) -> same shape
     """
-    if not _numpy_ok(voltage) or voltage.shape[-1] == 0:
+    if not _numpy_ok(voltage):
         spikes = (voltage >= threshold).to(voltage.dtype)
-        return step_delay(spikes) if delay else spikes
-    v = voltage.detach().numpy()
-    th = v.dtype.type(threshold)
-    if not delay:
-        return torch.from_numpy((v >= th).astype(v.dtype))
-    out = np.empty(v.shape, v.dtype)
-    out[..., 0] = 0
-    np.greater_equal(v[..., :-1], th, out=out[..., 1:], casting="unsafe")  # True -> 1.0, False -> 0.0
-    return torch.from_numpy(out)
+    else:
+        v = voltage.detach().numpy()
+        th = v.dtype.type(threshold)
+        if delay and v.shape[-1] > 0 and not _PADDED_SHIFTS.get():
+            out = np.empty(v.shape, v.dtype)
+            out[..., 0] = 0
+            np.greater_equal(v[..., :-1], th, out=out[..., 1:], casting="unsafe")  # True -> 1.0, False -> 0.0
+            return torch.from_numpy(out)
+        spikes = torch.from_numpy((v >= th).astype(v.dtype))
+    return step_delay(spikes) if delay else spikes
+
+
+_PADDED_SHIFTS: ContextVar[bool] = ContextVar("padded_shifts", default=False)
+
+
+@contextmanager
+def padded_shifts() -> Iterator[None]:
+    """Within this block the one-step shifts (:func:`step_delay`, :func:`step_advance`, the spikes'
+    delay) run on ``F.pad`` (:func:`_padded_shift`): the reference the fill-free shifts are held
+    equal to, bit for bit (``tests/models/test_cuba.py``, ``scripts/bench_spike_shifts.py``).
+
+    >>> x = torch.tensor([[1.0, 2.0, 3.0]])
+    >>> with padded_shifts():
+    ...     step_delay(x).tolist()
+    [[0.0, 1.0, 2.0]]
+    """
+    token = _PADDED_SHIFTS.set(True)
+    try:
+        yield
+    finally:
+        _PADDED_SHIFTS.reset(token)
 
 
 def _padded_shift(x: torch.Tensor, later: bool) -> torch.Tensor:
@@ -649,11 +671,11 @@ def _shift(x: torch.Tensor, later: bool) -> torch.Tensor:
 
     ``F.pad`` zero-fills its whole output before copying into it; outside a recorded graph this
     writes the zeros into the one vacated step only (the same values, in a contiguous result as
-    ``F.pad``'s). A tensor autograd records, a non-contiguous one or an empty T takes
-    :func:`_padded_shift`.
+    ``F.pad``'s). A tensor autograd records, a non-contiguous one, an empty T or a call under
+    :func:`padded_shifts` takes :func:`_padded_shift`.
     """
-    steps = x.shape[-1]
-    if steps == 0 or not x.is_contiguous() or (x.requires_grad and torch.is_grad_enabled()):
+    recorded = x.requires_grad and torch.is_grad_enabled()
+    if x.shape[-1] == 0 or not x.is_contiguous() or recorded or _PADDED_SHIFTS.get():
         return _padded_shift(x, later)
     out = torch.empty_like(x)
     if later:
