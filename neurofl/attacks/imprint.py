@@ -169,9 +169,9 @@ def imprint_snn(layout: ImprintLayout, classes: int, profile: HardwareProfile, s
             self.constant = layout.constant
             self.floor_graded_input(profile)
 
-        def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-            s = encode(x, self.encoding, self.time_steps, generator)
-            const = torch.full((len(x), 1, self.time_steps), self.constant, dtype=s.dtype, device=s.device)
+        def input_steps(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+            s = encode(x, self.encoding, self.encoded_steps, generator)
+            const = torch.full((len(x), 1, s.shape[-1]), self.constant, dtype=s.dtype, device=s.device)
             return self.graded_payload(torch.cat([s, const], 1))
 
     return ImprintSNN()

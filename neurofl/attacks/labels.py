@@ -99,6 +99,26 @@ def recover_labels(
     return count_labels(model, last, batch, input_shape, seed, calibration=calibration)
 
 
+def reduced_nnls(a: np.ndarray, b: np.ndarray, maxiter: int | None = None) -> np.ndarray:
+    """``argmin_{x >= 0} |a x - b|`` solved on the triangular factor of ``[a | b]``.
+
+    With ``[a | b] = Q R`` (``Q``'s columns orthonormal), ``|a x - b| = |R[:, :n] x - R[:, n]|``
+    for every ``x``, so both problems have the same minimizer; the factor has at most ``n + 1``
+    rows, so the active-set iterations no longer run over ``a``'s ``m`` rows (a label solve's
+    ``m`` is the model's parameter count).
+
+    a : (m, n); b : (m,) -> x (n,) non-negative
+
+    >>> a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> reduced_nnls(a, np.array([1.0, -1.0, 0.0])).round(6).tolist()
+    [0.5, 0.0]
+    """
+    n = a.shape[1]
+    r: np.ndarray = np.linalg.qr(np.column_stack([a, b]), mode="r")  # type: ignore[assignment]  # mode "r": R alone
+    x, _ = nnls(r[:, :n], r[:, n], maxiter=maxiter)
+    return x
+
+
 def solve_labels(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -138,7 +158,7 @@ def solve_labels(
         if not (np.isfinite(a).all() and np.isfinite(t).all()) or scale == 0:
             out.append(np.zeros(batch, dtype=np.int64))
             continue
-        coef, _ = nnls(
+        coef = reduced_nnls(
             np.vstack([a / scale, simplex_weight * cons]),
             np.concatenate([t / scale, simplex_weight * np.ones(batch)]),
             maxiter=50 * batch * classes,

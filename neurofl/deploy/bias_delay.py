@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from neurofl.errors import UserError
-from neurofl.models.cuba import FusedCubaNeuron, MatmulDense, integrate
+from neurofl.models.cuba import FusedCubaNeuron, integrate
+from neurofl.models.synapses import MatmulDense
 
 # NetX's LIF bias exponent (``'bias_exp': 6`` in Network.get_neuron_params) and Lava's bit-accurate
 # LIF alignment of the threshold (``vth_shift = 6``): a bias mantissa b adds b << 6 per step on the

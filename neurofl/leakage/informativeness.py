@@ -229,13 +229,23 @@ def layer_signals(
 ) -> list[tuple[str, torch.nn.Module, torch.Tensor, torch.Tensor]]:
     """Every weight layer's input ``a`` and loss gradient at its output ``dz`` (summed cross-entropy),
     captured by forward hooks exactly as :func:`neurofl.leakage.gradients.per_sample_gradients` does (same
-    forward, same encoding randomness for the same ``generator``), detached.
+    forward, same encoding randomness for the same ``generator``), detached; an input the same every
+    step (which the first synapse sees once) is captured over all T steps, so ``dz`` is per step.
 
     x : (n, *input_shape); y : (n,) int64 -> [(weight name, module, a, dz)] in ``model.weight_layers()`` order
     """
     layers = model.weight_layers()
+    steps = getattr(model, "time_steps", None)
     captured: list[tuple[torch.Tensor, torch.Tensor]] = []
-    hooks = [m.register_forward_hook(lambda _m, inp, out: captured.append((inp[0], out))) for _, m in layers]
+
+    def capture(_m: torch.nn.Module, inp: tuple, z: torch.Tensor) -> torch.Tensor:
+        a = inp[0]
+        if steps is not None and z.dim() >= 3 and z.shape[-1] == 1 < steps:  # one step, repeated (run_block)
+            a, z = a.expand(*a.shape[:-1], steps), z.expand(*z.shape[:-1], steps)  # dz per step, not summed
+        captured.append((a, z))
+        return z
+
+    hooks = [m.register_forward_hook(capture) for _, m in layers]
     try:
         with torch.enable_grad():
             logits = model(x, generator=generator)

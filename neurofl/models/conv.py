@@ -110,13 +110,13 @@ class ConvSNN(SlayerNetwork):
         if not arch.is_events:  # event frames are binary spikes already
             self.floor_graded_input(profile)
 
-    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, C, H, W, T); graded input on the chip's payload grid."""
+    def input_steps(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> (batch, C, H, W, T or 1); graded input on the chip's payload grid."""
         if self.arch.is_events:
             return x
         c, h, w = self.arch.input_shape
-        s = self.graded_payload(encode(x, self.encoding, self.time_steps, generator))
-        return s.reshape(x.shape[0], c, h, w, self.time_steps)
+        s = self.graded_payload(encode(x, self.encoding, self.encoded_steps, generator))
+        return s.reshape(x.shape[0], c, h, w, s.shape[-1])
 
     def export_hdf5(self, path: Path) -> None:
         """Write the network as a NetX HDF5 file (an ``input`` layer, then each block), atomically."""

@@ -51,6 +51,7 @@ from lava.lib.dl.slayer.neuron.cuba import SCALE_RHO_MULT, TAU_RHO_MULT
 from lava.lib.dl.slayer.synapse import layer as slayer_synapse
 
 from neurofl.models.arch import RESETS, SURROGATES
+from neurofl.models.synapses import MatmulDense, TransposedGradConv
 
 # The class below overrides SLAYER's ``dynamics`` and relies on its state layout; it was written
 # against this release and is checked against it by the tests. Another release fails loudly.
@@ -697,10 +698,16 @@ def step_advance(grad: torch.Tensor) -> torch.Tensor:
     return _shift(grad, later=False)
 
 
-def run_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def run_block(block: torch.nn.Module, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
     """``block(x)`` for a SLAYER Dense or Conv block with a fused neuron, without SLAYER's
     autograd-function time shift (the one-step delay runs inside the spike's node unless the neuron
-    has module hooks, which need its own call); any other block (or option) runs SLAYER's forward."""
+    has module hooks, which need its own call); any other block (or option) runs SLAYER's forward.
+
+    x : (..., T), or (..., 1) for an input the same at every one of ``steps`` time steps: the
+    synapse then runs once and its current is repeated (an ``expand``, whose backward sums the
+    steps' gradients). -> (..., T) output spikes
+    """
+    steps = x.shape[-1] if steps is None else steps
     neuron = getattr(block, "neuron", None)
     if (
         not isinstance(neuron, FusedCubaNeuron)
@@ -708,24 +715,21 @@ def run_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         or block.count_log
         or getattr(block, "mask", None) is not None
     ):
-        return block(x)
-    z = block.synapse(x)
+        return block(_over_steps(x, steps))
+    z = _over_steps(block.synapse(x), steps)
     if block.delay_shift and not (neuron._forward_hooks or neuron._forward_pre_hooks):
         return neuron.delayed_spikes(z)
     s = neuron(z)
     return step_delay(s) if block.delay_shift else s
 
 
-class MatmulDense(slayer_synapse.Dense):
-    """SLAYER's Dense synapse (a Conv3d with a 1x1x1 kernel over (batch, inputs, 1, 1, T)) as one
-    matrix product over (batch, inputs, T): the same sums without the convolution's set-up cost,
-    which dominated these small layers. Same parameters, hooks and export."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.dim() != 3 or self.bias is not None:
-            return super().forward(input)
-        weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
-        return torch.matmul(weight.reshape(weight.shape[0], -1), input)
+def _over_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """(..., 1) -> (..., steps), a view; (..., steps) unchanged."""
+    if x.shape[-1] == steps:
+        return x
+    if x.shape[-1] != 1:
+        raise ValueError(f"an input of {x.shape[-1]} time steps for a network of {steps}")
+    return x.expand(*x.shape[:-1], steps)
 
 
 def fuse_neurons(
@@ -733,8 +737,9 @@ def fuse_neurons(
 ) -> None:
     """Give every SLAYER CUBA block in ``blocks`` a :class:`FusedCubaNeuron` built from ``params``
     (the neuron dictionary the blocks were built with) and the options SLAYER's neuron does not
-    take (``surrogate``, ``reset``), and every Dense synapse the matrix-product forward of
-    :class:`MatmulDense`."""
+    take (``surrogate``, ``reset``), and every Dense and Conv synapse the forward of
+    :class:`~neurofl.models.synapses.MatmulDense` and
+    :class:`~neurofl.models.synapses.TransposedGradConv`."""
     for block in blocks:
         old = getattr(block, "neuron", None)
         if old is None:
@@ -743,4 +748,6 @@ def fuse_neurons(
             raise TypeError(f"expected a SLAYER CUBA neuron, got {type(old).__name__}")
         block.neuron = FusedCubaNeuron(surrogate, reset, **params)
         if type(block.synapse) is slayer_synapse.Dense:
-            block.synapse.__class__ = MatmulDense  # a subclass that only overrides forward
+            block.synapse.__class__ = MatmulDense  # subclasses that only override forward
+        elif type(block.synapse) is slayer_synapse.Conv:
+            block.synapse.__class__ = TransposedGradConv

@@ -69,9 +69,17 @@ class SlayerNetwork(torch.nn.Module):
     # set by floor_graded_input: graded inputs are put on the chip's payload grid (see on_payload_grid)
     graded_payload_grid: bool = False
 
+    time_steps: int
+
+    def input_steps(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> the first block's input over its distinct time steps:
+        (..., T), or (..., 1) where the encoding gives every step the same input (``direct``)."""
+        raise NotImplementedError
+
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """x: (batch, *input_shape) -> the first block's input (..., T)."""
-        raise NotImplementedError
+        s = self.input_steps(x, generator)
+        return s if s.shape[-1] == self.time_steps else s.expand(*s.shape[:-1], self.time_steps)
 
     def floor_graded_input(self, profile: HardwareProfile) -> None:
         """Use the chip's arithmetic for graded inputs when weights are quantized and the input is
@@ -82,16 +90,27 @@ class SlayerNetwork(torch.nn.Module):
             self.graded_payload_grid = True
             self.blocks[0].synapse.register_forward_hook(FloorGradedInputCurrent(profile.weights.scale))
 
+    @property
+    def encoded_steps(self) -> int:
+        """Distinct time steps of the encoded input: 1 for the ``direct`` encoding (the same
+        current every step), else T."""
+        return 1 if self.encoding == "direct" else self.time_steps
+
     def graded_payload(self, s: torch.Tensor) -> torch.Tensor:
         """Encoded input ``s`` as the chip receives it: on the payload grid when the model uses the
         chip's graded-input arithmetic (see :meth:`floor_graded_input`), else unchanged."""
         return on_payload_grid(s) if self.graded_payload_grid else s
 
     def spikes(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T)."""
-        s = self.input_spikes(x, generator)
+        """Output spike trains. x: (batch, *input_shape) -> (batch, classes, T).
+
+        An input the same at every step passes the first synapse once, as one step, and its
+        current is repeated over T (:func:`~neurofl.models.cuba.run_block`): the same currents,
+        a T-th of that layer's work, and its weight gradient is one contraction with the step's
+        summed gradient."""
+        s = self.input_steps(x, generator)
         for block in self.blocks:
-            s = run_block(block, s)
+            s = run_block(block, s, self.time_steps)
         return s
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -135,6 +154,6 @@ class SpikingMLP(SlayerNetwork):
         fuse_neurons(self.blocks, arch.neuron.as_slayer(), **arch.neuron.fused_options())
         self.floor_graded_input(profile)
 
-    def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """x: (batch, *input_shape) -> (batch, inputs, T); graded input on the chip's payload grid."""
-        return self.graded_payload(encode(x, self.encoding, self.time_steps, generator))
+    def input_steps(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """x: (batch, *input_shape) -> (batch, inputs, T or 1); graded input on the chip's payload grid."""
+        return self.graded_payload(encode(x, self.encoding, self.encoded_steps, generator))

@@ -47,3 +47,23 @@ def test_label_accuracy_is_a_multiset_match():
     assert label_accuracy(np.array([1, 2, 2, 5]), np.array([2, 1, 3, 2]), 4) == 3 / 4
     assert label_accuracy(np.array([1, 2, 3, 4]), np.array([2, 1, 4, 3]), 2) == 1.0
     assert label_accuracy(np.array([1, 2, 3, 4]), np.array([3, 4, 1, 2]), 2) == 0.0
+
+
+@pytest.mark.parametrize("m,n", [(400, 30), (12, 30)])
+def test_reduced_nnls_has_the_full_problems_minimizer(m, n):
+    """The triangular factor of [a | b] keeps |a x - b| for every x, so scipy's NNLS on it finds the
+    minimizer it finds on the full system (tall, as a label solve's, and wide)."""
+    from scipy.optimize import nnls
+
+    from neurofl.attacks.labels import reduced_nnls
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, n))
+    truth = np.abs(rng.standard_normal(n)) * (rng.random(n) < 0.3)
+    b = a @ truth + 0.01 * rng.standard_normal(m)
+    full, _ = nnls(a, b, maxiter=50 * n)
+    x = reduced_nnls(a, b, maxiter=50 * n)
+    assert (x >= 0).all()
+    np.testing.assert_allclose(np.linalg.norm(a @ x - b), np.linalg.norm(a @ full - b), rtol=1e-10, atol=1e-12)
+    if m > n:  # a unique minimizer
+        np.testing.assert_allclose(x, full, atol=1e-10)

@@ -13,13 +13,13 @@ from neurofl.models import Architecture, NeuronParams, build_model
 from neurofl.models.conv import ConvArchitecture
 from neurofl.models.cuba import (
     FusedCubaNeuron,
-    MatmulDense,
     _crossings,
     _padded_shift,
     padded_shifts,
     step_advance,
     step_delay,
 )
+from neurofl.models.synapses import MatmulDense, TransposedGradConv
 from neurofl.profiles import load_profile
 
 PARAMS = [
@@ -124,6 +124,8 @@ def _slayer_reference(model: torch.nn.Module) -> torch.nn.Module:
             block.neuron = cuba.Neuron(**model.arch.neuron.as_slayer())
         if isinstance(getattr(block, "synapse", None), MatmulDense):
             block.synapse.__class__ = slayer_synapse.Dense
+        if isinstance(getattr(block, "synapse", None), TransposedGradConv):
+            block.synapse.__class__ = slayer_synapse.Conv
     return model
 
 
