@@ -25,9 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -38,6 +35,7 @@ from neurofl.leakage.gradients import first_layer_signal, flatten, per_sample_gr
 from neurofl.models import Architecture, build_model, cuba
 from neurofl.models.conv import ConvArchitecture
 from neurofl.profiles import load_profile
+from neurofl.runs.timing import machine_info, time_variants
 
 BATCH, POPULATION = 16, 32
 
@@ -97,15 +95,7 @@ def main() -> None:
         for v in VARIANTS:  # untimed: the equality check, and every allocation made once
             with _variant(v):
                 outputs[v] = call()
-        times: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
-        for _ in range(args.repeats):
-            for v in VARIANTS:
-                with _variant(v):
-                    cpu0, wall0 = time.process_time(), time.perf_counter()
-                    call()
-                    times[v].append((time.process_time() - cpu0, time.perf_counter() - wall0))
-        row = {f"{v}_{kind}_seconds": statistics.median(t[i] for t in times[v])
-               for v in VARIANTS for i, kind in enumerate(("cpu", "wall"))}  # fmt: skip
+        row: dict[str, float | bool] = dict(time_variants(call, _variant, VARIANTS, args.repeats))
         row["padded_over_fill_free_cpu"] = row["padded_cpu_seconds"] / row["fill_free_cpu_seconds"]
         row["equal"] = torch.equal(outputs["fill_free"], outputs["padded"])
         results[name] = row
@@ -113,9 +103,7 @@ def main() -> None:
     result = {
         "benchmark": "bench_spike_shifts",
         "command": "scripts/bench_spike_shifts.py " + f"--repeats {args.repeats} --victims {args.victims}",
-        "machine": {"cpus": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(),
-                    **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NEUROFL_THREADS")}},  # fmt: skip
+        "machine": machine_info(),
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
         "victims": args.victims,

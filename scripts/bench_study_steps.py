@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
 import torch
@@ -44,13 +41,15 @@ from neurofl.models.conv import ConvArchitecture
 from neurofl.models.cuba import run_block
 from neurofl.models.synapses import TransposedGradConv
 from neurofl.profiles import load_profile
+from neurofl.runs.timing import machine_info, time_variants
 
 BATCH = 16
+Case = tuple[Callable[[], torch.Tensor], Callable[[str], AbstractContextManager[None]]]  # the call, its variants
 VARIANTS = ("library", "before")
 REDUCED = label_module.reduced_nnls  # the library's label solve, put back after each "before" call
 
 
-def _conv_matching_step(victims: int) -> tuple[Callable[[], torch.Tensor], Callable[[str], Iterator[None]]]:
+def _conv_matching_step(victims: int) -> Case:
     arch = ConvArchitecture((1, 28, 28), 10)
     model = build_model("snn", arch, load_profile("loihi2"), seed=0)
     g = torch.Generator().manual_seed(0)
@@ -95,7 +94,7 @@ def _full_nnls(a: np.ndarray, b: np.ndarray, maxiter: int | None = None) -> np.n
     return nnls(a, b, maxiter=maxiter)[0]
 
 
-def _label_solve(victims: int) -> tuple[Callable[[], torch.Tensor], Callable[[str], Iterator[None]]]:
+def _label_solve(victims: int) -> Case:
     arch = Architecture((1, 8, 8), 10)
     model = build_model("snn", arch, load_profile("loihi2"), seed=0)
     g = torch.Generator().manual_seed(1)
@@ -135,17 +134,7 @@ def main() -> None:
         for v in VARIANTS:  # untimed: the comparison, and every allocation made once
             with variant(v):
                 outputs[v] = call()
-        times: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
-        for _ in range(args.repeats):
-            for v in VARIANTS:
-                with variant(v):
-                    cpu0, wall0 = time.process_time(), time.perf_counter()
-                    call()
-                    times[v].append((time.process_time() - cpu0, time.perf_counter() - wall0))
-        row: dict[str, float | bool] = {
-            f"{v}_{kind}_seconds": statistics.median(t[i] for t in times[v])
-            for v in VARIANTS for i, kind in enumerate(("cpu", "wall"))
-        }  # fmt: skip
+        row: dict[str, float | bool] = dict(time_variants(call, variant, VARIANTS, args.repeats))
         row["before_over_library_cpu"] = float(row["before_cpu_seconds"]) / float(row["library_cpu_seconds"])
         a, b = outputs["library"], outputs["before"]
         if a.is_floating_point():
@@ -157,9 +146,7 @@ def main() -> None:
     result = {
         "benchmark": "bench_study_steps",
         "command": f"scripts/bench_study_steps.py --repeats {args.repeats} --victims {args.victims}",
-        "machine": {"cpus": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(),
-                    **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NEUROFL_THREADS")}},  # fmt: skip
+        "machine": machine_info(),
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
         "victims": args.victims,
