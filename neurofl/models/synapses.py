@@ -27,9 +27,9 @@ class TransposedGradConv(slayer_synapse.Conv):
     """SLAYER's Conv synapse (a Conv3d over (batch, C, H, W, T)) whose input gradient is a
     transposed convolution (:class:`_Conv3d`): the same numbers, but differentiating that gradient
     again (the attacks' second-order step) costs one convolution. Autograd's own convolution
-    backward also computes a weight gradient there, which a frozen model then drops; it was 13% of
-    a fashion-mnist matching step (``scripts/bench_spike_shifts.py``'s case). Same parameters,
-    hooks and export."""
+    backward also computes a weight gradient there, which a frozen model then drops
+    (``scripts/bench_study_steps.py`` times the matching step with and without this). Same
+    parameters, hooks and export."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.bias is not None or isinstance(self.padding, str):
