@@ -38,7 +38,7 @@ from neurofl.attacks import labels as label_module
 from neurofl.leakage.gradients import flatten, per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.models.conv import ConvArchitecture
-from neurofl.models.cuba import run_block
+from neurofl.models.snn import every_input_step
 from neurofl.models.synapses import TransposedGradConv
 from neurofl.profiles import load_profile
 from neurofl.runs.timing import machine_info, time_variants
@@ -58,25 +58,19 @@ def _conv_matching_step(victims: int) -> Case:
     target = flatten(per_sample_gradients(model, torch.rand((n, 1, 28, 28), generator=g), y, group=BATCH)).detach()
     for p in model.parameters():  # the attack's: only the candidate inputs are differentiated
         p.requires_grad_(False)
-    library_spikes = model.spikes
-
-    def over_all_steps(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        s = model.input_spikes(x, generator).contiguous()
-        for block in model.blocks:
-            s = run_block(block, s)
-        return s
 
     @contextmanager
     def variant(name: str) -> Iterator[None]:
         convs = [b.synapse for b in model.blocks if isinstance(getattr(b, "synapse", None), TransposedGradConv)]
-        if name == "before":
-            model.spikes = over_all_steps  # type: ignore[method-assign]
-            for syn in convs:
-                syn.__class__ = slayer_synapse.Conv
-        try:
+        if name != "before":
             yield
+            return
+        for syn in convs:
+            syn.__class__ = slayer_synapse.Conv
+        try:
+            with every_input_step():
+                yield
         finally:
-            model.spikes = library_spikes  # type: ignore[method-assign]
             for syn in convs:
                 syn.__class__ = TransposedGradConv
 

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 from neurofl.leakage.victims import Victims, shared_updates
+from neurofl.models.snn import every_input_step
 from neurofl.profiles import HardwareProfile
 from neurofl.runs.device import device_of
 
@@ -229,25 +230,17 @@ def layer_signals(
 ) -> list[tuple[str, torch.nn.Module, torch.Tensor, torch.Tensor]]:
     """Every weight layer's input ``a`` and loss gradient at its output ``dz`` (summed cross-entropy),
     captured by forward hooks exactly as :func:`neurofl.leakage.gradients.per_sample_gradients` does (same
-    forward, same encoding randomness for the same ``generator``), detached; an input the same every
-    step (which the first synapse sees once) is captured over all T steps, so ``dz`` is per step.
+    forward, same encoding randomness for the same ``generator``), detached; a direct input is run
+    over all T steps (:func:`~neurofl.models.snn.every_input_step`), so the first layer's ``dz`` is
+    per step.
 
     x : (n, *input_shape); y : (n,) int64 -> [(weight name, module, a, dz)] in ``model.weight_layers()`` order
     """
     layers = model.weight_layers()
-    steps = getattr(model, "time_steps", None)
     captured: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def capture(_m: torch.nn.Module, inp: tuple, z: torch.Tensor) -> torch.Tensor:
-        a = inp[0]
-        if steps is not None and z.dim() >= 3 and z.shape[-1] == 1 < steps:  # one step, repeated (run_block)
-            a, z = a.expand(*a.shape[:-1], steps), z.expand(*z.shape[:-1], steps)  # dz per step, not summed
-        captured.append((a, z))
-        return z
-
-    hooks = [m.register_forward_hook(capture) for _, m in layers]
+    hooks = [m.register_forward_hook(lambda _m, inp, out: captured.append((inp[0], out))) for _, m in layers]
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), every_input_step():
             logits = model(x, generator=generator)
             loss = F.cross_entropy(logits, y, reduction="sum")
             dz = torch.autograd.grad(loss, [z for _, z in captured], allow_unused=True)

@@ -715,15 +715,15 @@ def run_block(block: torch.nn.Module, x: torch.Tensor, steps: int | None = None)
         or block.count_log
         or getattr(block, "mask", None) is not None
     ):
-        return block(_over_steps(x, steps))
-    z = _over_steps(block.synapse(x), steps)
+        return block(over_steps(x, steps))
+    z = over_steps(block.synapse(x), steps)
     if block.delay_shift and not (neuron._forward_hooks or neuron._forward_pre_hooks):
         return neuron.delayed_spikes(z)
     s = neuron(z)
     return step_delay(s) if block.delay_shift else s
 
 
-def _over_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+def over_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
     """(..., 1) -> (..., steps), a view; (..., steps) unchanged."""
     if x.shape[-1] == steps:
         return x

@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 from lava.lib.dl import slayer
 
 from neurofl.data.encoding import encode
 from neurofl.errors import UserError
 from neurofl.models.arch import Architecture
-from neurofl.models.cuba import fuse_neurons, run_block
+from neurofl.models.cuba import fuse_neurons, over_steps, run_block
 from neurofl.profiles import HardwareProfile
 
 # SLAYER's CUBA neuron is hard-wired to Loihi's grids; a profile must agree with them.
 SLAYER_DECAY_BITS = 12
 SLAYER_THRESHOLD_SCALE = 64
+_EVERY_INPUT_STEP: ContextVar[bool] = ContextVar("every_input_step", default=False)
+
+
+@contextmanager
+def every_input_step() -> Iterator[None]:
+    """Within this block a direct input is encoded over all T steps and the first synapse runs on
+    every one, as before the one-step path (:attr:`SlayerNetwork.encoded_steps`): the reference that
+    path is held equal to, and the per-step view of the first layer (its output gradient per step).
+
+    >>> from neurofl.models import Architecture, build_model
+    >>> from neurofl.profiles import load_profile
+    >>> model = build_model("snn", Architecture((1, 8, 8), 10), load_profile("loihi2"), seed=0)
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> with every_input_step():
+    ...     model.input_steps(x, None).shape[-1]
+    16
+    >>> model.input_steps(x, None).shape[-1]
+    1
+    """
+    token = _EVERY_INPUT_STEP.set(True)
+    try:
+        yield
+    finally:
+        _EVERY_INPUT_STEP.reset(token)
+
+
 # A graded input value x reaches the chip as the integer spike payload round(x * 2**6): 6 fraction
 # bits (NetX's default spike_exp). neurofl.deploy.export records it in every exported file.
 GRADED_INPUT_FRAC_BITS = 6
@@ -78,8 +108,7 @@ class SlayerNetwork(torch.nn.Module):
 
     def input_spikes(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """x: (batch, *input_shape) -> the first block's input (..., T)."""
-        s = self.input_steps(x, generator)
-        return s if s.shape[-1] == self.time_steps else s.expand(*s.shape[:-1], self.time_steps)
+        return over_steps(self.input_steps(x, generator), self.time_steps)
 
     def floor_graded_input(self, profile: HardwareProfile) -> None:
         """Use the chip's arithmetic for graded inputs when weights are quantized and the input is
@@ -93,8 +122,8 @@ class SlayerNetwork(torch.nn.Module):
     @property
     def encoded_steps(self) -> int:
         """Distinct time steps of the encoded input: 1 for the ``direct`` encoding (the same
-        current every step), else T."""
-        return 1 if self.encoding == "direct" else self.time_steps
+        current every step; T under :func:`every_input_step`), else T."""
+        return 1 if self.encoding == "direct" and not _EVERY_INPUT_STEP.get() else self.time_steps
 
     def graded_payload(self, s: torch.Tensor) -> torch.Tensor:
         """Encoded input ``s`` as the chip receives it: on the payload grid when the model uses the

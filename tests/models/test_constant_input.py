@@ -8,7 +8,7 @@ import torch
 from neurofl.leakage.gradients import flatten, per_sample_gradients
 from neurofl.models import Architecture, build_model
 from neurofl.models.conv import ConvArchitecture
-from neurofl.models.cuba import run_block
+from neurofl.models.snn import every_input_step
 from neurofl.profiles import load_profile
 
 
@@ -25,15 +25,10 @@ def test_a_direct_input_passes_the_first_synapse_once(arch, profile):
     assert model.input_steps(x, None).shape[-1] == 1
     assert model.input_spikes(x, None).shape[-1] == model.time_steps
 
-    def over_all_steps(x, generator=None):
-        s = model.input_spikes(x, generator).contiguous()
-        for block in model.blocks:
-            s = run_block(block, s)
-        return s
-
-    assert torch.equal(model.spikes(x), over_all_steps(x))
-    once = flatten(per_sample_gradients(model, x, y, group=3))
-    model.spikes = over_all_steps  # the instance's, this test's model only
-    reference = flatten(per_sample_gradients(model, x, y, group=3))
+    spikes, once = model.spikes(x), flatten(per_sample_gradients(model, x, y, group=3))
+    with every_input_step():  # the reference: the input materialized over all T steps
+        assert model.input_steps(x, None).shape[-1] == model.time_steps
+        assert torch.equal(model.spikes(x), spikes)
+        reference = flatten(per_sample_gradients(model, x, y, group=3))
     assert once.abs().max() > 0
     torch.testing.assert_close(once, reference, rtol=1e-5, atol=1e-6 * float(reference.abs().max()))
