@@ -108,9 +108,11 @@ def _cli():  # noqa: ANN202 - click objects are built here, after the contract i
     )
     def cli(threads: int | None) -> None:
         """How much private data leaks through federated updates of SNNs on neuromorphic chips."""
+        from neurofl.runs.allocator import keep_freed_memory
         from neurofl.runs.threads import apply_thread_policy
 
         apply_thread_policy(threads)
+        keep_freed_memory()
 
     return cli
 

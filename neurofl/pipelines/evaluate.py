@@ -227,15 +227,29 @@ def fingerprint(
         "neurofl_version": __version__,
         **cfg.settings(),
         **identity_entry(resolve_device(cfg.device)),
-        "rows": [{"kind": r.kind, "label": r.label, "profile": config_identity(r.profile),
-                  **({"model_file": r.source.identity()} if r.source else {}),
-                  **({"ablation": r.ablation.label} if r.ablation else {}),
-                  **({"neuron": r.arch.neuron.identity()} if r.arch is not None else {})}
-                 for r in rows],  # fmt: skip
+        "rows": [row_identity(r) for r in rows],
         "attack": attack,
         "recipes": [config_identity(r) for r in recipes],
         "dataset_identity": dataset_identity(ds),
     }
+
+
+def row_identity(row: Row) -> dict[str, Any]:
+    """A row by content: its kind, label, profile, and the model file, ablation and neuron it uses."""
+    return {"kind": row.kind, "label": row.label, "profile": config_identity(row.profile),
+            **({"model_file": row.source.identity()} if row.source else {}),
+            **({"ablation": row.ablation.label} if row.ablation else {}),
+            **({"neuron": row.arch.neuron.identity()} if row.arch is not None else {})}  # fmt: skip
+
+
+def utility_identity(row: Row, ds: Dataset, cfg: EvaluateConfig) -> dict[str, Any]:
+    """What a row's utility (:func:`utility_row`) depends on: the row, the data by content, the seed
+    (it splits the data and seeds the training), the training epochs, the architecture option, the
+    encoding and the device; not the batch size, victims, clients or attacks, so the cells of a
+    study that differ only in those share it."""
+    return {"neurofl_version": __version__, "row": row_identity(row), "dataset_identity": dataset_identity(ds),
+            "seed": cfg.seed, "train_epochs": cfg.train_epochs, "arch": cfg.arch, "encoding": cfg.encoding,
+            **identity_entry(resolve_device(cfg.device))}  # fmt: skip
 
 
 # FedAvg client learning rates that train the digits models (measured: 10 rounds, 8 clients, 5 local
@@ -262,20 +276,42 @@ def global_model_at_round(row: Row, arch: Any, ds: Dataset, cfg: EvaluateConfig,
     return run_local(task, out=out).model
 
 
-def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path) -> dict[str, Any]:
+def utility_row(
+    row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path, shared: Path | None = None
+) -> dict[str, Any]:
     """What the row costs and gives, cached in ``out/utility.json``: the test accuracy of the model
     trained under the profile (centrally, ``cfg.train_epochs`` epochs on the clients' data) and, for
     fully connected SNNs and chip networks, synaptic operations (SLAYER: cores) and energy per inference on
-    the test split."""
+    the test split.
+
+    ``shared``: the same utility's file by content (:func:`shared_utility_path`), where the cells
+    of a study find a row's utility another cell computed instead of training the same model again
+    (read if it is there, else written too)."""
+    path = out / "utility.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if shared is not None and shared.is_file():
+        util = json.loads(shared.read_text())
+    else:
+        util = _measure_utility(row, arch, splits, cfg)
+        if shared is not None:
+            write_json(shared, util)
+    write_json(path, util)
+    return util
+
+
+def shared_utility_path(folder: Path, row: Row, ds: Dataset, cfg: EvaluateConfig) -> Path:
+    """``folder/<row key>-<digest of utility_identity>.json``: one file per row utility, by content."""
+    return folder / f"{keyed(row.key, table_digest(utility_identity(row, ds, cfg)))}.json"
+
+
+def _measure_utility(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig) -> dict[str, Any]:
     from neurofl.deploy.chip_resources import estimate_chip_resources
     from neurofl.deploy.resources import estimate_resources
     from neurofl.models.chips.xylo_net import TwoProjectionNetwork
     from neurofl.models.snn import SpikingMLP
     from neurofl.train import accuracy, train_model
 
-    path = out / "utility.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     arch = row.arch if row.arch is not None else arch
     util: dict[str, Any] = {"test_accuracy": None, "energy_uj": None, "synops": None, "cores": None}
     model = None
@@ -303,7 +339,6 @@ def utility_row(row: Row, arch: Any, splits: Any, cfg: EvaluateConfig, out: Path
             util["energy_source"] = energy.source if energy is not None else chip.energy_note
             if energy is not None:
                 util["energy_uj"] = energy.value
-    write_json(path, util)
     return util
 
 

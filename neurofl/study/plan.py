@@ -46,11 +46,14 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (dataset, batch size) of the study: its evaluation's settings."""
+    """One (dataset, batch size) of the study: its evaluation's settings; utilities: the study's
+    folder of row utilities by content (``OUT/utilities``), which its cells of one dataset share
+    (a row's test accuracy does not depend on the batch size)."""
 
     dataset: str
     batch: int
     cfg: EvaluateConfig
+    utilities: Path
 
     @property
     def name(self) -> str:
@@ -159,7 +162,7 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
                 ablations=ablations, round=cfg.round, local_steps=cfg.local_steps,
                 minibatch=b // cfg.local_steps if cfg.local_steps > 1 else None,
             )  # fmt: skip
-            cells.append(Cell(name, b, ev))
+            cells.append(Cell(name, b, ev, cfg.out / "utilities"))
     return StudyPlan(header, cells, entries, earlier)
 
 

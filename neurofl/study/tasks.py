@@ -9,19 +9,21 @@ instead of writing elsewhere).
 - ``recipe``: one recipe on one row, through :func:`neurofl.leakage.rows.attack_row` (the same chunk
   files ``evaluate`` writes and resumes from), after :func:`neurofl.pipelines.evaluate.row_target` (the one
   path to what the server attacks).
-- ``utility``: :func:`neurofl.pipelines.evaluate.utility_row` (its ``utility.json`` cache).
+- ``utility``: :func:`neurofl.pipelines.evaluate.utility_row` (its ``utility.json`` cache), through the
+  study's ``utilities`` folder, so a row's model is trained once for all batch sizes.
 - ``report``: :func:`neurofl.pipelines.evaluate.run_evaluate` on the cell, which finds every chunk and
   utility computed and only scores the rows and writes report.json / report.md; returns the cell's
   study summary (:func:`neurofl.study.render.cell_summary`).
 
 **Two tasks of one row.** Tasks of the same row run side by side and share its store. Every file is
 written atomically (a temporary file renamed into place, :mod:`neurofl.io.atomic`), and each file has
-one writer except the row's recovered labels (``labels.npz``): a recipe's chunks and its per-row
-state (the learned inverter's ``state.pt``) are written only by that recipe's task, ``utility.json``
-only by the row's utility task. ``labels.npz`` is written by whichever recipe task that needs the
-recovered labels gets there first; it is a deterministic function of the row (same model, updates
-and seed), so two tasks that both compute it write the same arrays and the last rename wins with
-equal content; a reader sees the old file, the new one or none, never a part.
+one writer except two: a recipe's chunks and its per-row state (the learned inverter's
+``state.pt``) are written only by that recipe's task, ``utility.json`` only by the row's utility
+task. The row's recovered labels (``labels.npz``) are written by whichever recipe task that needs
+them gets there first, and a shared utility (``OUT/utilities/``) by whichever cell's utility task
+of that row; each is a deterministic function of its inputs (same model, data and seed), so two
+tasks that both compute it write the same content and the last rename wins; a reader sees the old
+file, the new one or none, never a part.
 The study attacks round 1, so no task trains the row's federated rounds (``evaluate --round R``
 checkpoints them under the row, a file no two study tasks share).
 """
@@ -102,14 +104,19 @@ def recipe_task(task: Task) -> dict[str, Any]:
 
 
 def utility_task(task: Task) -> dict[str, Any]:
-    """One row's utility (test accuracy of the model trained under its profile, energy)."""
-    from neurofl.pipelines.evaluate import row_store, utility_row
+    """One row's utility (test accuracy of the model trained under its profile, energy): trained
+    once per study for all the cells it is the same in (``task.cell.utilities``). ``status``:
+    ``cached`` where the cell had it already, else ``computed`` (also where another cell's training
+    supplied it: which cell trains first depends on the order the workers take tasks in)."""
+    from neurofl.pipelines.evaluate import row_store, shared_utility_path, utility_row
     from neurofl.study.plan import task_done
 
     plan = cell_plan(task.cell.cfg)
     run = _folder(plan)
     cached = task_done(task, plan, run)
-    utility_row(_row(plan, task.row), plan.arch, plan.splits, plan.cfg, row_store(run, _row(plan, task.row)).dir)
+    row = _row(plan, task.row)
+    shared = shared_utility_path(task.cell.utilities, row, plan.ds, plan.cfg)
+    utility_row(row, plan.arch, plan.splits, plan.cfg, row_store(run, row).dir, shared)
     return {"status": "cached" if cached else "computed"}
 
 
@@ -141,12 +148,15 @@ def run_task(task: Task) -> dict[str, Any]:
 
 
 def run_in_worker(task: Task) -> dict[str, Any]:
-    """:func:`run_task` in a Ray worker: one torch thread (:mod:`neurofl.runs.threads`), the node recorded."""
+    """:func:`run_task` in a Ray worker: one torch thread (:mod:`neurofl.runs.threads`), freed memory
+    kept for reuse (:mod:`neurofl.runs.allocator`), the node recorded."""
     import ray
 
+    from neurofl.runs.allocator import keep_freed_memory
     from neurofl.runs.threads import apply_thread_policy
 
     apply_thread_policy(1)
+    keep_freed_memory()
     out = run_task(task)
     out["node"] = ray.get_runtime_context().get_node_id()
     return out

@@ -1,0 +1,52 @@
+"""Freed memory kept by the process for reuse: one allocator policy for every command and study worker.
+
+glibc's ``malloc`` serves each block above its mmap threshold (32 MiB at most) with a fresh ``mmap`` and
+returns it to the kernel when it is freed, so the next such block faults every page in again and the
+kernel zero-fills each one. The attacks allocate and free tensors of 40 MiB to 1 GiB at every step (a
+conv SNN's per-sample gradient graph at batch 16, the learned inverter's weight gradient and optimizer
+temporaries): on a 2-core machine about half of a matching step's time was the kernel's
+(``scripts/bench_allocator.py``, ``results/bench_allocator.json``).
+
+:func:`keep_freed_memory` asks glibc to serve every block from its heap (``M_MMAP_MAX`` 0) and never to
+give the heap back (``M_TRIM_THRESHOLD`` -1), so a freed block is reused without faults. What is
+computed does not change (where a tensor lives never changes the arithmetic on it); the cost is that
+a process keeps the heap of its peak until it exits, above that peak where blocks fragment (the
+benchmark records both peaks). ``NEUROFL_KEEP_FREED_MEMORY=0`` leaves glibc's defaults. Elsewhere than
+glibc (macOS, musl) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Mapping
+
+from neurofl.errors import UserError
+
+ENV = "NEUROFL_KEEP_FREED_MEMORY"
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+M_MMAP_MAX = -4
+
+
+def keep_freed_memory(env: Mapping[str, str] = os.environ) -> bool:
+    """Ask glibc's allocator to keep freed memory for reuse (see the module), unless ``env`` says
+    ``NEUROFL_KEEP_FREED_MEMORY=0``; idempotent.
+
+    Returns whether the policy is in effect: False where turned off or the C library is not glibc.
+
+    >>> keep_freed_memory({"NEUROFL_KEEP_FREED_MEMORY": "0"})
+    False
+    """
+    setting = env.get(ENV, "1").strip()
+    if setting not in ("0", "1", ""):
+        raise UserError(f"{ENV}={env[ENV]!r}: expected 0 (glibc's defaults) or 1 (keep freed memory)")
+    if setting == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):  # only glibc has it; musl's mallopt does nothing
+            return False
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
