@@ -10,8 +10,9 @@ temporaries): on a 2-core machine about half of a matching step's time was the k
 :func:`keep_freed_memory` asks glibc to serve every block from its heap (``M_MMAP_MAX`` 0) and never to
 give the heap back (``M_TRIM_THRESHOLD`` -1), so a freed block is reused without faults. What is
 computed does not change (where a tensor lives never changes the arithmetic on it); the cost is that
-a process keeps the heap of its peak until it exits, above that peak where blocks fragment (the
-benchmark records both peaks). ``NEUROFL_KEEP_FREED_MEMORY=0`` leaves glibc's defaults. Elsewhere than
+a process keeps the heap of its peak, above that peak where blocks fragment (the benchmark records
+both peaks), until it exits or calls :func:`release_freed_memory`, as a study's worker does after
+each task. ``NEUROFL_KEEP_FREED_MEMORY=0`` leaves glibc's defaults. Elsewhere than
 glibc (macOS, musl) it does nothing.
 """
 
@@ -41,12 +42,25 @@ def keep_freed_memory(env: Mapping[str, str] = os.environ) -> bool:
     setting = env.get(ENV, "1").strip()
     if setting not in ("0", "1", ""):
         raise UserError(f"{ENV}={env[ENV]!r}: expected 0 (glibc's defaults) or 1 (keep freed memory)")
-    if setting == "0" or not sys.platform.startswith("linux"):
+    if setting == "0" or not on_glibc():
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
+
+
+def release_freed_memory() -> bool:
+    """Give the heap's free memory back to the kernel (glibc's ``malloc_trim``): between a worker's
+    tasks, so that a worker holds what its next task needs, not the largest task it ran. Returns
+    whether any was released (False elsewhere than glibc)."""
+    return on_glibc() and bool(ctypes.CDLL(None).malloc_trim(0))
+
+
+def on_glibc() -> bool:
+    """Whether this process's C library is glibc (only glibc has ``gnu_get_libc_version``; musl's
+    ``mallopt`` does nothing)."""
+    if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(None)
-        if not hasattr(libc, "gnu_get_libc_version"):  # only glibc has it; musl's mallopt does nothing
-            return False
+        return hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
     except OSError:
         return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))

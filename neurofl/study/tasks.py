@@ -137,12 +137,18 @@ RUNS = {"recipe": recipe_task, "utility": utility_task, "report": report_task}
 def run_task(task: Task) -> dict[str, Any]:
     """Run ``task`` here, on one BLAS thread (numpy's linear algebra rounds differently with another
     thread count, and a Ray worker has one): the same numbers in process and on Ray. Returns its
-    outcome with ``seconds`` (this process's wall time for it)."""
+    outcome with ``seconds`` (this process's wall time for it). The memory it freed goes back to
+    the kernel afterwards (:func:`neurofl.runs.allocator.release_freed_memory`)."""
     from threadpoolctl import threadpool_limits
 
+    from neurofl.runs.allocator import release_freed_memory
+
     t0 = time.perf_counter()
-    with threadpool_limits(limits=1):
-        out = RUNS[task.kind](task)
+    try:
+        with threadpool_limits(limits=1):
+            out = RUNS[task.kind](task)
+    finally:
+        release_freed_memory()
     out["seconds"] = time.perf_counter() - t0
     return out
 
