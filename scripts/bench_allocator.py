@@ -7,9 +7,10 @@ Cases, at the default study's batch 16:
 
 * ``conv_matching_step``: one gradient-matching step on the fashion-mnist conv SNN under loihi2
   (``scripts/bench_study_steps.py``'s case, as the library runs it), ``--victims`` x 16 candidates.
-* ``inverter_training_step``: one optimizer step of the learned inverter at dvs-digits batch 16's
-  size (features 2,049 -> 1,024 -> 1,024 -> 16 x 12,800 event values, about 210M parameters),
-  ``learned_inversion``'s recipe (bfloat16 products, Adam), on a minibatch of 128 random updates.
+* ``inverter_training_step``: one optimizer step of the learned inverter of dvs-digits at batch 16
+  (the study's: features 2,049 -> 1,024 -> 1,024 -> 16 codes of 256, each decoded through 1,024 to
+  12,800 event values; 20.7M parameters), ``learned_inversion``'s recipe (bfloat16 products, Adam),
+  on a minibatch of 128 random updates: 128 x 16 x 12,800 outputs, their targets and gradients.
 
 The allocator policy is a process's (:mod:`neurofl.runs.allocator`: it cannot be undone), so each
 variant runs in a fresh process: ``glibc_default`` (``NEUROFL_KEEP_FREED_MEMORY=0``) and ``kept``,

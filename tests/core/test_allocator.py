@@ -71,3 +71,12 @@ def test_the_switch_is_refused_unless_0_or_1():
     with pytest.raises(UserError, match="NEUROFL_KEEP_FREED_MEMORY='yes'"):
         allocator.keep_freed_memory({"NEUROFL_KEEP_FREED_MEMORY": "yes"})
     assert allocator.keep_freed_memory({"NEUROFL_KEEP_FREED_MEMORY": "0"}) is False
+
+
+def test_a_bad_switch_stops_a_command_with_one_line(monkeypatch, capsys):
+    from neurofl.cli import run
+
+    monkeypatch.setenv("NEUROFL_KEEP_FREED_MEMORY", "yes")
+    assert run(["profiles", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "NEUROFL_KEEP_FREED_MEMORY='yes'" in err
