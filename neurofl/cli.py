@@ -108,11 +108,9 @@ def _cli():  # noqa: ANN202 - click objects are built here, after the contract i
     )
     def cli(threads: int | None) -> None:
         """How much private data leaks through federated updates of SNNs on neuromorphic chips."""
-        from neurofl.runs.allocator import keep_freed_memory
         from neurofl.runs.threads import apply_thread_policy
 
         apply_thread_policy(threads)
-        keep_freed_memory()
 
     return cli
 
@@ -160,8 +158,9 @@ def _guard_shutdown() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the exit-code contract: Ctrl-C at any moment, the interpreter's shutdown
     after the command included, exits 130 with the resume line. As the process's entry point
-    (``argv`` None: the ``neurofl`` script, ``python -m neurofl``) it then owns SIGINT until the
-    process ends; called in-process with ``argv`` (tests, :func:`run`) it leaves the handler alone."""
+    (``argv`` None: the ``neurofl`` script, ``python -m neurofl``) it sets the process's allocator
+    policy (:mod:`neurofl.runs.allocator`) and owns SIGINT until the process ends; called
+    in-process with ``argv`` (tests, :func:`run`) it leaves both alone."""
     try:
         try:
             _main(argv)
@@ -181,6 +180,10 @@ def _main(argv: list[str] | None) -> None:
     _filter_known_warnings()
     quiet_imports()
     try:
+        if argv is None:  # the process's entry point: its allocator (not a test's or notebook's)
+            from neurofl.runs.allocator import keep_freed_memory
+
+            keep_freed_memory()
         _cli().main(args=argv, prog_name="neurofl", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

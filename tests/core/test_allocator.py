@@ -4,6 +4,7 @@ every command runs under it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -58,25 +59,40 @@ def test_a_freed_block_is_reused_without_faulting_again():
     assert keep["released"] and keep["freed"] >= 64 * 2**20
 
 
-def test_every_command_runs_under_it(monkeypatch):
-    from neurofl.cli import run
+ENTRY = """
+import json, sys
+from neurofl.runs import allocator
 
-    calls = []
-    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
-    assert run(["profiles", "list"]) == 0
-    assert calls == [1]
+calls = []
+keep = allocator.keep_freed_memory
+allocator.keep_freed_memory = lambda *a: calls.append(1) or keep(*a)
+from neurofl.cli import main, run
+
+assert run(["profiles", "list"]) == 0  # in-process (a test, a notebook): the process's policy is left alone
+seen = len(calls)
+sys.argv = ["neurofl", "profiles", "list"]
+try:
+    main()  # the process's entry point
+except SystemExit as e:
+    assert not e.code, e.code
+print(json.dumps({"in_process": seen, "entry": len(calls) - seen}))
+"""
+
+
+def test_the_entry_point_sets_it_and_an_in_process_call_does_not():
+    out = subprocess.run([sys.executable, "-c", ENTRY], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"in_process": 0, "entry": 1}
+
+
+def test_a_bad_switch_stops_the_command_with_one_line():
+    env = {**os.environ, "NEUROFL_KEEP_FREED_MEMORY": "yes"}
+    out = subprocess.run([sys.executable, "-m", "neurofl", "profiles", "list"], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == ("error: NEUROFL_KEEP_FREED_MEMORY='yes': expected 0 (glibc's defaults) "
+                                  "or 1 (keep freed memory)")  # fmt: skip
 
 
 def test_the_switch_is_refused_unless_0_or_1():
     with pytest.raises(UserError, match="NEUROFL_KEEP_FREED_MEMORY='yes'"):
         allocator.keep_freed_memory({"NEUROFL_KEEP_FREED_MEMORY": "yes"})
     assert allocator.keep_freed_memory({"NEUROFL_KEEP_FREED_MEMORY": "0"}) is False
-
-
-def test_a_bad_switch_stops_a_command_with_one_line(monkeypatch, capsys):
-    from neurofl.cli import run
-
-    monkeypatch.setenv("NEUROFL_KEEP_FREED_MEMORY", "yes")
-    assert run(["profiles", "list"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "NEUROFL_KEEP_FREED_MEMORY='yes'" in err

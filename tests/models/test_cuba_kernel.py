@@ -12,15 +12,7 @@ import torch
 
 from neurofl.models.cuba import FusedCubaNeuron, cuba_states, scan_backend
 from neurofl.models.cuba_kernel import BLOCK, cuba_scan
-
-W_SCALE = 4096
-THRESHOLD = 1.25 + 0.01 / W_SCALE
-DECAYS = [0, 1, 123, 1024, 4095, 4096]
-
-
-def _input(shape: tuple[int, ...], scale: float, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+from neurofl_testing.scans import DECAYS, THRESHOLD, W_SCALE, scan_input
 
 
 def _assert_equal_to_numpy(x: torch.Tensor, *args: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +29,7 @@ def _assert_equal_to_numpy(x: torch.Tensor, *args: object) -> tuple[torch.Tensor
 @pytest.mark.parametrize("voltage_decay", DECAYS)
 def test_every_decay_pair_equals_numpy(current_decay: int, voltage_decay: int) -> None:
     for seed, (dtype, scale) in enumerate([(torch.float32, 0.3), (torch.float64, 3.0), (torch.float32, 8.0)]):
-        x = _input((3, 20, 16), scale, dtype, seed)
+        x = scan_input((3, 20, 16), scale, dtype, seed)
         _, voltage = _assert_equal_to_numpy(x, current_decay, voltage_decay, W_SCALE, THRESHOLD)
         assert bool((voltage >= THRESHOLD).any()) or scale < 1  # the reset is exercised
 
@@ -49,13 +41,13 @@ def test_thresholds_resets_and_scales_equal_numpy(threshold: float, w_scale: int
     """Thresholds <= 0 mean no reset (SLAYER's convention); a w_scale that is not a power of two
     makes the float32 division ``state / w_scale`` round."""
     for seed, dtype in enumerate((torch.float32, torch.float64)):
-        _assert_equal_to_numpy(_input((2, 7, 25), 4.0, dtype, seed), 1024, 123, w_scale, threshold, reset)
+        _assert_equal_to_numpy(scan_input((2, 7, 25), 4.0, dtype, seed), 1024, 123, w_scale, threshold, reset)
 
 
 def test_states_past_2_24_compare_in_float32() -> None:
     """Inputs large enough for the voltage state to pass 2**24, where the NumPy scan switches to
     SLAYER's float32 comparison, and a threshold that float32 rounds."""
-    x = _input((4, 9, 30), 3e3, torch.float64, 3).abs()
+    x = scan_input((4, 9, 30), 3e3, torch.float64, 3).abs()
     threshold = 4097.0 + 1 / 3
     _, voltage = _assert_equal_to_numpy(x, 0, 0, W_SCALE, threshold)
     assert float(voltage.abs().max()) * W_SCALE >= 2**24
@@ -64,7 +56,7 @@ def test_states_past_2_24_compare_in_float32() -> None:
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the NumPy reference on NaN
 @pytest.mark.parametrize("neurons", [1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 5])
 def test_block_edges_and_non_finite_inputs(neurons: int) -> None:
-    x = _input((neurons, 12), 2.0, torch.float32, neurons)
+    x = scan_input((neurons, 12), 2.0, torch.float32, neurons)
     x[0, 3] = float("nan")
     x[-1, 0] = float("inf")
     x[neurons // 2, 5] = -float("inf")
@@ -72,15 +64,15 @@ def test_block_edges_and_non_finite_inputs(neurons: int) -> None:
     _assert_equal_to_numpy(x[:0], 1024, 123, W_SCALE, THRESHOLD)
 
 
-def test_non_contiguous_input() -> None:
-    x = _input((5, 16, 6), 2.0, torch.float64, 9).transpose(0, 1)
+def test_non_contiguousscan_input() -> None:
+    x = scan_input((5, 16, 6), 2.0, torch.float64, 9).transpose(0, 1)
     assert not x.is_contiguous()
     _assert_equal_to_numpy(x, 1024, 123, W_SCALE, THRESHOLD)
 
 
 def test_neuron_spikes_and_gradients_equal_on_both_scans() -> None:
     neuron = FusedCubaNeuron(threshold=1.25, current_decay=0.25, voltage_decay=0.03)
-    x = _input((6, 11, 16), 1.5, torch.float64, 4)
+    x = scan_input((6, 11, 16), 1.5, torch.float64, 4)
     outs = []
     for backend in ("numpy", "auto"):
         xi = x.clone().requires_grad_(True)

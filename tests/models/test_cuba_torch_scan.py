@@ -14,17 +14,7 @@ from lava.lib.dl.slayer.neuron import cuba as slayer_cuba
 from neurofl.models import NeuronParams
 from neurofl.models import cuba as fused_cuba
 from neurofl.models.cuba import FusedCubaNeuron, cuba_states, integrate, scan_backend
-
-W_SCALE = 4096  # SLAYER's s_scale for its default scale (1 << 6)
-THRESHOLD = 1.25 + 0.01 / W_SCALE  # the neuron's threshold + threshold_eps
-# integer decays on the 12-bit grid: none (a cumulative sum), all (nothing kept), the smallest and
-# largest leaks, and the defaults (0.25 and 0.03 of 4096)
-DECAYS = [0, 1, 123, 1024, 4095, 4096]
-
-
-def _input(shape: tuple[int, ...], scale: float, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+from neurofl_testing.scans import DECAYS, THRESHOLD, W_SCALE, scan_input
 
 
 def _both(fn, *args, **kwargs):
@@ -45,7 +35,7 @@ def _assert_same(a: torch.Tensor, b: torch.Tensor) -> None:
 @pytest.mark.parametrize("voltage_decay", DECAYS)
 def test_states_equal_numpy_for_every_decay_pair(current_decay: int, voltage_decay: int) -> None:
     for seed, (dtype, scale) in enumerate([(torch.float32, 0.3), (torch.float64, 3.0), (torch.float32, 8.0)]):
-        x = _input((3, 20, 16), scale, dtype, seed)
+        x = scan_input((3, 20, 16), scale, dtype, seed)
         numpy_states, torch_states = _both(cuba_states, x, current_decay, voltage_decay, W_SCALE, THRESHOLD)
         for a, b in zip(numpy_states, torch_states, strict=True):
             _assert_same(a, b)
@@ -58,7 +48,7 @@ def test_integrate_equals_numpy_for_thresholds_and_scales(threshold: float, w_sc
     """Thresholds <= 0 mean no reset (SLAYER's convention); a w_scale that is not a power of two
     makes the float32 division ``state / w_scale`` round."""
     for seed, dtype in enumerate((torch.float32, torch.float64)):
-        x = _input((5, 7, 24), 4.0, dtype, 20 + seed).abs()
+        x = scan_input((5, 7, 24), 4.0, dtype, 20 + seed).abs()
         for decay in (0, 300, 4096):
             _assert_same(*_both(integrate, x, decay, w_scale, threshold))
         for a, b in zip(*_both(cuba_states, x, 1024, 123, w_scale, threshold), strict=True):
@@ -70,7 +60,7 @@ def test_huge_states_take_the_float32_comparison_on_the_torch_path_too() -> None
     the torch scan always compares in float32, the NumPy scan switches to it; both agree with SLAYER."""
     params = {**NeuronParams().as_slayer(), "threshold": 5000.0, "voltage_decay": 0.0, "current_decay": 0.0}
     ref, fused = slayer_cuba.Neuron(**params), FusedCubaNeuron(**params)
-    x = _input((3, 50, 30), 2000.0, torch.float32, 7).abs()
+    x = scan_input((3, 50, 30), 2000.0, torch.float32, 7).abs()
     _, v = ref.dynamics(x)
     assert float(v.abs().max()) * ref.s_scale > 2**24
     with scan_backend("torch"):
@@ -78,7 +68,7 @@ def test_huge_states_take_the_float32_comparison_on_the_torch_path_too() -> None
             _assert_same(a, b)
         assert torch.equal(ref(x), fused(x))
     # the voltage's own reset at a threshold that float32 rounds (5000.01 * 4096 is not a float32)
-    x = _input((2, 40, 30), 3000.0, torch.float64, 8).abs()
+    x = scan_input((2, 40, 30), 3000.0, torch.float64, 8).abs()
     for decay in (0, 77):
         _assert_same(*_both(integrate, x, decay, W_SCALE, 5000.01))
 
@@ -98,7 +88,7 @@ def test_neuron_spikes_and_states_equal_numpy_and_slayer(params: dict, shape: st
     """The whole neuron (dynamics, spikes, delayed spikes) on dense (N, C, T) and conv
     (N, C, H, W, T) inputs: the torch path equals the NumPy path and SLAYER's own neuron."""
     for seed, (dtype, scale) in enumerate([(torch.float32, 1.0), (torch.float64, 5.0), (torch.float32, 0.3)]):
-        x = _input(SHAPES[shape], scale, dtype, 30 + seed)
+        x = scan_input(SHAPES[shape], scale, dtype, 30 + seed)
         numpy_neuron, torch_neuron = FusedCubaNeuron(**params), FusedCubaNeuron(**params)
         with scan_backend("numpy"):
             expected = (*numpy_neuron.dynamics(x), numpy_neuron(x), numpy_neuron.delayed_spikes(x))
@@ -116,8 +106,8 @@ def test_neuron_spikes_and_states_equal_numpy_and_slayer(params: dict, shape: st
 def test_input_gradients_first_and_second_order_compose(params: dict, shape: str) -> None:
     """The backward is the same torch code on both paths; it must compose with the torch forward
     (first- and second-order input gradients, as the attacks take them)."""
-    x0 = _input(SHAPES[shape], 1.0, torch.float64, 3)
-    weights = _input(SHAPES[shape], 1.0, torch.float64, 4)
+    x0 = scan_input(SHAPES[shape], 1.0, torch.float64, 3)
+    weights = scan_input(SHAPES[shape], 1.0, torch.float64, 4)
     out = []
     for backend in ("numpy", "torch"):
         neuron = FusedCubaNeuron(**params)
@@ -161,7 +151,7 @@ def test_whole_models_equal_on_both_scans(arch: str) -> None:
 def test_other_dtypes_and_auto_backend_take_the_torch_scan(monkeypatch) -> None:
     """float16 CPU tensors have no NumPy path: auto runs them through the torch scan (equal to
     SLAYER's own loop on the same dtype); float32 CPU tensors run NumPy unless forced."""
-    x = _input((2, 10, 12), 2.0, torch.float16, 40)
+    x = scan_input((2, 10, 12), 2.0, torch.float16, 40)
     ref = slayer_cuba.Neuron(**PARAMS[0])
     for a, b in zip(ref.dynamics(x), cuba_states(x, 1024, 123, W_SCALE, THRESHOLD), strict=True):
         _assert_same(a, b)
@@ -185,7 +175,7 @@ def test_other_dtypes_and_auto_backend_take_the_torch_scan(monkeypatch) -> None:
 
 
 def test_scan_backend_is_scoped_and_checked() -> None:
-    x = _input((1, 3, 5), 1.0, torch.float32, 50)
+    x = scan_input((1, 3, 5), 1.0, torch.float32, 50)
     with scan_backend("torch"):
         with pytest.raises(RuntimeError), scan_backend("numpy"):
             raise RuntimeError
@@ -207,7 +197,7 @@ def test_cuda_equals_cpu(shape: str, dtype: torch.dtype) -> None:
     so they are expected equal), input gradients of first and second order to 1e-5."""
     params = PARAMS[0]
     cpu, gpu = FusedCubaNeuron(**params), FusedCubaNeuron(**params).cuda()
-    x = _input(SHAPES[shape], 2.0, dtype, 60)
+    x = scan_input(SHAPES[shape], 2.0, dtype, 60)
     xc = x.cuda()
     assert fused_cuba._use_numpy(x) and not fused_cuba._use_numpy(xc)
     for a, b in zip((*cpu.dynamics(x), cpu(x)), (*gpu.dynamics(xc), gpu(xc)), strict=True):
@@ -216,7 +206,7 @@ def test_cuda_equals_cpu(shape: str, dtype: torch.dtype) -> None:
     s_cpu, s_gpu = cpu(x), gpu(xc).cpu()
     assert s_cpu.sum() > 0 and float((s_cpu != s_gpu).float().mean()) <= 1e-3
     x64 = x.to(torch.float64)
-    weights = _input(SHAPES[shape], 1.0, torch.float64, 61)
+    weights = scan_input(SHAPES[shape], 1.0, torch.float64, 61)
     out = []
     for neuron, dev in ((cpu, "cpu"), (gpu, "cuda")):
         xi = x64.to(dev).requires_grad_(True)
