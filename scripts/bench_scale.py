@@ -315,10 +315,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from neurofl.runs import memory
+    from neurofl.runs.allocator import keep_freed_memory
     from neurofl.runs.device import resolve_device
     from neurofl.runs.threads import apply_thread_policy
 
     apply_thread_policy(None)
+    keep_freed_memory()  # the commands' allocator: its peaks are the ones the estimates must cover
     device = resolve_device(args.device)
     budget = memory.parse_size(args.budget) if args.budget else memory.default_budget()
     t0 = time.perf_counter()

@@ -38,11 +38,13 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--train-epochs", type=int, default=5)
     args = ap.parse_args()
+    from neurofl.runs.allocator import keep_freed_memory
     from neurofl.runs.threads import apply_thread_policy
     from neurofl.study.plan import StudyConfig, cell_tasks, plan_study
     from neurofl.study.tasks import open_cell, run_task
 
     apply_thread_policy(1)
+    keep_freed_memory()  # as a study worker does (NEUROFL_KEEP_FREED_MEMORY=0: glibc's defaults)
     cfg = StudyConfig(out=args.out, datasets=args.dataset, batches=str(args.batch), victims=args.victims,
                       iterations=args.iterations, train_epochs=args.train_epochs, profiles=args.profiles,
                       attack=args.attack, device="cpu")  # fmt: skip

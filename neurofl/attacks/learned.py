@@ -41,6 +41,7 @@ from neurofl.attacks.recipe import LearnedInversionRecipe, feature_projection, r
 from neurofl.attacks.target import Target
 from neurofl.io.atomic import atomic_write_bytes
 from neurofl.leakage.gradients import flatten
+from neurofl.runs.allocator import release_freed_memory
 from neurofl.runs.device import device_of, on_cpu
 
 LATENT = 256  # per-sample code width between the trunk and the shared decoder
@@ -256,6 +257,9 @@ def train_inverter(
     feats = Features(target, recipe, seed)
     reader = Readout(target, recipe, seed) if uses_readout(target, recipe) else None
     f, x, y, r = simulate(target, recipe, feats, seed + 1, reader)
+    # the simulation's freed blocks back to the kernel: kept (neurofl.runs.allocator), they would not
+    # fit the training's larger ones and the peak would be their sum, not the larger of the two
+    release_freed_memory()
     f, x, y = f.to(dev), x.to(dev), y.to(dev)
     r = None if r is None else r.to(dev)
     with torch.random.fork_rng(devices=[]):
