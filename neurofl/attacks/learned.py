@@ -257,8 +257,8 @@ def train_inverter(
     feats = Features(target, recipe, seed)
     reader = Readout(target, recipe, seed) if uses_readout(target, recipe) else None
     f, x, y, r = simulate(target, recipe, feats, seed + 1, reader)
-    # the simulation's freed blocks back to the kernel: kept (neurofl.runs.allocator), they would not
-    # fit the training's larger ones and the peak would be their sum, not the larger of the two
+    # the simulation's freed memory back to the kernel: kept (neurofl.runs.allocator), the training's
+    # blocks may not fit in it and the heap would grow past the larger of the two phases
     release_freed_memory()
     f, x, y = f.to(dev), x.to(dev), y.to(dev)
     r = None if r is None else r.to(dev)

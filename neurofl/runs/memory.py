@@ -70,7 +70,7 @@ FACTORS: dict[str, dict[str, float]] = {
     "learned": {"scale": 1.0},
 }
 SLACK = 1.25  # the estimate is this much above the calibrated factors' sum
-FLOOR = 32 << 20  # added once: the allocator's and the first call's own buffers (digits' smallest attack: 24 MiB, kept)
+FLOOR = 32 << 20  # added once: the allocator's and the first call's own buffers (24 MiB measured, memory kept)
 PER_VICTIM_FLOOR = 1 << 20  # added per victim: small temporaries the factors do not count
 
 
