@@ -27,7 +27,6 @@ Writes one JSON file with the machine's thread settings; numbers in the docs are
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import gc
 import json
@@ -62,11 +61,10 @@ def _status(key: str) -> int:
 
 def _settle() -> int:
     """Free what can be freed and reset the peak; returns the RSS the measurement starts from."""
+    from neurofl.runs.allocator import release_freed_memory
+
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    release_freed_memory()
     Path("/proc/self/clear_refs").write_text("5")
     return _status("VmRSS")
 

@@ -23,11 +23,12 @@ this run, the thread settings and the load.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ from neurofl.leakage.gradients import first_layer_signal, flatten, per_sample_gr
 from neurofl.models import Architecture, build_model, cuba
 from neurofl.models.conv import ConvArchitecture
 from neurofl.profiles import load_profile
-from neurofl.runs.timing import machine_info, time_variants
+from neurofl.runs.timing import Variant, compare_variants, variants_record
 
 BATCH, POPULATION = 16, 32
 
@@ -81,6 +82,10 @@ CASES: dict[str, Callable[[int], Callable[[], torch.Tensor]]] = {
 VARIANTS = ("fill_free", "padded")
 
 
+def _case(build: Callable[[int], Callable[[], torch.Tensor]], victims: int) -> tuple[Callable[[], Any], Variant]:
+    return build(victims), _variant
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -88,29 +93,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/bench_spike_shifts.json"))
     args = ap.parse_args()
     load_before = os.getloadavg()
-    results = {}
-    for name, build in CASES.items():
-        call = build(args.victims)
-        outputs = {}
-        for v in VARIANTS:  # untimed: the equality check, and every allocation made once
-            with _variant(v):
-                outputs[v] = call()
-        row: dict[str, float | bool] = dict(time_variants(call, _variant, VARIANTS, args.repeats))
-        row["padded_over_fill_free_cpu"] = row["padded_cpu_seconds"] / row["fill_free_cpu_seconds"]
-        row["equal"] = torch.equal(outputs["fill_free"], outputs["padded"])
-        results[name] = row
-        print(name, json.dumps(row), flush=True)
-    result = {
-        "benchmark": "bench_spike_shifts",
-        "command": "scripts/bench_spike_shifts.py " + f"--repeats {args.repeats} --victims {args.victims}",
-        "machine": machine_info(),
-        "load_average_before": list(load_before),
-        "load_average_after": list(os.getloadavg()),
-        "victims": args.victims,
-        "batch": BATCH,
-        "results": results,
-        **{f"ratio {name}, padded / fill_free (CPU s)": r["padded_over_fill_free_cpu"] for name, r in results.items()},
-    }
+    cases = {name: functools.partial(_case, build, args.victims) for name, build in CASES.items()}
+    results = compare_variants(cases, VARIANTS, args.repeats, lambda a, b: {"equal": torch.equal(a, b)})
+    command = "scripts/bench_spike_shifts.py " + f"--repeats {args.repeats} --victims {args.victims}"
+    result = variants_record("bench_spike_shifts", command, VARIANTS, results, load_before, victims=args.victims,
+                             batch=BATCH)  # fmt: skip
     from neurofl.report import write_json
 
     write_json(args.out, result)

@@ -25,6 +25,7 @@ ratio from this run, the thread settings and the load.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -41,7 +42,7 @@ from neurofl.models.conv import ConvArchitecture
 from neurofl.models.snn import every_input_step
 from neurofl.models.synapses import TransposedGradConv
 from neurofl.profiles import load_profile
-from neurofl.runs.timing import machine_info, time_variants
+from neurofl.runs.timing import compare_variants, variants_record
 
 BATCH = 16
 Case = tuple[Callable[[], torch.Tensor], Callable[[str], AbstractContextManager[None]]]  # the call, its variants
@@ -114,6 +115,14 @@ def _label_solve(victims: int) -> Case:
 CASES = {"conv_matching_step": _conv_matching_step, "label_solve": _label_solve}
 
 
+def _difference(library: torch.Tensor, before: torch.Tensor) -> dict[str, float | bool]:
+    """How far apart the variants' outputs are: input gradients by their largest relative
+    difference, labels by equality."""
+    if library.is_floating_point():
+        return {"max_relative_difference": float((library - before).abs().max() / before.abs().max())}
+    return {"labels_equal": bool(torch.equal(library, before))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -121,33 +130,11 @@ def main() -> None:
     ap.add_argument("--out", default="results/bench_study_steps.json")
     args = ap.parse_args()
     load_before = os.getloadavg()
-    results = {}
-    for name, build in CASES.items():
-        call, variant = build(args.victims)
-        outputs = {}
-        for v in VARIANTS:  # untimed: the comparison, and every allocation made once
-            with variant(v):
-                outputs[v] = call()
-        row: dict[str, float | bool] = dict(time_variants(call, variant, VARIANTS, args.repeats))
-        row["before_over_library_cpu"] = float(row["before_cpu_seconds"]) / float(row["library_cpu_seconds"])
-        a, b = outputs["library"], outputs["before"]
-        if a.is_floating_point():
-            row["max_relative_difference"] = float((a - b).abs().max() / b.abs().max())
-        else:
-            row["labels_equal"] = bool(torch.equal(a, b))
-        results[name] = row
-        print(name, row, flush=True)
-    result = {
-        "benchmark": "bench_study_steps",
-        "command": f"scripts/bench_study_steps.py --repeats {args.repeats} --victims {args.victims}",
-        "machine": machine_info(),
-        "load_average_before": list(load_before),
-        "load_average_after": list(os.getloadavg()),
-        "victims": args.victims,
-        "batch": BATCH,
-        "results": results,
-        **{f"ratio {name}, before / library (CPU s)": r["before_over_library_cpu"] for name, r in results.items()},
-    }
+    cases = {name: functools.partial(build, args.victims) for name, build in CASES.items()}
+    results = compare_variants(cases, VARIANTS, args.repeats, _difference)
+    command = f"scripts/bench_study_steps.py --repeats {args.repeats} --victims {args.victims}"
+    result = variants_record("bench_study_steps", command, VARIANTS, results, load_before, victims=args.victims,
+                             batch=BATCH)  # fmt: skip
     from neurofl.report import write_json
 
     write_json(args.out, result)

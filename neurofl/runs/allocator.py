@@ -19,6 +19,7 @@ glibc (macOS, musl) it does nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -42,9 +43,9 @@ def keep_freed_memory(env: Mapping[str, str] = os.environ) -> bool:
     setting = env.get(ENV, "1").strip()
     if setting not in ("0", "1", ""):
         raise UserError(f"{ENV}={env[ENV]!r}: expected 0 (glibc's defaults) or 1 (keep freed memory)")
-    if setting == "0" or not on_glibc():
+    libc = _glibc()
+    if setting == "0" or libc is None:
         return False
-    libc = ctypes.CDLL(None)
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
 
 
@@ -52,15 +53,23 @@ def release_freed_memory() -> bool:
     """Give the heap's free memory back to the kernel (glibc's ``malloc_trim``): between a worker's
     tasks, so that a worker holds what its next task needs, not the largest task it ran. Returns
     whether any was released (False elsewhere than glibc)."""
-    return on_glibc() and bool(ctypes.CDLL(None).malloc_trim(0))
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
 
 
 def on_glibc() -> bool:
-    """Whether this process's C library is glibc (only glibc has ``gnu_get_libc_version``; musl's
-    ``mallopt`` does nothing)."""
+    """Whether this process's C library is glibc."""
+    return _glibc() is not None
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """This process's C library where it is glibc (only glibc has ``gnu_get_libc_version``; musl's
+    ``mallopt`` does nothing), else None."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        return hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+        libc = ctypes.CDLL(None)
     except OSError:
-        return False
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
